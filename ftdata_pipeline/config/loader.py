@@ -1,0 +1,123 @@
+"""Load and cross-check the config directory, with errors that name file, key path and value."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ftdata_pipeline.config.models import ProjectConfig, RecipeConfig, SourcesFile
+
+DEFAULT_CONFIG_DIR_ENV = "FTDATA_CONFIG_DIR"
+
+
+class ConfigError(ValueError):
+    """A config file is invalid. The message names the file, the key path and the bad value."""
+
+
+def project_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def default_config_dir() -> Path:
+    return Path(os.environ.get(DEFAULT_CONFIG_DIR_ENV, project_root() / "configs"))
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
+def _format_validation_error(path: Path, exc: ValidationError, prefix: tuple = ()) -> ConfigError:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in (*prefix, *err["loc"])) or "<root>"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (not allowed here)"
+        value = err.get("input")
+        shown = repr(value)
+        if len(shown) > 120:
+            shown = shown[:117] + "..."
+        lines.append(f"{path}: {loc}: {msg} (got {shown})")
+    return ConfigError("\n".join(lines))
+
+
+def load_sources(path: Path) -> dict:
+    raw = _read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'sources' key, got {raw!r}")
+    try:
+        return SourcesFile.model_validate(raw).sources
+    except ValidationError as exc:
+        raise _format_validation_error(path, exc) from None
+
+
+def load_recipe(path: Path) -> RecipeConfig:
+    raw = _read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping, got {raw!r}")
+    raw = {"name": path.stem, **raw}
+    if raw["name"] != path.stem:
+        raise ConfigError(
+            f"{path}: name: must match the file name {path.stem!r} (got {raw['name']!r})"
+        )
+    try:
+        return RecipeConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise _format_validation_error(path, exc) from None
+
+
+def _cross_check(config_dir: Path, sources: dict, recipes: dict[str, RecipeConfig]) -> None:
+    from ftdata_pipeline.formats import FORMATS_BY_NAME
+    from ftdata_pipeline.quality.expectations import resolve_expectation
+
+    errors = []
+    for name, recipe in recipes.items():
+        file = config_dir / "datasets" / f"{name}.yaml"
+        for i, src in enumerate(recipe.sources):
+            if src not in sources:
+                errors.append(f"{file}: sources.{i}: unknown source {src!r} (see sources.yaml)")
+            elif sources[src].role != "records":
+                errors.append(f"{file}: sources.{i}: {src!r} is an annotations source")
+        ann = recipe.label.annotations
+        if ann is not None:
+            if ann not in sources:
+                errors.append(f"{file}: label.annotations: unknown source {ann!r}")
+            elif sources[ann].role != "annotations":
+                errors.append(f"{file}: label.annotations: {ann!r} is not an annotations source")
+        for i, fmt in enumerate(recipe.exports.formats):
+            supported = FORMATS_BY_NAME[fmt].KINDS
+            if recipe.kind not in supported:
+                errors.append(
+                    f"{file}: exports.formats.{i}: format {fmt!r} does not support kind "
+                    f"{recipe.kind!r} (supports {', '.join(supported)})"
+                )
+        for stage, exps in recipe.expectations.items():
+            for i, exp in enumerate(exps):
+                try:
+                    resolve_expectation(exp.expectation, exp.kwargs)
+                except ValueError as exc:
+                    errors.append(f"{file}: expectations.{stage}.{i}: {exc}")
+    if errors:
+        raise ConfigError("\n".join(errors))
+
+
+def load_project(config_dir: Path | str | None = None) -> ProjectConfig:
+    """Load sources.yaml and every recipe under datasets/, and check they fit together."""
+    config_dir = Path(config_dir) if config_dir else default_config_dir()
+    sources = load_sources(config_dir / "sources.yaml")
+    recipe_files = sorted((config_dir / "datasets").glob("*.yaml"))
+    recipes = {p.stem: load_recipe(p) for p in recipe_files}
+    _cross_check(config_dir, sources, recipes)
+    root = os.environ.get("FTDATA_PROJECT_ROOT", str(config_dir.resolve().parent))
+    return ProjectConfig(sources=sources, recipes=recipes, root=root)

@@ -1,0 +1,141 @@
+"""The canonical record: the one schema every source maps onto and every exporter reads.
+
+A record is one training-example candidate. Which fields are filled depends on the dataset
+kind (see ``KIND_REQUIRED_FIELDS``); all others stay null. Provenance (``source``,
+``source_key``) is set by the raw stage and carried unchanged to the exports, so every exported
+example can be traced back to the row it came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import polars as pl
+
+MESSAGE = pl.Struct({"role": pl.String, "content": pl.String})
+
+# Provenance and identity.
+RECORD_ID = "record_id"  # stable id: hash of (source, source_key); pairs hash their parts
+SOURCE = "source"  # source name from sources.yaml
+SOURCE_KEY = "source_key"  # the row's key in that source (primary key, or row number)
+PROVENANCE_COLUMNS = (RECORD_ID, SOURCE, SOURCE_KEY)
+
+RECORD_SCHEMA: dict[str, pl.DataType] = {
+    RECORD_ID: pl.String,
+    SOURCE: pl.String,
+    SOURCE_KEY: pl.String,
+    # Grouping: records sharing a conversation (or a prompt, for rankings) never cross splits.
+    "conversation_id": pl.String,
+    "created_at": pl.Datetime("us", "UTC"),
+    # Content. Text fields are listed in TEXT_FIELDS; every one of them is normalized and redacted.
+    "text": pl.String,  # classification input, pre-training document
+    "system": pl.String,  # system prompt of a chat example
+    "messages": pl.List(MESSAGE),  # chat turns, role in {system, user, assistant}
+    "prompt": pl.String,  # instruction / user request
+    "response": pl.String,  # a response to the prompt (SFT target, or one ranked response)
+    "chosen": pl.String,  # preference pair: preferred response
+    "rejected": pl.String,  # preference pair: dispreferred response
+    # Labels and ratings.
+    "label": pl.String,
+    "rank": pl.Int32,  # 1 = best, among the responses ranked for one prompt
+    # Curation bookkeeping kept for downstream stages.
+    "dup_cluster_id": pl.String,  # record_id of the cluster representative (exact/near dups)
+    "content_hash": pl.String,  # hash of the normalized content, used for exact dedup
+    "label_agreement": pl.Float64,  # share of annotators who voted for the final label
+    "split": pl.String,  # train | validation | test
+}
+
+TEXT_FIELDS = ("text", "system", "prompt", "response", "chosen", "rejected")
+MESSAGE_FIELDS = ("messages",)
+
+# Fields a source may map onto (the rest are computed by stages).
+MAPPABLE_FIELDS = (
+    "conversation_id",
+    "created_at",
+    "text",
+    "system",
+    "prompt",
+    "response",
+    "chosen",
+    "rejected",
+    "label",
+    "rank",
+)
+
+# Annotations (human labels for records of another source) use their own small schema.
+ANNOTATION_SCHEMA: dict[str, pl.DataType] = {
+    SOURCE: pl.String,  # the annotation source's own name
+    SOURCE_KEY: pl.String,  # the annotation row's key
+    "item_key": pl.String,  # source_key of the annotated record in the target source
+    "annotator": pl.String,
+    "label": pl.String,
+}
+ANNOTATION_MAPPABLE_FIELDS = ("item_key", "annotator", "label")
+
+# Reject records: what a stage dropped and why. Full rejected rows are stored beside this
+# index (see orchestration.storage); the index itself carries no content.
+REJECT_SCHEMA: dict[str, pl.DataType] = {
+    RECORD_ID: pl.String,
+    SOURCE: pl.String,
+    SOURCE_KEY: pl.String,
+    "stage": pl.String,
+    "rule": pl.String,
+    "score": pl.Float64,
+    "detail": pl.String,
+}
+
+KINDS = ("chat_sft", "classification", "preference", "pretraining")
+
+# What a record must carry, per dataset kind, once it reaches the split stage.
+KIND_REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "chat_sft": ("messages",),
+    "classification": ("text", "label"),
+    "preference": ("prompt", "chosen", "rejected"),
+    "pretraining": ("text",),
+}
+
+SPLITS = ("train", "validation", "test")
+
+
+def stable_id(*parts: str) -> str:
+    """Deterministic 16-hex-digit id from string parts (used for record ids outside Polars)."""
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    return digest[:16]
+
+
+def record_id_expr(source: pl.Expr, source_key: pl.Expr) -> pl.Expr:
+    """Vectorized ``stable_id(source, source_key)``.
+
+    Polars' own ``hash`` is not guaranteed stable across versions, so ids use sha256 (through
+    ``map_batches`` on the whole column, not per row in Python loops over frames).
+    """
+    joined = pl.concat_str([source, source_key], separator="\x1f")
+    return joined.map_batches(
+        lambda s: pl.Series(
+            [hashlib.sha256(v.encode("utf-8")).hexdigest()[:16] for v in s.to_list()],
+            dtype=pl.String,
+        ),
+        return_dtype=pl.String,
+    )
+
+
+def empty_records() -> pl.DataFrame:
+    return pl.DataFrame(schema=RECORD_SCHEMA)
+
+
+def empty_rejects() -> pl.DataFrame:
+    return pl.DataFrame(schema=REJECT_SCHEMA)
+
+
+def conform(df: pl.DataFrame | pl.LazyFrame, schema: dict[str, pl.DataType] = RECORD_SCHEMA):
+    """Add missing canonical columns as nulls, cast to the canonical types, order columns.
+
+    Extra columns (scores kept by stages for re-tuning) are kept after the canonical ones.
+    """
+    names = df.collect_schema().names() if isinstance(df, pl.LazyFrame) else df.columns
+    exprs = [
+        (pl.col(name).cast(dtype) if name in names else pl.lit(None, dtype=dtype)).alias(name)
+        for name, dtype in schema.items()
+    ]
+    extras = [pl.col(n) for n in names if n not in schema]
+    return df.select(exprs + extras)

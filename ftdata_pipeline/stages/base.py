@@ -1,0 +1,72 @@
+"""The contract every stage returns, and the helper that turns dropped rows into rejects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from ftdata_pipeline.records import REJECT_SCHEMA
+
+REJECT_COLUMNS = ("stage", "rule", "score", "detail")
+
+
+@dataclass
+class StageResult:
+    """What a stage kept, what it dropped (full rows + stage/rule/score/detail), and its stats.
+
+    ``rows_in`` counts input rows; the invariant ``rows_in == rows_kept + rows_rejected`` holds
+    for every stage. ``rows_kept`` counts *input* rows that were kept: a stage whose output rows
+    differ from its input rows (rankings -> preference pairs) says so in ``stats``.
+    """
+
+    kept: pl.DataFrame
+    rejected: pl.DataFrame
+    rows_in: int
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows_rejected(self) -> int:
+        return self.rejected.height
+
+    @property
+    def rows_kept(self) -> int:
+        return self.rows_in - self.rows_rejected
+
+    def drop_counts(self) -> dict[str, int]:
+        """Rows dropped per rule, sorted by rule name."""
+        if self.rejected.is_empty():
+            return {}
+        counts = self.rejected.group_by("rule").len().sort("rule")
+        return dict(zip(counts["rule"].to_list(), counts["len"].to_list(), strict=True))
+
+
+def reject(
+    frame: pl.DataFrame | pl.LazyFrame,
+    *,
+    stage: str,
+    rule: str,
+    score: float | pl.Expr | None = None,
+    detail: str | pl.Expr | None = None,
+):
+    """Tag dropped rows with the stage, the rule that dropped them, a score and a detail.
+
+    Rows keep all their columns so nothing is lost; the reject columns come last.
+    """
+    score_expr = score if isinstance(score, pl.Expr) else pl.lit(score)
+    detail_expr = detail if isinstance(detail, pl.Expr) else pl.lit(detail)
+    return frame.with_columns(
+        pl.lit(stage).alias("stage"),
+        pl.lit(rule).alias("rule"),
+        score_expr.cast(REJECT_SCHEMA["score"]).alias("score"),
+        detail_expr.cast(REJECT_SCHEMA["detail"]).alias("detail"),
+    )
+
+
+def concat_rejects(frames: list[pl.DataFrame], template: pl.DataFrame) -> pl.DataFrame:
+    """Concatenate reject frames; with none, an empty frame with template's columns + reject cols."""
+    frames = [f for f in frames if f.height]
+    if not frames:
+        return reject(template.clear(), stage="", rule="")
+    return pl.concat(frames, how="diagonal_relaxed")
