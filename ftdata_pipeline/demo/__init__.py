@@ -1,0 +1,1 @@
+"""Deterministic generator of the bundled demo data (company support data with planted PII)."""

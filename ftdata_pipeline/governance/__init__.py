@@ -1,0 +1,1 @@
+"""Governance: dataset cards, lineage and audit records."""

@@ -1,0 +1,1 @@
+"""The thin Dagster layer: asset factory, checks, IO manager, resources and automation."""
