@@ -167,6 +167,11 @@ class RedactConfig(Strict):
         "<{entity}>", description="replacement text; {entity} becomes the entity type"
     )
     batch_size: int = Field(128, gt=0, description="texts per spaCy nlp.pipe batch")
+    allow_list: list[str] = Field(
+        default_factory=list,
+        description="exact terms never redacted, e.g. product names the NER model takes for "
+        "people ('Firefox', 'Dashboard')",
+    )
 
 
 class LabelRule(Strict):

@@ -1,0 +1,29 @@
+"""Dagster code location: builds every asset, check, job, schedule and resource from configs/.
+
+A new recipe file in configs/datasets/ is a new asset group; no Python is needed.
+"""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from ftdata_pipeline.config.loader import load_project
+from ftdata_pipeline.orchestration.assets import build_all_assets
+from ftdata_pipeline.orchestration.automation import build_jobs, build_schedules
+from ftdata_pipeline.orchestration.io_manager import PolarsParquetIOManager
+from ftdata_pipeline.orchestration.storage import PipelineStorage, default_home
+
+
+def build_definitions(config_dir=None, home: str | None = None) -> Definitions:
+    project = load_project(config_dir)
+    storage = PipelineStorage(home=home or default_home())
+    jobs = build_jobs(project)
+    return Definitions(
+        assets=build_all_assets(project),
+        jobs=jobs,
+        schedules=build_schedules(project, jobs),
+        resources={"storage": storage, "io_manager": PolarsParquetIOManager(storage=storage)},
+    )
+
+
+defs = build_definitions()

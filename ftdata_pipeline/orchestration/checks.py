@@ -1,0 +1,129 @@
+"""Asset checks: which checks each stage asset declares, and how their results are produced.
+
+Checks run inside the asset's own step (declared as ``check_specs``), on the frame the stage just
+produced, so there is no second read of the data and a failing ERROR check blocks downstream
+assets in the same run. Check metadata carries counts only, never values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import polars as pl
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey
+
+from ftdata_pipeline.config.models import ExpectationConfig, RecipeConfig
+from ftdata_pipeline.quality.leakage import leakage_expectations, split_leakage
+from ftdata_pipeline.quality.runner import run_expectations
+from ftdata_pipeline.quality.suites import default_expectations
+
+DEFAULT_SUITE = "default_suite"
+RECIPE_SUITE = "recipe_expectations"
+ROWS_ACCOUNTED = "rows_accounted"
+NO_RESIDUAL_PII = "no_residual_pii"
+SPLITS_DISJOINT = "splits_disjoint"
+
+ANNOTATION_EXPECTATIONS = [
+    ExpectationConfig(expectation="ExpectColumnValuesToNotBeNull", kwargs={"column": c})
+    for c in ("item_key", "annotator", "label")
+]
+
+
+@dataclass(frozen=True)
+class CheckPlan:
+    """The checks one asset runs."""
+
+    key: AssetKey
+    stage: str
+    recipe: RecipeConfig | None
+    kind: str
+    annotations: bool = False
+
+    def default_expectations(self) -> list[ExpectationConfig]:
+        if self.annotations:
+            return ANNOTATION_EXPECTATIONS
+        return default_expectations(self.stage, self.kind, self.recipe)
+
+    def recipe_expectations(self) -> list[ExpectationConfig]:
+        if self.recipe is None:
+            return []
+        return list(self.recipe.expectations.get(self.stage, []))
+
+    def specs(self) -> list[AssetCheckSpec]:
+        def spec(name: str, description: str, blocking: bool = True) -> AssetCheckSpec:
+            return AssetCheckSpec(name, asset=self.key, description=description, blocking=blocking)
+
+        specs = [spec(DEFAULT_SUITE, f"Default Great Expectations suite for the {self.stage} stage")]
+        if self.stage != "raw":
+            specs.append(spec(ROWS_ACCOUNTED, "rows in = rows kept + rows rejected"))
+        recipe_exps = self.recipe_expectations()
+        if recipe_exps:
+            blocking = any(e.severity == "error" for e in recipe_exps)
+            specs.append(spec(RECIPE_SUITE, "Expectations declared in the recipe", blocking))
+        if self.stage == "redacted":
+            specs.append(
+                spec(NO_RESIDUAL_PII, "Independent regex scan finds no PII left after redaction")
+            )
+        if self.stage == "split":
+            specs.append(spec(SPLITS_DISJOINT, "No conversation or duplicate cluster in two splits"))
+        return specs
+
+
+def _suite_result(
+    name: str, df: pl.DataFrame, expectations: list[ExpectationConfig], suite_name: str
+) -> AssetCheckResult:
+    outcome = run_expectations(df, expectations, suite_name=suite_name)
+    failed_errors = [r for r in outcome.results if not r.success and r.severity == "error"]
+    failed_warns = [r for r in outcome.results if not r.success and r.severity != "error"]
+    passed = not failed_errors and not failed_warns
+    return AssetCheckResult(
+        check_name=name,
+        passed=passed,
+        severity=AssetCheckSeverity.ERROR if failed_errors else AssetCheckSeverity.WARN,
+        metadata={
+            "expectations": len(outcome.results),
+            "failed": len(failed_errors) + len(failed_warns),
+            **outcome.to_metadata(),
+        },
+    )
+
+
+def run_checks(
+    plan: CheckPlan,
+    df: pl.DataFrame,
+    *,
+    rows_in: int | None = None,
+    rows_rejected: int = 0,
+    one_row_per_input: bool = True,
+    residual_pii: dict[str, int] | None = None,
+) -> Iterator[AssetCheckResult]:
+    suite_prefix = "_".join(plan.key.path)
+    yield _suite_result(DEFAULT_SUITE, df, plan.default_expectations(), f"{suite_prefix}_default")
+    if plan.stage != "raw":
+        if one_row_per_input:
+            accounted = rows_in == df.height + rows_rejected
+            meta = {"rows_in": rows_in, "rows_out": df.height, "rows_rejected": rows_rejected}
+        else:  # outputs are derived rows (preference pairs): the stage accounts for its inputs
+            accounted = rows_in is not None and rows_rejected <= rows_in
+            meta = {"rows_in": rows_in, "rows_rejected": rows_rejected, "rows_out": df.height}
+        yield AssetCheckResult(
+            check_name=ROWS_ACCOUNTED,
+            passed=bool(accounted),
+            severity=AssetCheckSeverity.ERROR,
+            metadata=meta,
+        )
+    recipe_exps = plan.recipe_expectations()
+    if recipe_exps:
+        yield _suite_result(RECIPE_SUITE, df, recipe_exps, f"{suite_prefix}_recipe")
+    if plan.stage == "redacted":
+        counts = residual_pii or {}
+        yield AssetCheckResult(
+            check_name=NO_RESIDUAL_PII,
+            passed=sum(counts.values()) == 0,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={f"residual_{k.lower()}": v for k, v in sorted(counts.items())},
+        )
+    if plan.stage == "split":
+        leakage = split_leakage(df)
+        yield _suite_result(SPLITS_DISJOINT, leakage, leakage_expectations(), f"{suite_prefix}_leak")

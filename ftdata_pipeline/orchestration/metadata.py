@@ -1,0 +1,127 @@
+"""Metadata conventions recorded on every materialization, in one place.
+
+Every stage asset records: row count, column schema, rows in/kept/rejected, rows dropped per
+reason, the recipe's config hash, and lineage (provenance columns and rows per source). Only
+assets downstream of redaction get a data preview; nothing here ever carries raw text from
+before the redacted stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import polars as pl
+from dagster import MetadataValue, TableColumn, TableSchema
+
+from ftdata_pipeline.config.models import RecipeConfig, SourceConfig
+from ftdata_pipeline.records import PROVENANCE_COLUMNS, SOURCE
+from ftdata_pipeline.stages.base import StageResult
+
+PREVIEW_ROWS = 5
+PREVIEW_CHARS = 120
+
+
+def config_hash(recipe: RecipeConfig, sources: dict[str, SourceConfig]) -> str:
+    """sha256 over the recipe and the sources it reads (canonical JSON)."""
+    payload = {
+        "recipe": recipe.model_dump(mode="json"),
+        "sources": {
+            name: sources[name].model_dump(mode="json")
+            for name in sorted({*recipe.sources, *filter(None, [recipe.label.annotations])})
+            if name in sources
+        },
+    }
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
+def source_config_hash(source: SourceConfig) -> str:
+    blob = json.dumps(source.model_dump(mode="json"), sort_keys=True).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
+def column_schema(df: pl.DataFrame) -> TableSchema:
+    return TableSchema(columns=[TableColumn(name, str(dtype)) for name, dtype in df.schema.items()])
+
+
+def _markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def frame_metadata(df: pl.DataFrame, *, preview: bool) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "dagster/row_count": df.height,
+        "dagster/column_schema": column_schema(df),
+    }
+    if SOURCE in df.columns:
+        per_source = df.group_by(SOURCE).len().sort(SOURCE)
+        meta["lineage"] = MetadataValue.json(
+            {
+                "provenance_columns": [c for c in PROVENANCE_COLUMNS if c in df.columns],
+                "rows_per_source": dict(
+                    zip(per_source[SOURCE].to_list(), per_source["len"].to_list(), strict=True)
+                ),
+            }
+        )
+    if preview and df.height:
+        meta["preview"] = MetadataValue.md(_preview(df))
+    return meta
+
+
+def _preview_cell(name: str, dtype: pl.DataType) -> pl.Expr:
+    if dtype == pl.String or dtype == pl.Boolean or dtype.is_numeric() or dtype.is_temporal():
+        expr = pl.col(name).cast(pl.String)
+    else:  # lists and structs (chat messages): show them as JSON
+        expr = pl.col(name).map_elements(
+            lambda v: json.dumps(v, ensure_ascii=False, default=str), return_dtype=pl.String
+        )
+    return expr.str.slice(0, PREVIEW_CHARS).alias(name)
+
+
+def _preview(df: pl.DataFrame) -> str:
+    shown = df.head(PREVIEW_ROWS).select(
+        [_preview_cell(name, dtype) for name, dtype in df.schema.items()]
+    )
+    rows = [
+        [("" if v is None else str(v)).replace("|", "\\|").replace("\n", " ") for v in row]
+        for row in shown.iter_rows()
+    ]
+    return _markdown_table(shown.columns, rows)
+
+
+def stage_metadata(result: StageResult, *, cfg_hash: str, preview: bool) -> dict[str, Any]:
+    drops = result.drop_counts()
+    meta = frame_metadata(result.kept, preview=preview)
+    meta.update(
+        {
+            "rows_in": result.rows_in,
+            "rows_kept": result.rows_kept,
+            "rows_rejected": result.rows_rejected,
+            "drops": MetadataValue.json(drops),
+            "drops_table": MetadataValue.md(
+                _markdown_table(["rule", "rows"], [[r, n] for r, n in drops.items()])
+                if drops
+                else "nothing dropped"
+            ),
+            "config_hash": cfg_hash,
+            "stats": MetadataValue.json(json.loads(json.dumps(result.stats, default=str))),
+        }
+    )
+    return meta
+
+
+def stage_counts(stage: str, result: StageResult) -> dict[str, Any]:
+    """The content-free summary of one stage run, stored for the card and the CLI."""
+    return {
+        "stage": stage,
+        "rows_in": result.rows_in,
+        "rows_kept": result.rows_kept,
+        "rows_rejected": result.rows_rejected,
+        "rows_out": result.kept.height,
+        "drops": result.drop_counts(),
+        "stats": result.stats,
+    }

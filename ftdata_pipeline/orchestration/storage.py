@@ -1,0 +1,132 @@
+"""Where the pipeline keeps its files under ``FTDATA_HOME``, and the restricted zone's rules.
+
+Layout::
+
+    $FTDATA_HOME/
+      restricted/<asset path>.parquet     raw and curated assets (hold raw PII), owner-only
+      restricted/rejects/<dataset>/<stage>.parquet   full rows dropped before redaction
+      storage/<asset path>.parquet        redacted-and-later assets
+      storage/rejects/<dataset>/<stage>.parquet      full rows dropped after redaction
+      stats/<dataset>/<stage>.json         counts only, read by the dataset card
+      exports/<dataset>/                   training files + manifest.json
+      cards/<dataset>/                     dataset card (Markdown, JSON, plots)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import polars as pl
+from dagster import ConfigurableResource
+
+from ftdata_pipeline.records import REJECT_SCHEMA
+
+HOME_ENV = "FTDATA_HOME"
+
+
+def default_home() -> str:
+    return os.environ.get(HOME_ENV, str(Path.cwd() / "data"))
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, private: bool = False) -> None:
+    """Write to a temporary file beside ``path`` and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600 if private else 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_parquet(df: pl.DataFrame, path: Path, *, private: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        # statistics off: they embed nothing run-specific today, but keep files minimal and stable
+        df.write_parquet(tmp, compression="zstd", statistics=False)
+        os.chmod(tmp, 0o600 if private else 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class PipelineStorage(ConfigurableResource):
+    """Paths under FTDATA_HOME, plus the side files a stage writes besides its main output."""
+
+    home: str
+
+    @property
+    def root(self) -> Path:
+        return Path(self.home)
+
+    def restricted_root(self) -> Path:
+        return _private_dir(self.root / "restricted")
+
+    def open_root(self) -> Path:
+        path = self.root / "storage"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def asset_path(self, key_path: list[str], *, restricted: bool) -> Path:
+        base = self.restricted_root() if restricted else self.open_root()
+        path = base.joinpath(*key_path).with_suffix(".parquet")
+        if restricted:
+            for parent in reversed(path.relative_to(base).parents):
+                _private_dir(base / parent)
+        return path
+
+    # rejects: full rows, kept so that nothing a stage drops is lost
+    def rejects_path(self, dataset: str, stage: str, *, restricted: bool) -> Path:
+        base = self.restricted_root() if restricted else self.open_root()
+        folder = base / "rejects" / dataset
+        if restricted:
+            _private_dir(base / "rejects")
+            _private_dir(folder)
+        return folder / f"{stage}.parquet"
+
+    def write_rejects(self, dataset: str, stage: str, rejected: pl.DataFrame, *, restricted: bool):
+        atomic_write_parquet(
+            rejected, self.rejects_path(dataset, stage, restricted=restricted), private=restricted
+        )
+
+    def read_reject_index(self, dataset: str, stage: str, *, restricted: bool) -> pl.DataFrame:
+        """The content-free reject index (ids, stage, rule, score, detail) of one stage."""
+        path = self.rejects_path(dataset, stage, restricted=restricted)
+        if not path.exists():
+            return pl.DataFrame(schema=REJECT_SCHEMA)
+        return pl.read_parquet(path, columns=list(REJECT_SCHEMA)).cast(REJECT_SCHEMA)
+
+    # stats: counts only (never content), for the card and the CLI summary
+    def stats_path(self, dataset: str, stage: str) -> Path:
+        return self.root / "stats" / dataset / f"{stage}.json"
+
+    def write_stats(self, dataset: str, stage: str, stats: dict) -> None:
+        data = json.dumps(stats, indent=2, sort_keys=True, default=str) + "\n"
+        atomic_write_bytes(self.stats_path(dataset, stage), data.encode("utf-8"))
+
+    def read_stats(self, dataset: str, stage: str) -> dict:
+        path = self.stats_path(dataset, stage)
+        return json.loads(path.read_text("utf-8")) if path.exists() else {}
+
+    def exports_dir(self, dataset: str) -> Path:
+        return self.root / "exports" / dataset
+
+    def cards_dir(self, dataset: str) -> Path:
+        return self.root / "cards" / dataset

@@ -1,0 +1,176 @@
+"""The export writer: layout, provenance placement, manifest integrity, determinism, atomicity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from ftdata_pipeline.config.models import RecipeConfig
+from ftdata_pipeline.formats import writer
+from ftdata_pipeline.formats.writer import read_manifest, verify_exports, write_exports
+from ftdata_pipeline.records import MESSAGE, conform
+
+
+def _recipe(formats=("openai_chat", "trl_messages")) -> RecipeConfig:
+    return RecipeConfig.model_validate(
+        {"name": "support_chat", "kind": "chat_sft", "sources": ["chats"],
+         "exports": {"formats": list(formats)}}
+    )
+
+
+def _frame() -> pl.DataFrame:
+    def conv(q, a):
+        return [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+
+    return conform(
+        pl.DataFrame(
+            {
+                "record_id": ["b2", "a1", "c3"],
+                "source": ["chats", "chats", "chats"],
+                "source_key": ["2", "1", "3"],
+                "messages": [conv("Zwei", "Ja"), conv("Eins", "Grüße"), conv("Drei", "Nein")],
+                "split": ["train", "train", "test"],
+            },
+            schema_overrides={"messages": pl.List(MESSAGE)},
+        )
+    )
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_files_and_provenance(tmp_path):
+    out = tmp_path / "exports"
+    write_exports(_frame(), _recipe(), out, config_hash="abc")
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert files == [
+        "manifest.json",
+        "openai_chat/test.jsonl",
+        "openai_chat/test.provenance.jsonl",
+        "openai_chat/train.jsonl",
+        "openai_chat/train.provenance.jsonl",
+        "trl_messages/test.jsonl",
+        "trl_messages/train.jsonl",
+    ]
+    # Strict format: bare examples, provenance line-aligned in the sidecar, rows by record_id.
+    raw = (out / "openai_chat/train.jsonl").read_bytes()
+    assert raw == (
+        '{"messages":[{"role":"user","content":"Eins"},{"role":"assistant","content":"Grüße"}]}\n'
+        '{"messages":[{"role":"user","content":"Zwei"},{"role":"assistant","content":"Ja"}]}\n'
+    ).encode("utf-8")
+    assert _lines(out / "openai_chat/train.provenance.jsonl") == [
+        {"id": "a1", "source": "chats", "source_key": "1"},
+        {"id": "b2", "source": "chats", "source_key": "2"},
+    ]
+    # Non-strict format: provenance inline, after the example's own keys.
+    assert (out / "trl_messages/test.jsonl").read_text(encoding="utf-8") == (
+        '{"messages":[{"role":"user","content":"Drei"},{"role":"assistant","content":"Nein"}],'
+        '"id":"c3","source":"chats","source_key":"3"}\n'
+    )
+
+
+def test_manifest_matches_bytes(tmp_path):
+    out = tmp_path / "exports"
+    manifest = write_exports(_frame(), _recipe(), out, config_hash="abc")
+    assert manifest == read_manifest(out)
+    assert manifest["dataset"] == "support_chat"
+    assert manifest["kind"] == "chat_sft"
+    assert manifest["config_hash"] == "abc"
+    assert manifest["splits"] == {"train": 2, "test": 1}
+    assert [f["path"] for f in manifest["files"]] == sorted(f["path"] for f in manifest["files"])
+    for entry in manifest["files"]:
+        data = (out / entry["path"]).read_bytes()
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        assert entry["bytes"] == len(data)
+        assert entry["records"] == {"train": 2, "test": 1}[entry["split"]]
+    assert verify_exports(out) == []
+
+
+def test_verify_reports_tampering_and_missing_files(tmp_path):
+    out = tmp_path / "exports"
+    write_exports(_frame(), _recipe(), out, config_hash="abc")
+    (out / "trl_messages/train.jsonl").write_text("{}\n", encoding="utf-8")
+    (out / "openai_chat/test.provenance.jsonl").unlink()
+    assert verify_exports(out) == [
+        "openai_chat/test.provenance.jsonl: missing",
+        "trl_messages/train.jsonl: sha256 mismatch",
+        "trl_messages/train.jsonl: 1 records on disk, manifest says 2",
+    ]
+    assert verify_exports(tmp_path / "nowhere") == ["manifest.json: missing"]
+
+
+def test_rerun_is_byte_identical(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_exports(_frame(), _recipe(), a, config_hash="abc")
+    # Row order of the input must not matter either.
+    write_exports(_frame().reverse(), _recipe(), b, config_hash="abc")
+    files_a = {p.relative_to(a): p.read_bytes() for p in a.rglob("*") if p.is_file()}
+    files_b = {p.relative_to(b): p.read_bytes() for p in b.rglob("*") if p.is_file()}
+    assert files_a == files_b
+
+
+def test_rewrite_replaces_previous_export_and_leaves_no_temp_dirs(tmp_path):
+    out = tmp_path / "exports"
+    write_exports(_frame(), _recipe(), out, config_hash="one")
+    write_exports(_frame(), _recipe(["trl_messages"]), out, config_hash="two")
+    assert read_manifest(out)["config_hash"] == "two"
+    assert not (out / "openai_chat").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exports"]
+
+
+def test_failure_mid_write_keeps_previous_export(tmp_path, monkeypatch):
+    out = tmp_path / "exports"
+    write_exports(_frame(), _recipe(), out, config_hash="one")
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    real_write = writer._write_file
+    calls = []
+
+    def failing_write(path, lines):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real_write(path, lines)
+
+    monkeypatch.setattr(writer, "_write_file", failing_write)
+    with pytest.raises(OSError, match="disk full"):
+        write_exports(_frame(), _recipe(), out, config_hash="two")
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exports"]
+
+
+def test_failure_on_swap_restores_previous_export(tmp_path, monkeypatch):
+    out = tmp_path / "exports"
+    write_exports(_frame(), _recipe(), out, config_hash="one")
+    real_rename = writer.os.rename
+
+    def failing_rename(src, dst):
+        if Path(src).name.startswith(".exports.tmp-"):
+            raise OSError("rename failed")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(writer.os, "rename", failing_rename)
+    with pytest.raises(OSError, match="rename failed"):
+        write_exports(_frame(), _recipe(), out, config_hash="two")
+    monkeypatch.undo()
+    assert read_manifest(out)["config_hash"] == "one"
+    assert verify_exports(out) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exports"]
+
+
+def test_records_without_split_are_an_error(tmp_path):
+    df = _frame().with_columns(pl.lit(None, pl.String).alias("split"))
+    with pytest.raises(ValueError, match="3 record"):
+        write_exports(df, _recipe(), tmp_path / "exports", config_hash="x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_format_not_supporting_kind_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="does not support kind 'chat_sft'"):
+        write_exports(_frame(), _recipe(["trl_text"]), tmp_path / "exports", config_hash="x")

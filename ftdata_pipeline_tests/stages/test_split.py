@@ -1,0 +1,246 @@
+"""Tests for the split stage: group-aware assignment, completeness, size target, leakage."""
+
+from __future__ import annotations
+
+import hashlib
+
+import polars as pl
+import pytest
+
+from ftdata_pipeline import records
+from ftdata_pipeline.config.models import RecipeConfig
+from ftdata_pipeline.stages.split import leakage_report, split
+
+FORMATS = {
+    "chat_sft": "openai_chat",
+    "classification": "classification_jsonl",
+    "preference": "trl_preference",
+    "pretraining": "trl_text",
+}
+
+
+def recipe(kind: str = "pretraining", **split_cfg) -> RecipeConfig:
+    data = {
+        "name": "demo",
+        "kind": kind,
+        "sources": ["src"],
+        "exports": {"formats": [FORMATS[kind]]},
+        "split": split_cfg,
+    }
+    if kind == "classification":
+        data["label"] = {
+            "method": "rules",
+            "rules": [{"label": "pos", "pattern": "good"}],
+            "label_set": ["pos", "neg"],
+        }
+    if kind == "preference":
+        data["label"] = {"method": "rankings"}
+    return RecipeConfig.model_validate(data)
+
+
+def frame(rows: list[dict]) -> pl.DataFrame:
+    return records.conform(pl.DataFrame(rows, infer_schema_length=None))
+
+
+def synthetic(n: int = 2000) -> pl.DataFrame:
+    """n text records: 100 conversations of 4 records, 50 duplicate clusters of 3, singletons."""
+    rows = []
+    for i in range(n):
+        rows.append(
+            {
+                "record_id": f"r{i:05d}",
+                "text": f"text {i}",
+                "label": "pos" if i % 3 else "neg",
+                "conversation_id": f"c{i // 4}" if i < 400 else None,
+                "dup_cluster_id": f"d{(i - 400) // 3}" if 400 <= i < 550 else f"r{i:05d}",
+                "content_hash": f"h{i:05d}",
+            }
+        )
+    return frame(rows)
+
+
+def expected_split(seed: int, key: str, ratios=(0.8, 0.1, 0.1)) -> str:
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    if u < ratios[0]:
+        return "train"
+    return "validation" if u < ratios[0] + ratios[1] else "test"
+
+
+def splits_of(df: pl.DataFrame, column: str) -> pl.DataFrame:
+    return df.group_by(column).agg(pl.col("split").n_unique().alias("n"))
+
+
+def test_ratios_roughly_honored_and_groups_never_cross() -> None:
+    df = synthetic()
+    result = split(df.lazy(), recipe("classification", seed=1))
+    kept = result.kept
+    assert result.rows_in == 2000 and result.rejected.is_empty()
+    counts = result.stats["records"]
+    assert sum(counts.values()) == 2000
+    assert counts == dict(kept.group_by("split").len().iter_rows())
+    assert abs(counts["train"] / 2000 - 0.8) < 0.04
+    assert abs(counts["validation"] / 2000 - 0.1) < 0.03
+    assert abs(counts["test"] / 2000 - 0.1) < 0.03
+    # 100 conversations + 50 duplicate clusters + 1450 singletons.
+    assert sum(result.stats["groups"].values()) == 1600
+    assert result.stats["groups_crossing_splits"] == 0
+    assert splits_of(kept.filter(pl.col("conversation_id").is_not_null()), "conversation_id")["n"].max() == 1
+    assert splits_of(kept, "dup_cluster_id")["n"].max() == 1
+    assert leakage_report(kept) == {
+        "group_keys": 0,
+        "conversation_ids": 0,
+        "dup_cluster_ids": 0,
+        "content_hashes": 0,
+    }
+    labels = result.stats["labels"]
+    assert sum(sum(v.values()) for v in labels.values()) == 2000
+    assert labels["test"] == dict(
+        kept.filter(pl.col("split") == "test").group_by("label").len().sort("label").iter_rows()
+    )
+
+
+def test_assignment_follows_the_documented_hash() -> None:
+    df = frame(
+        [
+            {"record_id": "a", "text": "t", "conversation_id": "conv1"},
+            {"record_id": "b", "text": "t", "dup_cluster_id": "clu7"},
+            {"record_id": "c", "text": "t"},
+        ]
+    )
+    result = split(df.lazy(), recipe(seed=42))
+    got = dict(zip(result.kept["record_id"], result.kept["split"], strict=True))
+    assert got == {
+        "a": expected_split(42, "conv1"),
+        "b": expected_split(42, "clu7"),
+        "c": expected_split(42, "c"),
+    }
+
+
+def test_output_sorted_deterministic_and_stable_when_data_is_added() -> None:
+    df = synthetic(600)
+    cfg = recipe(seed=5)
+    first = split(df.lazy(), cfg)
+    shuffled = split(df.sample(fraction=1.0, shuffle=True, seed=3).lazy(), cfg)
+    assert first.kept.equals(shuffled.kept)
+    assert first.stats == shuffled.stats
+    assert first.kept.equals(first.kept.sort("split", "record_id"))
+
+    more = split(synthetic(900).lazy(), cfg).kept
+    before = dict(zip(first.kept["record_id"], first.kept["split"], strict=True))
+    after = dict(zip(more["record_id"], more["split"], strict=True))
+    assert all(after[rid] == s for rid, s in before.items())
+
+    other_seed = split(df.lazy(), recipe(seed=6)).kept.sort("record_id")
+    assert not other_seed["split"].equals(first.kept.sort("record_id")["split"])
+
+
+def test_cross_linked_groups_are_merged() -> None:
+    # c1 and c2 share a near-duplicate cluster; x shares a content hash with c2's record.
+    rows = [
+        {"record_id": "a", "text": "t", "conversation_id": "c1", "dup_cluster_id": "k"},
+        {"record_id": "b", "text": "t", "conversation_id": "c2", "dup_cluster_id": "k"},
+        {"record_id": "c", "text": "t", "conversation_id": "c2", "dup_cluster_id": "c"},
+        {"record_id": "x", "text": "t", "dup_cluster_id": "x", "content_hash": "h"},
+        {"record_id": "y", "text": "t", "conversation_id": "c2", "content_hash": "h"},
+    ]
+    for seed in range(20):
+        result = split(frame(rows).lazy(), recipe(seed=seed))
+        assert result.kept["split"].n_unique() == 1
+        # The merged group is keyed by its smallest member key, "c1".
+        assert result.kept["split"][0] == expected_split(seed, "c1")
+        assert result.stats["merged_groups"] == 1
+        assert result.stats["groups"] == {
+            s: (1 if s == expected_split(seed, "c1") else 0) for s in ("train", "validation", "test")
+        }
+
+
+@pytest.mark.parametrize(
+    ("kind", "rows", "missing"),
+    [
+        (
+            "chat_sft",
+            [
+                {"record_id": "ok", "messages": [{"role": "user", "content": "x"}]},
+                {"record_id": "bad1", "messages": []},
+                {"record_id": "bad2", "messages": None},
+            ],
+            {"bad1": "messages", "bad2": "messages"},
+        ),
+        (
+            "classification",
+            [
+                {"record_id": "ok", "text": "good", "label": "pos"},
+                {"record_id": "bad1", "text": "  ", "label": "pos"},
+                {"record_id": "bad2", "text": None, "label": None},
+            ],
+            {"bad1": "text", "bad2": "text,label"},
+        ),
+        (
+            "preference",
+            [
+                {"record_id": "ok", "prompt": "p", "chosen": "c", "rejected": "r"},
+                {"record_id": "bad1", "prompt": "p", "chosen": "", "rejected": "r"},
+                {"record_id": "bad2", "prompt": "p", "chosen": "c", "rejected": None},
+            ],
+            {"bad1": "chosen", "bad2": "rejected"},
+        ),
+    ],
+)
+def test_incomplete_examples_are_rejected(kind: str, rows: list[dict], missing: dict) -> None:
+    result = split(frame(rows).lazy(), recipe(kind))
+    assert result.kept["record_id"].to_list() == ["ok"]
+    rej = result.rejected
+    assert rej["record_id"].to_list() == ["bad1", "bad2"]
+    assert set(rej["rule"]) == {"incomplete_example"} and set(rej["stage"]) == {"split"}
+    assert dict(zip(rej["record_id"], rej["detail"], strict=True)) == missing
+    assert result.rows_in == result.rows_kept + result.rows_rejected
+
+
+def test_max_records_keeps_whole_groups_within_budget() -> None:
+    df = synthetic()
+    result = split(df.lazy(), recipe(seed=2, max_records=1000))
+    kept, rej = result.kept, result.rejected
+    assert kept.height <= 1000 and kept.height >= 990  # groups are at most 4 records
+    assert kept.height + rej.height == 2000
+    assert set(rej["rule"]) == {"size_target"}
+    assert rej["score"].min() > 1000
+    # No group is split between kept and rejected.
+    for column in ("conversation_id", "dup_cluster_id"):
+        kept_keys = set(kept[column].drop_nulls())
+        assert kept_keys.isdisjoint(set(rej[column].drop_nulls()))
+    # Sampling is independent of assignment: every split still gets its share.
+    assert all(n > 50 for s, n in result.stats["records"].items() if s != "train")
+    assert abs(result.stats["records"]["train"] / kept.height - 0.8) < 0.05
+    # Deterministic.
+    assert split(df.lazy(), recipe(seed=2, max_records=1000)).kept.equals(kept)
+
+
+def test_max_records_not_reached_rejects_nothing() -> None:
+    result = split(synthetic(100).lazy(), recipe(max_records=100))
+    assert result.rejected.is_empty() and result.kept.height == 100
+
+
+def test_zero_ratio_split_stays_empty() -> None:
+    result = split(synthetic(500).lazy(), recipe(ratios={"train": 0.5, "validation": 0.5, "test": 0.0}))
+    assert result.stats["records"]["test"] == 0
+    assert result.stats["records"]["train"] > 0 and result.stats["records"]["validation"] > 0
+
+
+def test_leakage_report_counts_values_in_several_splits() -> None:
+    df = frame(
+        [
+            {"record_id": "1", "conversation_id": "c", "dup_cluster_id": "1", "content_hash": "h1", "split": "train"},
+            {"record_id": "2", "conversation_id": "c", "dup_cluster_id": "2", "content_hash": "h2", "split": "test"},
+            {"record_id": "3", "dup_cluster_id": "d", "content_hash": "h1", "split": "validation"},
+            {"record_id": "4", "dup_cluster_id": "d", "content_hash": "h4", "split": "train"},
+            {"record_id": "5", "dup_cluster_id": "e", "content_hash": None, "split": "train"},
+            {"record_id": "6", "dup_cluster_id": "e", "content_hash": None, "split": "train"},
+        ]
+    )
+    assert leakage_report(df) == {
+        "group_keys": 2,  # c and d
+        "conversation_ids": 1,
+        "dup_cluster_ids": 1,  # d
+        "content_hashes": 1,  # h1
+    }
