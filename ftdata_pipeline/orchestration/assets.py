@@ -238,11 +238,12 @@ def _card_asset(recipe: RecipeConfig, project: ProjectConfig, cfg_hash: str) -> 
         counts = [c for c in counts if c]
         by_stage = {c["stage"]: c for c in counts}
         split_stats = by_stage.get("split", {}).get("stats", {})
+        card_sources = [*recipe.sources, *filter(None, [recipe.label.annotations])]
         paths = render_card(
             recipe,
-            {s: project.sources[s] for s in recipe.sources},
+            {s: project.sources[s] for s in card_sources},
             counts,
-            by_stage.get("labeled", {}).get("stats", {}),
+            _card_label_stats(by_stage.get("labeled", {}).get("stats", {})),
             {"counts": split_stats.get("records", {}), "label_counts": split_stats.get("labels")},
             by_stage.get("redacted", {}).get("stats", {}),
             read_manifest(storage.exports_dir(recipe.name)),
@@ -258,6 +259,14 @@ def _card_asset(recipe: RecipeConfig, project: ProjectConfig, cfg_hash: str) -> 
         return MaterializeResult(metadata=meta)
 
     return _card
+
+
+def _card_label_stats(stats: dict) -> dict:
+    """The labeled stage's stats in the card's shape: a distribution and scalar agreements."""
+    agreement = dict(stats.get("agreement") or {})
+    for pair in agreement.pop("cohen_kappa", None) or []:
+        agreement[f"cohen_kappa {' ~ '.join(pair['annotators'])}"] = pair["kappa"]
+    return {"distribution": stats.get("labels") or {}, "agreement": agreement}
 
 
 def _embed_plots(plots: list[Path]) -> str:

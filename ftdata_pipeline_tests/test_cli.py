@@ -1,0 +1,34 @@
+"""The ``ftdata`` command: validate, summary and their exit codes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ftdata_pipeline.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_validate_ok(capsys):
+    assert main(["validate"]) == 0
+    out = capsys.readouterr().out
+    assert "4 datasets" in out
+    assert "ticket_intents: classification" in out
+
+
+def test_validate_names_file_key_and_value(tmp_path, capsys):
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    recipe = tmp_path / "configs" / "datasets" / "ticket_intents.yaml"
+    recipe.write_text(recipe.read_text().replace("min_words: 8", "min_words: eight"))
+    assert main(["--config-dir", str(tmp_path / "configs"), "validate"]) == 2
+    err = capsys.readouterr().err
+    assert str(recipe) in err
+    assert "curate.min_words" in err
+    assert "'eight'" in err
+
+
+def test_summary_before_any_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FTDATA_HOME", str(tmp_path))
+    assert main(["summary"]) == 0
+    assert "exports: not materialized yet" in capsys.readouterr().out
