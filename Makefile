@@ -49,7 +49,7 @@ benchmark: setup
 	$(BIN)/python benchmarks/run_all.py
 
 lock:
-	rm -rf .lockenv && $(PYTHON) -m venv .lockenv && .lockenv/bin/pip install --quiet -e ".[test]"
+	rm -rf .lockenv && $(PYTHON) -m venv .lockenv && .lockenv/bin/pip install --quiet -e ".[test,bench]"
 	( echo "# Frozen transitive dependency set for Python 3.11 (pip freeze of a clean install of pyproject.toml)."; \
 	  echo "# Regenerate with \`make lock\` after changing pyproject.toml."; \
 	  .lockenv/bin/pip freeze --exclude-editable | grep -v -i -E "^(ftdata|en.core.web.sm)" ) > requirements.lock
