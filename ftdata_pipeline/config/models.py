@@ -258,6 +258,24 @@ class ExpectationConfig(Strict):
 STAGES = ("raw", "curated", "redacted", "labeled", "split")
 
 
+CLASSIFICATION_LEVELS = ("public", "internal", "confidential", "restricted")
+
+
+class GovernanceConfig(Strict):
+    """What this dataset is allowed to use: licences and data classification."""
+
+    allowed_licences: list[str] | None = Field(
+        None,
+        description="licences a source may carry to be used (None: any licence); a source "
+        "with another licence is refused",
+    )
+    max_classification: Literal[CLASSIFICATION_LEVELS] = Field(  # type: ignore[valid-type]
+        "restricted",
+        description="highest source classification this dataset may read "
+        "(public < internal < confidential < restricted)",
+    )
+
+
 class ScheduleConfig(Strict):
     cron: str = Field(description="cron expression, e.g. '0 3 * * *'")
     timezone: str = "UTC"
@@ -276,6 +294,7 @@ class RecipeConfig(Strict):
     label: LabelConfig = LabelConfig()
     split: SplitConfig = SplitConfig()
     exports: ExportConfig
+    governance: GovernanceConfig = GovernanceConfig()
     schedule: ScheduleConfig | None = None
     expectations: dict[Literal["curated", "redacted", "labeled", "split"], list[ExpectationConfig]] = (
         Field(default_factory=dict, description="extra GX expectations per stage")

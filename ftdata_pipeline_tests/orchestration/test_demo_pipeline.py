@@ -10,37 +10,14 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance
 
-from ftdata_pipeline.config.loader import load_project
-from ftdata_pipeline.definitions import build_definitions
 from ftdata_pipeline.formats import FORMATS_BY_NAME
 from ftdata_pipeline.formats.writer import verify_exports
-from ftdata_pipeline.orchestration.automation import ALL_JOB
+from ftdata_pipeline_tests.conftest import run_demo
 from ftdata_pipeline.orchestration.storage import PipelineStorage
 
 pytestmark = pytest.mark.integration
 
 STAGES = ("curated", "redacted", "labeled", "split")
-
-
-def _run_demo(home: Path):
-    defs = build_definitions(home=str(home))
-    instance = DagsterInstance.ephemeral()
-    result = defs.resolve_job_def(ALL_JOB).execute_in_process(
-        instance=instance, raise_on_error=False
-    )
-    return result
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    home = tmp_path_factory.mktemp("ftdata_home")
-    result = _run_demo(home)
-    return home, result
-
-
-@pytest.fixture(scope="module")
-def project():
-    return load_project()
 
 
 def test_run_succeeds_and_every_check_passes(demo_run):
@@ -173,7 +150,7 @@ def test_card_written_with_counts(demo_run):
 
 def test_same_data_and_config_give_byte_identical_exports(demo_run, tmp_path):
     home, _ = demo_run
-    second = _run_demo(tmp_path)
+    second = run_demo(tmp_path, DagsterInstance.ephemeral())
     assert second.success
     first_files = sorted(p.relative_to(home) for p in (home / "exports").rglob("*") if p.is_file())
     second_files = sorted(

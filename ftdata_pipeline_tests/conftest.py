@@ -1,0 +1,41 @@
+"""Shared fixtures: the whole demo graph materialized once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+
+from ftdata_pipeline.config.loader import load_project
+from ftdata_pipeline.definitions import build_definitions
+from ftdata_pipeline.orchestration.automation import ALL_JOB
+
+
+def run_demo(home: Path, instance: DagsterInstance):
+    defs = build_definitions(home=str(home))
+    return defs.resolve_job_def(ALL_JOB).execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_instance_dir(tmp_path_factory) -> Path:
+    """DAGSTER_HOME of a persistent (SQLite) instance that the demo run below writes to."""
+    path = tmp_path_factory.mktemp("dagster_home")
+    (path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, demo_instance_dir):
+    """(FTDATA_HOME, run result) of materializing every demo asset into temporary folders."""
+    home = tmp_path_factory.mktemp("ftdata_home")
+    with DagsterInstance.from_config(str(demo_instance_dir)) as instance:
+        result = run_demo(home, instance)
+    return home, result
+
+
+@pytest.fixture(scope="session")
+def project():
+    return load_project()
