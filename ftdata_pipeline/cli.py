@@ -81,7 +81,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
         if args.dataset and name not in args.dataset:
             continue
         print(f"\n{name} ({project.recipes[name].kind})")
-        print(f"  {'stage':<10} {'in':>7} {'kept':>7} {'dropped':>8}  top reasons")
+        print(f"  {'stage':<10} {'in':>7} {'kept':>7} {'dropped':>8} {'out':>7}  top reasons")
         for stage in STAGES:
             stats = storage.read_stats(name, stage)
             if not stats:
@@ -90,7 +90,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
             drops = sorted(stats["drops"].items(), key=lambda kv: (-kv[1], kv[0]))[:3]
             reasons = ", ".join(f"{r}={n}" for r, n in drops)
             print(f"  {stage:<10} {stats['rows_in']:>7} {stats['rows_kept']:>7} "
-                  f"{stats['rows_rejected']:>8}  {reasons}")
+                  f"{stats['rows_rejected']:>8} {stats['rows_out']:>7}  {reasons}")
         manifest = storage.exports_dir(name) / "manifest.json"
         if manifest.exists():
             print(f"  exports: {manifest.parent}  (manifest.json)")
