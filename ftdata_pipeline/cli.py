@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from ftdata_pipeline import cli_governance, cli_pii
 from ftdata_pipeline.config.loader import ConfigError, load_project
 
 STAGES = ("curated", "redacted", "labeled", "split")
@@ -117,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     summ = sub.add_parser("summary", help="rows per stage, drop reasons and export paths")
     summ.add_argument("--dataset", action="append", help="a dataset name (repeatable)")
     summ.set_defaults(func=_cmd_summary)
+    cli_governance.register(sub)
+    cli_pii.register(sub)
     return parser
 
 

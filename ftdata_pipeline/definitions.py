@@ -8,21 +8,31 @@ from __future__ import annotations
 from dagster import Definitions
 
 from ftdata_pipeline.config.loader import load_project
+from ftdata_pipeline.governance.catalog import default_catalog_url
 from ftdata_pipeline.orchestration.assets import build_all_assets
 from ftdata_pipeline.orchestration.automation import build_jobs, build_schedules
+from ftdata_pipeline.orchestration.governance import CatalogResource
 from ftdata_pipeline.orchestration.io_manager import PolarsParquetIOManager
 from ftdata_pipeline.orchestration.storage import PipelineStorage, default_home
 
 
-def build_definitions(config_dir=None, home: str | None = None) -> Definitions:
+def build_definitions(
+    config_dir=None, home: str | None = None, catalog_url: str | None = None
+) -> Definitions:
+    """``catalog_url``: default FTDATA_CATALOG_URL, else SQLite in ``home``."""
     project = load_project(config_dir)
     storage = PipelineStorage(home=home or default_home())
+    catalog = CatalogResource(url=catalog_url or default_catalog_url(storage.home))
     jobs = build_jobs(project)
     return Definitions(
         assets=build_all_assets(project),
         jobs=jobs,
         schedules=build_schedules(project, jobs),
-        resources={"storage": storage, "io_manager": PolarsParquetIOManager(storage=storage)},
+        resources={
+            "storage": storage,
+            "io_manager": PolarsParquetIOManager(storage=storage),
+            "catalog": catalog,
+        },
     )
 
 

@@ -38,6 +38,8 @@ RECORD_SCHEMA: dict[str, pl.DataType] = {
     # Labels and ratings.
     "label": pl.String,
     "rank": pl.Int32,  # 1 = best, among the responses ranked for one prompt
+    # Governance: the data subject's consent to training use (null = unknown; false = refused).
+    "consent": pl.Boolean,
     # Curation bookkeeping kept for downstream stages.
     "dup_cluster_id": pl.String,  # record_id of the cluster representative (exact/near dups)
     "content_hash": pl.String,  # hash of the normalized content, used for exact dedup
@@ -60,6 +62,7 @@ MAPPABLE_FIELDS = (
     "rejected",
     "label",
     "rank",
+    "consent",
 )
 
 # Annotations (human labels for records of another source) use their own small schema.

@@ -9,7 +9,12 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ftdata_pipeline.config.models import ProjectConfig, RecipeConfig, SourcesFile
+from ftdata_pipeline.config.models import (
+    CLASSIFICATION_LEVELS,
+    ProjectConfig,
+    RecipeConfig,
+    SourcesFile,
+)
 
 DEFAULT_CONFIG_DIR_ENV = "FTDATA_CONFIG_DIR"
 
@@ -77,6 +82,20 @@ def load_recipe(path: Path) -> RecipeConfig:
         raise _format_validation_error(path, exc) from None
 
 
+def _classification_errors(file: Path, recipe: RecipeConfig, sources: dict) -> list[str]:
+    """A recipe may read no source classified above its governance.max_classification."""
+    limit = recipe.governance.max_classification
+    rank = {level: i for i, level in enumerate(CLASSIFICATION_LEVELS)}
+    used = [*recipe.sources, *filter(None, [recipe.label.annotations])]
+    return [
+        f"{file}: governance.max_classification: source {src!r} is classified "
+        f"{sources[src].classification!r}, above this recipe's maximum {limit!r} "
+        f"({' < '.join(CLASSIFICATION_LEVELS)}); remove the source or raise the maximum"
+        for src in dict.fromkeys(used)
+        if src in sources and rank[sources[src].classification] > rank[limit]
+    ]
+
+
 def _cross_check(config_dir: Path, sources: dict, recipes: dict[str, RecipeConfig]) -> None:
     from ftdata_pipeline.formats import FORMATS_BY_NAME
     from ftdata_pipeline.quality.expectations import resolve_expectation
@@ -89,6 +108,7 @@ def _cross_check(config_dir: Path, sources: dict, recipes: dict[str, RecipeConfi
                 errors.append(f"{file}: sources.{i}: unknown source {src!r} (see sources.yaml)")
             elif sources[src].role != "records":
                 errors.append(f"{file}: sources.{i}: {src!r} is an annotations source")
+        errors.extend(_classification_errors(file, recipe, sources))
         ann = recipe.label.annotations
         if ann is not None:
             if ann not in sources:

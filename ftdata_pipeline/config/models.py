@@ -8,6 +8,7 @@ config (``url_env``), never from the YAML itself.
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -76,6 +77,11 @@ class SourceConfig(Strict):
     classification: Literal["public", "internal", "confidential", "restricted"]
     contains_pii: bool
     retention_days: int | None = Field(None, gt=0)
+    subject_field: str | None = Field(
+        None,
+        description="raw column identifying the data subject (customer id, e-mail); erasure "
+        "requests by subject id match it (ftdata erasure request --subject-id)",
+    )
 
     @field_validator("mapping")
     @classmethod
@@ -122,19 +128,226 @@ class SourcesFile(Strict):
 # --------------------------------------------------------------------------------------------
 
 
+def _regexes_compile(patterns: list[str]) -> list[str]:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return patterns
+
+
+# Removed from every text field and chat turn before any filter runs. Rust regex syntax
+# (Polars); each match is deleted. Recipes replace the whole list (an empty list disables it).
+DEFAULT_BOILERPLATE = [
+    # device and mail-client signatures, on a line of their own
+    r"(?im)^[ \t]*sent from my [\w .-]{1,30}$",
+    r"(?im)^[ \t]*sent from (?:mail|outlook|yahoo mail|gmail) for [\w .-]{1,20}$",
+    r"(?im)^[ \t]*get outlook for [\w .-]{1,20}$",
+    # out-of-office notices
+    r"(?im)^[ \t]*(?:automatic reply|auto-?reply|out of office)\b[^\n]{0,80}$",
+    # the e-mail signature delimiter "-- " and everything after it
+    r"(?s)(?:^|\n)-- ?\n.*",
+    # legal footers
+    r"(?i)this (?:e-?mail|message) and any attachments? (?:is|are) confidential[^\n]*",
+]
+
+# A response matching one of these is a refusal template, not an answer worth training on.
+DEFAULT_REFUSALS = [
+    r"(?i)\bas an ai(?: language)? model\b",
+    r"(?i)^\s*i(?:'m| am) (?:sorry|afraid),? (?:but )?i (?:cannot|can't|am unable to|'m unable to)",
+    r"(?i)^\s*i (?:cannot|can't|am unable to) (?:help|assist) (?:you )?with that",
+    r"(?i)^\s*(?:sorry, )?i (?:cannot|can't) (?:answer|provide|do) that",
+]
+
+
+class FieldBounds(Strict):
+    """Word and character bounds for one side of an example (null max: no upper bound)."""
+
+    min_words: int = Field(0, ge=0)
+    max_words: int | None = Field(None, gt=0)
+    min_chars: int = Field(0, ge=0)
+    max_chars: int | None = Field(None, gt=0)
+
+
+class QualityConfig(Strict):
+    """Gopher-style heuristics adapted to instruction/chat data; each is a named filter.
+
+    Every score is kept as a ``q_*`` column on kept rows so thresholds can be re-tuned
+    without recomputing. Heuristics that are meaningless on short texts only apply to texts
+    with at least the given number of words.
+    """
+
+    enabled: bool = True
+    prompt: FieldBounds = Field(
+        default_factory=FieldBounds,
+        description="bounds of the prompt side: user turns (chat_sft), prompt (preference), "
+        "text (classification, pretraining)",
+    )
+    response: FieldBounds = Field(
+        default_factory=FieldBounds,
+        description="bounds of the response side: assistant turns (chat_sft), response or "
+        "chosen (preference); ignored for kinds without responses",
+    )
+    drop_empty_response: bool = Field(
+        True, description="reject chat/preference examples whose response side is empty"
+    )
+    drop_refusals: bool = Field(
+        True, description="reject responses matching refusal_patterns (turn off for preference "
+        "data, whose rejected side legitimately holds refusals)"
+    )
+    refusal_patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_REFUSALS))
+    max_dup_line_frac: float = Field(
+        0.3, ge=0, le=1, description="Gopher: max share of non-empty lines that repeat another"
+    )
+    max_top_ngram_frac: dict[Literal[2, 3, 4], float] = Field(
+        default_factory=lambda: {2: 0.20, 3: 0.18, 4: 0.16},
+        description="Gopher: max share of word characters covered by the most frequent n-gram",
+    )
+    repetition_min_words: int = Field(
+        100,
+        ge=0,
+        description="repetition rules apply to texts with at least this many words (on "
+        "shorter ones a single echoed phrase, like a ticket subject repeated in its body, "
+        "already exceeds Gopher's thresholds)",
+    )
+    max_symbol_word_ratio: float = Field(
+        0.1, ge=0, description="Gopher: max ('#' + ellipsis) count per word"
+    )
+    min_alpha_word_frac: float = Field(
+        0.6, ge=0, le=1, description="min share of words holding a letter (Gopher: 0.8, "
+        "lower here: support data is full of order ids, amounts and versions)"
+    )
+    ratio_min_words: int = Field(
+        5, ge=0, description="symbol and alphabetic ratios apply from this many words"
+    )
+    min_stop_words: int = Field(
+        2, ge=0, description="Gopher: English prose holds at least this many stop words"
+    )
+    stop_words_min_words: int = Field(
+        20, ge=0, description="the stop-word rule applies to English texts this long or longer"
+    )
+
+    _patterns = field_validator("refusal_patterns")(classmethod(lambda cls, v: _regexes_compile(v)))
+
+
+class LanguageConfig(Strict):
+    """Language identification (py3langid, offline) of the example's whole content."""
+
+    enabled: bool = True
+    allowed: list[str] = Field(
+        default_factory=lambda: ["en"], description="ISO 639-1 codes a record may be in"
+    )
+    min_confidence: float = Field(
+        0.5, ge=0, le=1, description="normalized probability of the detected language"
+    )
+    min_words: int = Field(
+        8, ge=0, description="texts with fewer words are not judged (q_lang stays null): "
+        "language ID on a handful of words is a coin toss"
+    )
+
+
+class HarmfulConfig(Strict):
+    """Offensive/harmful text: alt-profanity-check's model and/or a word list."""
+
+    enabled: bool = True
+    model: bool = Field(True, description="score with alt-profanity-check (predict_prob)")
+    threshold: float = Field(0.9, ge=0, le=1, description="q_harm at or above this is harmful")
+    words: list[str] = Field(
+        default_factory=list, description="case-insensitive whole words that set q_harm to 1"
+    )
+    action: Literal["drop", "flag"] = Field(
+        "drop", description="drop: reject as harmful_content; flag: keep, set q_harmful_flag"
+    )
+
+
+class NearDedupConfig(Strict):
+    """MinHash + LSH near-duplicate removal (datatrove / NeMo Curator defaults)."""
+
+    enabled: bool = Field(True, description="ignored (off) when curate.dedup is 'none'")
+    shingle_words: int = Field(5, ge=1, description="words per shingle")
+    num_perm: int = Field(112, ge=2, description="MinHash permutations (= bands x rows)")
+    bands: int = Field(14, ge=1)
+    rows: int = Field(8, ge=1, description="signature rows per band")
+    threshold: float = Field(
+        0.8, gt=0, le=1, description="estimated Jaccard a candidate pair must reach"
+    )
+    keep: Literal["first", "longest", "best_quality"] = Field(
+        "first",
+        description="which cluster member is kept: first in (source, source_key) order, the "
+        "longest, or the highest q_quality",
+    )
+    seed: int = Field(1, description="seed of the permutation parameters")
+
+    @model_validator(mode="after")
+    def _bands_rows(self) -> NearDedupConfig:
+        if self.bands * self.rows != self.num_perm:
+            raise ValueError(
+                f"bands x rows ({self.bands} x {self.rows}) must equal num_perm ({self.num_perm})"
+            )
+        return self
+
+
+class EvalSetConfig(Strict):
+    path: str = Field(description="JSONL file, relative to the project root")
+    fields: list[str] = Field(
+        default_factory=lambda: ["prompt"], min_length=1, description="text fields to read"
+    )
+    id_field: str | None = Field("id", description="field naming the eval item (detail)")
+
+
+class DecontaminationConfig(Strict):
+    """Drop examples sharing a word n-gram with an evaluation set."""
+
+    eval_sets: list[EvalSetConfig] = Field(default_factory=list)
+    ngram: int = Field(13, ge=1, description="words per n-gram (lowercased, punctuation-free)")
+    min_eval_words: int = Field(
+        6,
+        ge=1,
+        description="eval texts shorter than ngram are matched whole if they have at least "
+        "this many words (GPT-3 style); shorter ones are ignored",
+    )
+
+
 class CurateConfig(Strict):
-    """Normalization, exact deduplication and length filters."""
+    """Normalization, governance gates, filters, exact and near deduplication, decontamination."""
 
     normalize_unicode: bool = Field(True, description="NFC-normalize all text fields")
+    repair_mojibake: bool = Field(
+        True, description="repair UTF-8 read as cp1252/Latin-1 ('Ã©' -> 'é') before NFC"
+    )
     strip_markup: bool = Field(True, description="remove HTML tags and decode entities")
     collapse_whitespace: bool = True
-    dedup: Literal["exact", "none"] = Field("exact", description="exact duplicate removal")
+    boilerplate_patterns: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_BOILERPLATE),
+        description="regexes deleted from every text (signatures, 'Sent from my iPhone')",
+    )
+    dedup: Literal["exact", "none"] = Field(
+        "exact", description="exact duplicate removal; 'none' turns near_dedup off too"
+    )
     min_chars: int = Field(1, ge=0, description="minimum characters of the main content")
     max_chars: int = Field(100_000, gt=0, description="maximum characters of the main content")
     min_words: int = Field(1, ge=0, description="minimum words of the main content")
     min_turns: int = Field(2, ge=1, description="chat_sft: minimum number of turns")
     require_assistant_last: bool = Field(
         True, description="chat_sft: the last turn must be the assistant's"
+    )
+    as_of: date | None = Field(
+        None,
+        description="date retention is measured from; else env FTDATA_AS_OF (YYYY-MM-DD), "
+        "else today's UTC date",
+    )
+    require_consent: bool = Field(
+        False, description="also reject records whose consent is unknown (null)"
+    )
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    language: LanguageConfig = Field(default_factory=LanguageConfig)
+    harmful: HarmfulConfig = Field(default_factory=HarmfulConfig)
+    near_dedup: NearDedupConfig = Field(default_factory=NearDedupConfig)
+    decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
+
+    _patterns = field_validator("boilerplate_patterns")(
+        classmethod(lambda cls, v: _regexes_compile(v))
     )
 
     @model_validator(mode="after")
@@ -160,7 +373,7 @@ class RedactConfig(Strict):
             "LOCATION",
             "URL",
         ],
-        description="Presidio entity types to detect",
+        description="Presidio entity types to detect (custom recognizers' entities are added)",
     )
     score_threshold: float = Field(0.4, ge=0, le=1)
     placeholder: str = Field(
@@ -172,6 +385,127 @@ class RedactConfig(Strict):
         description="exact terms never redacted, e.g. product names the NER model takes for "
         "people ('Firefox', 'Dashboard')",
     )
+    recognizers: list[CustomRecognizerConfig] = Field(
+        default_factory=list, description="custom regex / deny-list recognizers"
+    )
+    operators: dict[EntityName, OperatorSpec] = Field(
+        default_factory=dict,
+        description="entity type -> operator; unlisted entities get the typed placeholder",
+    )
+    pseudonym_key_env: str = Field(
+        "FTDATA_PSEUDONYM_KEY",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="environment variable holding the HMAC key of pseudonym operators",
+    )
+    max_pii_density: float | None = Field(
+        None,
+        gt=0,
+        description="drop a record (rule pii_density) whose PII density is above this; "
+        "null keeps every record",
+    )
+    pii_density_measure: Literal["entities_per_100_words", "redacted_char_share"] = Field(
+        "entities_per_100_words",
+        description="density: detected entities per 100 words of the record's texts, or the "
+        "share (0-1) of its characters that were redacted",
+    )
+    workers: int | None = Field(
+        None, ge=1, description="analyzer processes; default: the CPU cores available"
+    )
+    parallel_min_texts: int = Field(
+        2000, ge=1, description="fewer distinct texts than this are analyzed in-process"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RedactConfig:
+        names = [r.name for r in self.recognizers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate recognizer name(s) {dupes}")
+        unknown = sorted(set(self.operators) - set(self.all_entities))
+        if unknown:
+            raise ValueError(
+                f"operators for entity type(s) {unknown} that are neither in 'entities' nor "
+                "reported by a custom recognizer"
+            )
+        return self
+
+    @property
+    def all_entities(self) -> list[str]:
+        """Configured entity types plus those of custom recognizers, in order, once each."""
+        return list(dict.fromkeys([*self.entities, *(r.entity for r in self.recognizers)]))
+
+
+# RedactConfig's sub-models (defined after it; resolved by the model_rebuild below).
+ENTITY_PATTERN = r"^[A-Z][A-Z0-9_]*$"
+EntityName = Annotated[str, Field(pattern=ENTITY_PATTERN, description="UPPER_SNAKE entity type")]
+
+
+def _check_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from None
+    return pattern
+
+
+class RecognizerPattern(Strict):
+    """One regular expression of a custom recognizer, with the score a match gets."""
+
+    name: str = Field("pattern", description="label of the pattern (shown in explanations)")
+    regex: str = Field(description="Python regular expression (use \\b for word boundaries)")
+    score: float = Field(0.5, ge=0, le=1, description="score of a match before context")
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, regex: str) -> str:
+        return _check_regex(regex)
+
+
+class CustomRecognizerConfig(Strict):
+    """A recognizer declared in YAML: regex patterns and/or an exact-term deny list.
+
+    Context words found near a match raise its score (Presidio's context enhancement), so a
+    weak pattern (score below the threshold) is only redacted next to words like "order".
+    """
+
+    name: Name = Field(description="recognizer name, unique within the recipe")
+    entity: EntityName = Field(description="entity type it reports, e.g. ORDER_NUMBER")
+    patterns: list[RecognizerPattern] = Field(default_factory=list)
+    context: list[str] = Field(
+        default_factory=list, description="words that raise a nearby match's score"
+    )
+    checksum: Literal["none", "luhn", "mod97"] = Field(
+        "none", description="matches failing this checksum are discarded"
+    )
+    deny_list: list[str] = Field(
+        default_factory=list, description="exact terms always reported as this entity"
+    )
+    deny_list_score: float = Field(1.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _something_to_match(self) -> CustomRecognizerConfig:
+        if not self.patterns and not self.deny_list:
+            raise ValueError("a recognizer needs 'patterns' or 'deny_list'")
+        return self
+
+
+class OperatorSpec(Strict):
+    """How one entity type is anonymized.
+
+    ``placeholder``: typed placeholder (``<PERSON>``, or ``value`` with ``{entity}``);
+    ``mask``: replace all but the last ``chars_to_keep`` characters by ``masking_char``;
+    ``pseudonym``: ``<ENTITY_xxxxxxxx>``, a keyed HMAC-SHA256 of the value, so the same value
+    gets the same pseudonym across the whole dataset (key from ``pseudonym_key_env``).
+    """
+
+    type: Literal["placeholder", "mask", "pseudonym"] = "placeholder"
+    value: str | None = Field(None, description="placeholder: replacement text ({entity} allowed)")
+    chars_to_keep: int = Field(4, ge=0, description="mask: trailing characters left visible")
+    masking_char: str = Field("*", min_length=1, max_length=1, description="mask: character")
+    length: int = Field(8, ge=6, le=64, description="pseudonym: hex digits of the HMAC kept")
+
+
+RedactConfig.model_rebuild()
 
 
 class LabelRule(Strict):

@@ -133,7 +133,9 @@ def _limitations(facts: dict) -> list[str]:
     return notes
 
 
-def _facts(recipe, sources, stage_counts, label_stats, split_stats, redaction_stats, manifest):
+def _facts(recipe, sources, stage_counts, label_stats, split_stats, redaction_stats, manifest,
+           version=None):
+    version = version or {}
     label_stats = label_stats or {}
     split_stats = split_stats or {}
     redaction_stats = redaction_stats or {}
@@ -144,6 +146,10 @@ def _facts(recipe, sources, stage_counts, label_stats, split_stats, redaction_st
         "description": recipe.description,
         "kind": recipe.kind,
         "config_hash": manifest.get("config_hash"),
+        # what identifies this version: config, code and each input's data version (content
+        # hashes, so the card stays byte-identical for identical inputs)
+        "code_version": version.get("code_version"),
+        "input_data_versions": dict(sorted((version.get("inputs") or {}).items())),
         "label_method": recipe.label.method,
         "sources": _source_rows(recipe, sources),
         "pii": {
@@ -286,6 +292,9 @@ def _markdown(facts: dict, plots: list[str]) -> str:
             ["kind", kind],
             ["records", total],
             ["config hash", facts["config_hash"]],
+            ["code version", facts.get("code_version")],
+            *[[f"input data version: {src}", dv]
+              for src, dv in facts.get("input_data_versions", {}).items()],
             ["export formats", ", ".join(sorted({f["format"] for f in facts["exports"]}))],
         ],
     )
@@ -371,6 +380,15 @@ def _markdown(facts: dict, plots: list[str]) -> str:
     )
     evaluation = facts["evaluation"]
     lines += [
+        "## Lineage and erasure",
+        "",
+        "Every exported line carries its record `id` and provenance (`source`, `source_key`), in "
+        "the line itself or in the line-aligned `<split>.provenance.jsonl` beside strict "
+        "formats. `ftdata lineage <id>` traces a line back to its raw row and every stage's "
+        "decision; `ftdata lineage --source <name> [--key <key>]` lists the export files "
+        "holding a source's records. `ftdata erasure request` removes rows from the next "
+        "materialization on (see the catalog's audit log: `ftdata catalog audit`).",
+        "",
         "## Evaluation",
         "",
         f"Task: {evaluation['task']}. Suggested metrics: {', '.join(evaluation['metrics'])}.",
@@ -393,12 +411,14 @@ def render_card(
     redaction_stats: dict,
     manifest: dict,
     out_dir: Path,
+    version: dict | None = None,
 ) -> dict:
     """Write README.md, card.json and the plots into ``out_dir``; return their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     facts = _facts(
-        recipe, sources, stage_counts, label_stats, split_stats, redaction_stats, manifest
+        recipe, sources, stage_counts, label_stats, split_stats, redaction_stats, manifest,
+        version,
     )
     plots = [SPLIT_PLOT]
     _split_plot(facts, out_dir / SPLIT_PLOT)

@@ -6,6 +6,8 @@ stats, record metadata, run the stage's checks. The work itself lives in ``stage
 
 # No `from __future__ import annotations`: Dagster inspects the context type hint at runtime.
 import base64
+import hashlib
+import json
 from pathlib import Path
 
 import polars as pl
@@ -14,6 +16,7 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetsDefinition,
+    DataVersion,
     MaterializeResult,
     MetadataValue,
     Output,
@@ -25,6 +28,12 @@ from ftdata_pipeline.config.models import ProjectConfig, RecipeConfig, SourceCon
 from ftdata_pipeline.formats.writer import read_manifest, write_exports
 from ftdata_pipeline.governance.card import render_card
 from ftdata_pipeline.orchestration.checks import CheckPlan, run_checks
+from ftdata_pipeline.orchestration.governance import (
+    CatalogResource,
+    dagster_owner,
+    data_version,
+    stage_column_lineage,
+)
 from ftdata_pipeline.orchestration.io_manager import ZONE_TAG
 from ftdata_pipeline.orchestration.metadata import (
     config_hash,
@@ -81,11 +90,29 @@ def build_source_asset(name: str, cfg: SourceConfig, root: str) -> AssetsDefinit
         code_version=f"{__version__}-{source_config_hash(cfg)[:12]}",
         check_specs=plan.specs(),
         kinds={"polars", "parquet", "sql" if cfg.kind == "sql" else cfg.format or "file"},
+        owners=[dagster_owner(cfg.owner)],
+        required_resource_keys={"catalog"},
     )
     def _raw(context: AssetExecutionContext):
-        df = load_source(name, cfg, Path(root))
+        catalog: CatalogResource = context.resources.catalog
+        # Erasure requests apply here, before anything downstream sees the rows:
+        # rows read = rows kept + rows erased.
+        erasure = catalog.raw_erasure(
+            context.run_id, name, cfg, root, load_source(name, cfg, Path(root)),
+            source_config_hash(cfg),
+        )
+        df = erasure.kept
+        version = data_version(df)
+        catalog.record_raw(context.run_id, name, cfg, root, erasure, version.value)
+        if erasure.rows_erased:
+            context.log.info(f"raw/{name}: {erasure.rows_erased} row(s) erased on request")
         # raw holds PII: counts and schema only, never a preview
-        yield Output(df, metadata={**frame_metadata(df, preview=False), "role": cfg.role})
+        yield Output(
+            df,
+            metadata={**frame_metadata(df, preview=False), "role": cfg.role,
+                      **erasure.metadata()},
+            data_version=version,
+        )
         yield from run_checks(plan, df)
 
     return _raw
@@ -113,10 +140,13 @@ def _stage_asset(
         code_version=f"{__version__}-{cfg_hash[:12]}",
         check_specs=plan.specs(),
         kinds={"polars", "parquet"},
-        required_resource_keys={"storage"},
+        required_resource_keys={"storage", "catalog"},
     )
     def _stage(context: AssetExecutionContext, **inputs: pl.LazyFrame):
         storage: PipelineStorage = context.resources.storage
+        upstream_columns = {
+            ins[n].key: v.collect_schema().names() for n, v in inputs.items() if v is not None
+        }
         result: StageResult = run_stage(context, **inputs)
         storage.write_rejects(
             recipe.name, stage, result.rejected, restricted=stage in RESTRICTED_REJECT_STAGES
@@ -126,8 +156,19 @@ def _stage_asset(
             f"{recipe.name}/{stage}: {result.rows_in} in, {result.rows_kept} kept, "
             f"{result.rows_rejected} rejected {result.drop_counts()}"
         )
+        version = data_version(result.kept)
+        context.resources.catalog.record_stage(
+            context.run_id, recipe.name, stage, result, version.value
+        )
         yield Output(
-            result.kept, metadata=stage_metadata(result, cfg_hash=cfg_hash, preview=not restricted)
+            result.kept,
+            metadata={
+                **stage_metadata(result, cfg_hash=cfg_hash, preview=not restricted),
+                "dagster/column_lineage": stage_column_lineage(
+                    stage, result.kept.columns, upstream_columns
+                ),
+            },
+            data_version=version,
         )
         residual = residual_pii_counts(result.kept) if stage == "redacted" else None
         yield from run_checks(
@@ -137,6 +178,7 @@ def _stage_asset(
             rows_rejected=result.rows_rejected,
             one_row_per_input=not (stage == "labeled" and recipe.label.method == "rankings"),
             residual_pii=residual,
+            stats=result.stats,
         )
 
     return _stage
@@ -151,7 +193,10 @@ def build_dataset_assets(
 
     def run_curate(context, **raws: pl.LazyFrame) -> StageResult:
         frames = [raws[f"raw_{src}"] for src in recipe.sources]
-        return curate(pl.concat(frames, how="diagonal_relaxed"), recipe)
+        sources = {src: project.sources[src] for src in recipe.sources}
+        return curate(
+            pl.concat(frames, how="diagonal_relaxed"), recipe, sources, root=Path(project.root)
+        )
 
     def run_redact(context, curated: pl.LazyFrame) -> StageResult:
         return redact(curated, recipe.redact, get_redactor(recipe.redact))
@@ -201,15 +246,24 @@ def _exports_asset(recipe: RecipeConfig, cfg_hash: str) -> AssetsDefinition:
         metadata={**_zone(False), "formats": ", ".join(recipe.exports.formats)},
         code_version=f"{__version__}-{cfg_hash[:12]}",
         kinds={"json"},
-        required_resource_keys={"storage"},
+        required_resource_keys={"storage", "catalog"},
     )
     def _exports(context: AssetExecutionContext, split: pl.LazyFrame) -> MaterializeResult:
         storage: PipelineStorage = context.resources.storage
         out_dir = storage.exports_dir(recipe.name)
-        manifest = write_exports(split.collect(), recipe, out_dir, config_hash=cfg_hash)
+        split_df = split.collect()
+        manifest = write_exports(split_df, recipe, out_dir, config_hash=cfg_hash)
         context.log.info(f"{recipe.name}: wrote {len(manifest['files'])} files to {out_dir}")
+        # dataset version, export files and one lineage row per exported record
+        governance = context.resources.catalog.record_export(
+            context.run_id, recipe, cfg_hash, manifest, split_df
+        )
         return MaterializeResult(
+            data_version=DataVersion(
+                hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+            ),
             metadata={
+                **governance,
                 "path": MetadataValue.path(str(out_dir)),
                 "manifest": MetadataValue.json(manifest),
                 "files": len(manifest["files"]),
@@ -230,10 +284,11 @@ def _card_asset(recipe: RecipeConfig, project: ProjectConfig, cfg_hash: str) -> 
         metadata={**_zone(False)},
         code_version=f"{__version__}-{cfg_hash[:12]}",
         kinds={"markdown"},
-        required_resource_keys={"storage"},
+        required_resource_keys={"storage", "catalog"},
     )
     def _card(context: AssetExecutionContext) -> MaterializeResult:
         storage: PipelineStorage = context.resources.storage
+        catalog = context.resources.catalog.catalog()
         counts = [storage.read_stats(recipe.name, s) for s in REJECT_STAGES]
         counts = [c for c in counts if c]
         by_stage = {c["stage"]: c for c in counts}
@@ -248,6 +303,12 @@ def _card_asset(recipe: RecipeConfig, project: ProjectConfig, cfg_hash: str) -> 
             by_stage.get("redacted", {}).get("stats", {}),
             read_manifest(storage.exports_dir(recipe.name)),
             storage.cards_dir(recipe.name),
+            version={
+                "code_version": __version__,
+                "inputs": {
+                    s: getattr(catalog.latest_raw(s), "data_version", None) for s in card_sources
+                },
+            },
         )
         meta = {
             "card": MetadataValue.path(str(paths["markdown"])),

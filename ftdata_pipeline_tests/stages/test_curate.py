@@ -172,6 +172,7 @@ def test_chat_sft_filters_reject_with_first_failing_rule() -> None:
     assert list(steps) == [
         "shape",
         "normalize",
+        "no_consent",  # governance gates run first (licence/retention need source configs)
         "missing_content",
         "empty",
         "too_short",
@@ -181,6 +182,19 @@ def test_chat_sft_filters_reject_with_first_failing_rule() -> None:
         "last_turn_not_assistant",
         "empty_turn",
         "exact_duplicate",
+        # quality heuristics, language, stop words, harmful content, near duplicates
+        "empty_response",
+        "refusal_response",
+        "duplicate_lines",
+        "top_2gram",
+        "top_3gram",
+        "top_4gram",
+        "symbol_ratio",
+        "alpha_ratio",
+        "language_not_allowed",
+        "stop_words",
+        "harmful_content",
+        "near_duplicate",
     ]
     assert steps["missing_content"] == {"in": 9, "dropped": 2}
     assert steps["empty"] == {"in": 7, "dropped": 1}
@@ -313,7 +327,10 @@ def test_output_schema_extras_and_rejected_rows_keep_their_columns() -> None:
         ]
     )
     result = curate(df.lazy(), recipe("pretraining"))
-    assert result.kept.columns == [*records.RECORD_SCHEMA, "lang"]
+    # canonical columns, then the source's extras, then the kept quality scores
+    n = len(records.RECORD_SCHEMA)
+    assert result.kept.columns[: n + 1] == [*records.RECORD_SCHEMA, "lang"]
+    assert all(c.startswith("q_") for c in result.kept.columns[n + 1 :])
     assert dict(result.kept.select(records.RECORD_SCHEMA.keys()).schema) == records.RECORD_SCHEMA
     assert result.rejected.columns == [*records.RECORD_SCHEMA, "lang", "stage", "rule", "score", "detail"]
     assert result.rejected.row(0, named=True)["lang"] == "fr"

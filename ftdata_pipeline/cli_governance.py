@@ -1,0 +1,305 @@
+"""``ftdata catalog | lineage | erasure``: the catalog database, record lineage, erasure requests.
+
+Output holds ids, keys, counts, hashes and file paths. Raw rows (restricted: they hold PII) are
+printed only with ``lineage --show-raw``; subject identifiers are hashed before they are stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ftdata_pipeline.config.loader import ConfigError, load_project
+
+
+def _catalog(args: argparse.Namespace):
+    from ftdata_pipeline.governance.catalog import Catalog, default_catalog_url
+    from ftdata_pipeline.orchestration.storage import default_home
+
+    return Catalog(getattr(args, "catalog_url", None) or default_catalog_url(default_home()))
+
+
+def _storage():
+    from ftdata_pipeline.orchestration.storage import PipelineStorage, default_home
+
+    return PipelineStorage(home=default_home())
+
+
+def _project(args: argparse.Namespace):
+    try:
+        return load_project(args.config_dir)
+    except ConfigError as exc:
+        print(f"config error:\n{exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+# -------------------------------------------------------------------------------- catalog
+
+
+def _cmd_catalog_upgrade(args: argparse.Namespace) -> int:
+    from ftdata_pipeline.governance import catalog as cat
+
+    url = args.catalog_url or cat.default_catalog_url(_storage().home)
+    engine = cat.make_engine(url)
+    try:
+        before = cat.current_revision(engine)
+        cat.upgrade(engine, args.revision)
+        after = cat.current_revision(engine)
+    finally:
+        engine.dispose()
+    print(f"catalog {cat.shown_url(url)}: {before or 'empty'} -> {after}")
+    return 0
+
+
+def _cmd_catalog_audit(args: argparse.Namespace) -> int:
+    catalog = _catalog(args)
+    for e in reversed(catalog.audit_log(limit=args.limit, dataset=args.dataset)):
+        target = e.dataset or e.source or "-"
+        config = ""
+        if e.config_hash:
+            prev = (e.previous_config_hash or "none")[:12]
+            config = f" config {prev} -> {e.config_hash[:12]}"
+        print(f"{e.at:%Y-%m-%d %H:%M:%S} {e.action:<18} {target:<22} run={e.run_id or '-'} "
+              f"by {e.user}@{e.host}{config} {json.dumps(e.details, sort_keys=True)}")
+    return 0
+
+
+def _cmd_catalog_versions(args: argparse.Namespace) -> int:
+    for v in _catalog(args).versions(args.dataset, limit=args.limit):
+        print(f"{v.dataset}: run {v.run_id} config {v.config_hash[:12]} code {v.code_version} "
+              f"records {v.records} ({v.created_at:%Y-%m-%d %H:%M:%S})")
+        for src, facts in sorted((v.inputs or {}).items()):
+            facts = facts or {}
+            print(f"    input {src}: data_version {str(facts.get('data_version'))[:12]} "
+                  f"rows {facts.get('rows')} erased {facts.get('rows_erased')}")
+        for f in v.exports:
+            print(f"    {f.path}  {f.records} records  sha256 {f.sha256[:16]}")
+    return 0
+
+
+# -------------------------------------------------------------------------------- lineage
+
+
+def _print_raw(storage, project, source: str, key: str, show_raw: bool) -> None:
+    from ftdata_pipeline.governance.lineage import raw_row
+
+    cfg = project.sources.get(source)
+    where = ""
+    if cfg is not None:
+        where = cfg.path if cfg.kind == "file" else f"sql query ({cfg.url_env or 'url'})"
+        where = f" in {where}, key column {cfg.key or (cfg.turns.group if cfg.turns else 'row number')}"
+    row = raw_row(storage, source, key)
+    if row is None:
+        print(f"  raw row: {source} / {key}{where}: not in the stored raw asset "
+              "(erased, or the source has not been materialized)")
+        return
+    fields = [k for k, v in row.items() if v is not None]
+    print(f"  raw row: {source} / {key}{where}")
+    if show_raw:
+        # Explicitly asked for: the raw row holds unredacted content.
+        print("    " + json.dumps(row, ensure_ascii=False, default=str))
+    else:
+        print(f"    fields: {', '.join(fields)}  (values hidden: raw data is restricted; "
+              "--show-raw prints them)")
+
+
+def _cmd_lineage(args: argparse.Namespace) -> int:
+    if args.source:
+        return _lineage_source(args)
+    if not args.record_id:
+        print("give a record id, or --source NAME [--key KEY]", file=sys.stderr)
+        return 2
+    return _lineage_record(args)
+
+
+def _lineage_record(args: argparse.Namespace) -> int:
+    from ftdata_pipeline.governance.lineage import (
+        STAGES,
+        raw_keys,
+        raw_row,
+        record_in_raw,
+        record_in_stages,
+        stage_decisions,
+    )
+
+    project = _project(args)
+    storage = _storage()
+    catalog = _catalog(args)
+    rid = args.record_id
+    exported = catalog.lineage_of_record(rid)
+    found: dict[str, Any] | None = None
+    if exported:
+        found = {k: exported[0][k] for k in ("source", "source_key")}
+    else:
+        found = record_in_raw(storage, sorted(project.sources), rid) or record_in_stages(
+            storage, sorted(project.recipes), rid
+        )
+    if found is None:
+        print(f"record {rid}: not found in the catalog's export lineage nor in stored stages")
+        return 1
+    source, key = found["source"], found["source_key"]
+    print(f"record {rid}: source {source}, source_key {key}")
+    keys = raw_keys(key, lambda k: raw_row(storage, source, k) is not None)
+    for k in keys:
+        _print_raw(storage, project, source, k, args.show_raw)
+    datasets = sorted(
+        name for name, r in project.recipes.items()
+        if source in r.sources or (found.get("dataset") == name)
+    )
+    parts = []
+    if len(keys) > 1:  # a pair: its parts went through curated/redacted on their own ids
+        parts = [(k, (raw_row(storage, source, k) or {}).get("record_id")) for k in keys]
+    for dataset in datasets:
+        decisions = []
+        for k, part_id in parts:
+            for d in stage_decisions(storage, dataset, part_id or "", ("curated", "redacted")):
+                decisions.append({**d, "stage": f"{d['stage']}[{k}]"})
+        decisions += stage_decisions(
+            storage, dataset, rid, ("labeled", "split") if parts else STAGES
+        )
+        shown = []
+        for d in decisions:
+            if d["decision"] == "kept":
+                shown.append(f"{d['stage']}: kept" + (f" ({d['split']})" if d.get("split") else ""))
+            elif d["decision"] == "rejected":
+                score = "" if d["score"] is None else f" score={d['score']:.3g}"
+                detail = f" ({d['detail']})" if d["detail"] else ""
+                shown.append(f"{d['stage']}: REJECTED rule={d['rule']}{score}{detail}")
+            else:
+                shown.append(f"{d['stage']}: not present")
+        print(f"  {dataset}: " + "; ".join(shown))
+    for e in exported:
+        print(f"  exported in {e['dataset']} (run {e['run_id']}), split {e['split']}, line {e['line']}:")
+        for f in e["files"]:
+            print(f"    {storage.exports_dir(e['dataset']) / f}")
+    if not exported:
+        print("  not in any current export")
+    return 0
+
+
+def _lineage_source(args: argparse.Namespace) -> int:
+    catalog = _catalog(args)
+    storage = _storage()
+    if args.key:
+        rows = catalog.lineage_of_source(args.source, args.key)
+        if not rows:
+            print(f"source {args.source} key {args.key}: in no current export")
+        for r in rows:
+            print(f"{r['dataset']}: record {r['record_id']} (source_key {r['source_key']}), "
+                  f"split {r['split']}, line {r['line']}")
+            for f in r["files"]:
+                print(f"    {storage.exports_dir(r['dataset']) / f}")
+        return 0
+    summary = catalog.source_summary(args.source)
+    if not summary:
+        print(f"source {args.source}: no records in any current export")
+    for s in summary:
+        print(f"{s['dataset']} {s['split']}: {s['records']} records from {args.source}")
+        for f in s["files"]:
+            print(f"    {storage.exports_dir(s['dataset']) / f}")
+    return 0
+
+
+# -------------------------------------------------------------------------------- erasure
+
+
+def _cmd_erasure_request(args: argparse.Namespace) -> int:
+    from ftdata_pipeline.governance.erasure import subject_hash
+
+    project = _project(args)
+    cfg = project.sources.get(args.source)
+    if cfg is None:
+        print(f"unknown source {args.source!r} (see sources.yaml)", file=sys.stderr)
+        return 2
+    subjects = list(args.subject_id or [])
+    if args.subject_id_stdin:
+        subjects += [line.strip() for line in sys.stdin if line.strip()]
+    if subjects and not cfg.subject_field:
+        print(f"source {args.source!r} has no subject_field in sources.yaml: erase by --key",
+              file=sys.stderr)
+        return 2
+    if not subjects and not args.key:
+        print("give --key KEY (repeatable) or --subject-id VALUE", file=sys.stderr)
+        return 2
+    request_id = _catalog(args).request_erasure(
+        args.source, keys=args.key or [], subject_hashes=[subject_hash(v) for v in subjects],
+        requester=args.requester, reason=args.reason or "",
+    )
+    print(f"erasure request {request_id} recorded for source {args.source}: "
+          f"{len(args.key or [])} key(s), {len(subjects)} subject id(s) (stored hashed); "
+          "it applies from the next materialization of the source's datasets")
+    return 0
+
+
+def _cmd_erasure_list(args: argparse.Namespace) -> int:
+    catalog = _catalog(args)
+    requests = catalog.erasure_requests(args.source)
+    if not requests:
+        print("no erasure requests")
+    for r in requests:
+        keys = [i.value for i in r.items if i.match == "key"]
+        subjects = sum(i.match == "subject" for i in r.items)
+        state = r.status
+        if r.status == "fulfilled":
+            state += f" by run {r.fulfilled_run_id} ({r.rows_erased} row(s) erased)"
+        still = sum(len(catalog.lineage_of_source(r.source, k)) for k in keys)
+        print(f"#{r.id} {r.source} requested {r.requested_at:%Y-%m-%d %H:%M} by {r.requester}: "
+              f"keys {keys or '-'}, subject ids {subjects}; {state}"
+              + (f"; STILL in {still} exported record(s): rematerialize" if still else "")
+              + (f" — {r.reason}" if r.reason else ""))
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the ``catalog``, ``lineage`` and ``erasure`` commands to the ``ftdata`` parser."""
+    url_help = "catalog database URL (default: FTDATA_CATALOG_URL, else $FTDATA_HOME/catalog.db)"
+
+    cat = subparsers.add_parser("catalog", help="catalog and audit database")
+    cat_sub = cat.add_subparsers(dest="catalog_command", required=True)
+    up = cat_sub.add_parser("upgrade", help="create or migrate the catalog schema (Alembic)")
+    up.add_argument("--revision", default="head")
+    up.add_argument("--catalog-url", default=None, help=url_help)
+    up.set_defaults(func=_cmd_catalog_upgrade)
+    audit = cat_sub.add_parser("audit", help="audit log: runs, erasure requests, who and when")
+    audit.add_argument("--dataset")
+    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--catalog-url", default=None, help=url_help)
+    audit.set_defaults(func=_cmd_catalog_audit)
+    ver = cat_sub.add_parser("versions", help="dataset versions with inputs and export files")
+    ver.add_argument("--dataset")
+    ver.add_argument("--limit", type=int, default=10)
+    ver.add_argument("--catalog-url", default=None, help=url_help)
+    ver.set_defaults(func=_cmd_catalog_versions)
+
+    lin = subparsers.add_parser(
+        "lineage", help="trace an exported example to its raw row, or a source to its exports"
+    )
+    lin.add_argument("record_id", nargs="?", help="record id (the `id` of an exported line)")
+    lin.add_argument("--source", help="list the exports holding records from this source")
+    lin.add_argument("--key", help="with --source: one source key")
+    lin.add_argument("--show-raw", action="store_true",
+                     help="print the raw row's values (restricted data: holds PII)")
+    lin.add_argument("--catalog-url", default=None, help=url_help)
+    lin.set_defaults(func=_cmd_lineage)
+
+    era = subparsers.add_parser("erasure", help="erasure (right to be forgotten) requests")
+    era_sub = era.add_subparsers(dest="erasure_command", required=True)
+    req = era_sub.add_parser("request", help="record an erasure request")
+    req.add_argument("--source", required=True)
+    req.add_argument("--key", action="append", help="source key to erase (repeatable)")
+    req.add_argument("--subject-id", action="append",
+                     help="data-subject identifier matched on the source's subject_field "
+                     "(stored only as a hash; prefer --subject-id-stdin to keep it out of "
+                     "shell history)")
+    req.add_argument("--subject-id-stdin", action="store_true",
+                     help="read subject identifiers from stdin, one per line")
+    req.add_argument("--reason", default="")
+    req.add_argument("--requester", default=None, help="default: the current user")
+    req.add_argument("--catalog-url", default=None, help=url_help)
+    req.set_defaults(func=_cmd_erasure_request)
+    lst = era_sub.add_parser("list", help="erasure requests and their status")
+    lst.add_argument("--source")
+    lst.add_argument("--catalog-url", default=None, help=url_help)
+    lst.set_defaults(func=_cmd_erasure_list)

@@ -1,0 +1,126 @@
+"""Record-level lineage: exported example -> stage decisions -> raw row, and source -> exports.
+
+Two stores answer lineage questions, each for what it does best:
+
+- The catalog's ``lineage`` table, written at export time: one row per exported record
+  (dataset, record_id, source, source_key, split, line). Indexed by record id and by
+  (source, source_key), so "which export files hold this source row?" -- what a deletion
+  request needs -- is an index lookup, not a scan of every export file. One row per record,
+  not per file line: every format writes a split's records in the same order (sorted by
+  record_id), so the line number is the same in each of the split's files.
+- The stage Parquet files and reject indexes the pipeline already stores, for the per-stage
+  decision on one record (kept, or rejected with stage/rule/score/detail). They are the
+  current state of each stage; copying them into the catalog would duplicate every record
+  four times per run. Parquet scans with a record_id predicate read little.
+
+``locator`` below is anything with PipelineStorage's ``asset_path`` and ``rejects_path``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ftdata_pipeline.records import RECORD_ID, REJECT_SCHEMA, SOURCE, SOURCE_KEY, SPLITS
+
+STAGES = ("curated", "redacted", "labeled", "split")
+RESTRICTED_STAGES = frozenset({"curated"})  # stored under the owner-only root
+RESTRICTED_REJECT_STAGES = frozenset({"curated", "redacted"})
+PAIR_KEY_SEPARATOR = ">"  # preference pairs: source_key is "<chosen key>><rejected key>"
+
+
+def export_lineage(df: pl.DataFrame) -> list[dict[str, Any]]:
+    """Lineage rows of a split frame, in the export writer's order (by record_id per split)."""
+    ordered = (
+        df.select(RECORD_ID, SOURCE, SOURCE_KEY, "split")
+        .filter(pl.col("split").is_in(list(SPLITS)))
+        .sort(RECORD_ID)
+        .with_columns(pl.int_range(1, pl.len() + 1).over("split").alias("line"))
+    )
+    return ordered.to_dicts()
+
+
+def _find(path: Path, record_id: str, columns: list[str]) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    lf = pl.scan_parquet(path)
+    names = lf.collect_schema().names()
+    found = (
+        lf.filter(pl.col(RECORD_ID) == record_id)
+        .select([c for c in columns if c in names])
+        .head(1)
+        .collect()
+    )
+    return found.row(0, named=True) if found.height else None
+
+
+def stage_decisions(
+    locator: Any, dataset: str, record_id: str, stages: tuple[str, ...] = STAGES
+) -> list[dict[str, Any]]:
+    """Each stage's decision on one record of one dataset, from the stored stage files.
+
+    A preference pair only exists from ``labeled`` on: trace its parts through the earlier
+    stages by their own record ids (``stages`` selects which stages to look at).
+    """
+    out = []
+    for stage in stages:
+        kept = _find(
+            locator.asset_path([dataset, stage], restricted=stage in RESTRICTED_STAGES),
+            record_id, [RECORD_ID, SOURCE, SOURCE_KEY, "split"],
+        )
+        if kept is not None:
+            decision = {"stage": stage, "decision": "kept"}
+            if stage == "split":
+                decision["split"] = kept.get("split")
+            out.append(decision)
+            continue
+        rejected = _find(
+            locator.rejects_path(dataset, stage, restricted=stage in RESTRICTED_REJECT_STAGES),
+            record_id, list(REJECT_SCHEMA),
+        )
+        if rejected is not None:
+            out.append({"stage": stage, "decision": "rejected", "rule": rejected["rule"],
+                        "score": rejected["score"], "detail": rejected["detail"]})
+            break
+        out.append({"stage": stage, "decision": "absent"})
+        break
+    return out
+
+
+def raw_row(locator: Any, source: str, source_key: str) -> dict[str, Any] | None:
+    """The raw asset's row for (source, source_key), or None (erased, or never read)."""
+    path = locator.asset_path(["raw", source], restricted=True)
+    if not path.exists():
+        return None
+    found = pl.scan_parquet(path).filter(pl.col(SOURCE_KEY) == source_key).head(1).collect()
+    return found.row(0, named=True) if found.height else None
+
+
+def record_in_raw(locator: Any, sources: list[str], record_id: str) -> dict[str, Any] | None:
+    """Find a record id among the raw assets of ``sources`` (for records never exported)."""
+    for source in sources:
+        found = _find(locator.asset_path(["raw", source], restricted=True), record_id,
+                      [RECORD_ID, SOURCE, SOURCE_KEY])
+        if found is not None:
+            return found
+    return None
+
+
+def record_in_stages(locator: Any, datasets: list[str], record_id: str) -> dict[str, Any] | None:
+    """Find a derived record (a preference pair) in the stored labeled/split frames."""
+    for dataset in datasets:
+        for stage in ("split", "labeled"):
+            found = _find(locator.asset_path([dataset, stage], restricted=False), record_id,
+                          [RECORD_ID, SOURCE, SOURCE_KEY])
+            if found is not None:
+                return {**found, "dataset": dataset}
+    return None
+
+
+def raw_keys(source_key: str, raw_exists) -> list[str]:
+    """The raw keys behind a record: itself, or a pair's two parts."""
+    if raw_exists(source_key) or PAIR_KEY_SEPARATOR not in source_key:
+        return [source_key]
+    return source_key.split(PAIR_KEY_SEPARATOR)

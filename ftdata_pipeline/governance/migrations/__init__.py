@@ -1,0 +1,1 @@
+"""Alembic migrations of the catalog database (run in code: see governance.catalog)."""

