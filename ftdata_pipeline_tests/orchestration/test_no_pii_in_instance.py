@@ -1,8 +1,8 @@
 """No planted PII value reaches the Dagster instance or the open zone after a demo run.
 
 Planted values are collected from the raw demo data (the restricted sources) independently of
-Presidio: e-mail addresses, phone numbers, card numbers (Luhn), SSNs, IBANs (mod 97) and IPv4
-addresses by regex, and full names rebuilt from the customers' e-mail addresses
+Presidio: e-mail addresses, phone numbers, card numbers (Luhn), SSNs, IBANs (mod 97), IPv4
+and IPv6 addresses by regex, and full names rebuilt from the customers' e-mail addresses
 ("laura.wheeler73@..." -> "Laura Wheeler") where the ticket texts contain them. They are then
 searched in every file of the Dagster instance (event log and run SQLite databases as bytes and
 every event's JSON, compute logs), in every Parquet file of the open zone (content and file
@@ -38,6 +38,7 @@ _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IPV4 = re.compile(rf"\b(?:{_OCTET}\.){{3}}{_OCTET}\b")
+_IPV6 = re.compile(r"\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b")
 _EMAIL_NAME = re.compile(r"^([a-z]{3,})\.([a-z]{3,})\d*@")
 
 
@@ -69,7 +70,7 @@ def planted_values() -> dict[str, set[str]]:
         "card": {c for c in _CARD.findall(joined) if luhn_ok(c)},
         "ssn": set(_SSN.findall(joined)),
         "iban": {i for i in _IBAN.findall(joined) if mod97_ok(i)},
-        "ip": set(_IPV4.findall(joined)),
+        "ip": set(_IPV4.findall(joined)) | set(_IPV6.findall(joined)),
     }
     names = set()
     for email in found["email"]:

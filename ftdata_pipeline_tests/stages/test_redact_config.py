@@ -14,9 +14,10 @@ from pydantic import ValidationError
 from ftdata_pipeline.config.loader import ConfigError, load_recipe
 from ftdata_pipeline.config.models import RedactConfig
 from ftdata_pipeline.records import MESSAGE, TEXT_FIELDS, conform
-from ftdata_pipeline.stages.pii.engine import luhn_ok, mod97_ok
 from ftdata_pipeline.stages.pii.operators import PseudonymKeyMissing
-from ftdata_pipeline.stages.redact import PiiRedactor, get_redactor, redact
+from ftdata_pipeline.stages.pii import engine
+from ftdata_pipeline.stages.pii.engine import Detector, detect_spans, luhn_ok, mod97_ok
+from ftdata_pipeline.stages.redact import PiiRedactor, clear_memos, get_redactor, redact
 
 EMAIL = "jane.doe@example.com"
 KEY_ENV = "FTDATA_TEST_PSEUDONYM_KEY"
@@ -270,6 +271,76 @@ def test_parallel_equals_in_process():
     from ftdata_pipeline.stages.pii.evaluation import generate_examples
 
     texts = [ex.text for ex in generate_examples(400, seed=3)]
+    engine.shutdown_pools()  # pools left by earlier tests (the demo run) would hide this one
     serial = PiiRedactor(RedactConfig(workers=1))
-    parallel = PiiRedactor(RedactConfig(workers=2, parallel_min_texts=1, batch_size=32))
-    assert parallel.redact_texts(texts) == serial.redact_texts(texts)
+    parallel_cfg = RedactConfig(workers=2, parallel_min_texts=1, batch_size=32)
+    expected = serial.redact_texts(texts)
+    clear_memos()  # same detection settings share a memo: make the pool do the work
+    pool_spans = detect_spans(Detector(parallel_cfg), texts)
+    assert pool_spans == expected[1]
+    assert len(engine._POOLS) == 1  # the pool really ran
+    assert PiiRedactor(parallel_cfg).redact_texts(texts) == expected
+    engine.shutdown_pools()
+
+
+def test_memo_shared_across_operator_settings():
+    clear_memos()
+    texts = [f"write to {EMAIL}"]
+    placeholder = PiiRedactor(RedactConfig(workers=1))
+    masked = PiiRedactor(RedactConfig(operators={"EMAIL_ADDRESS": {"type": "mask"}}))
+    assert placeholder.redact_texts(texts)[0] == ["write to <EMAIL_ADDRESS>"]
+    assert masked._memo is placeholder._memo and texts[0] in masked._memo
+    assert masked.redact_texts(texts)[0] == ["write to " + "*" * (len(EMAIL) - 4) + ".com"]
+
+
+# --- residual scan ----------------------------------------------------------------------------------
+
+
+def test_residual_scan_counts_ipv6_and_ignores_times():
+    from ftdata_pipeline.stages.redact import residual_pii_counts
+
+    df = pl.DataFrame(
+        {
+            "text": [
+                "from 2001:db8::8a2e:370:7334 and e03e:911b:3b99:2b58:51ac:314c:9c8:1bf5",
+                "meeting at 10:30:15, ratio 3:2, <IP_ADDRESS>",
+            ]
+        }
+    )
+    assert residual_pii_counts(df)["IP_ADDRESS"] == 2
+    cfg = RedactConfig()
+    redacted = redact(conform(df).lazy(), cfg, get_redactor(cfg)).kept
+    assert residual_pii_counts(redacted)["IP_ADDRESS"] == 0
+
+
+# --- deliberate false-positive handling ---------------------------------------------------------
+
+
+def test_ner_false_positives_dropped_and_pattern_types_kept():
+    red = get_redactor(RedactConfig())
+    texts = [
+        "The dashboard shows 0 GB used although we store 1.5 TB.",  # units are no PERSON
+        "Charge 5180547375267003 for the annual plan.",  # NER "Charge 5180..." as PERSON
+        "Please whitelist 77.62.132.175 for the VPN.",  # NER IP as PERSON
+    ]
+    redacted, spans = red.redact_texts(texts)
+    assert redacted == [
+        texts[0],
+        "Charge <CREDIT_CARD> for the annual plan.",
+        "Please whitelist <IP_ADDRESS> for the VPN.",
+    ]
+
+
+def test_names_in_salutations_and_signatures():
+    red = get_redactor(RedactConfig())
+    texts = [
+        "Dear Eddie Beasley, thank you for contacting support.",
+        "Thank you for your help.\nTyler Lynch\n\nSending this again.",
+        "Mit freundlichen Grüßen, Siegried Carsten",
+        "Hi Team, the sync is down.",  # a role, not a name
+    ]
+    redacted, _ = red.redact_texts(texts)
+    assert redacted[0] == "Dear <PERSON>, thank you for contacting support."
+    assert redacted[1] == "Thank you for your help.\n<PERSON>\n\nSending this again."
+    assert redacted[2].endswith(", <PERSON>") and "Carsten" not in redacted[2]
+    assert redacted[3] == texts[3]

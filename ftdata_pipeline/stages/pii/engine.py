@@ -6,7 +6,7 @@ URL inside an e-mail address becomes one span). Replacing spans is left to ``ope
 that keyed operators (pseudonyms) never run in worker processes.
 
 Speed, from cheapest to most effective:
-- only the NER pipe of the spaCy model runs (see ``_nlp_engine``), through ``nlp.pipe`` batches;
+- only the NER pipe of the spaCy model runs (see ``nlp_engine``), through ``nlp.pipe`` batches;
 - the spaCy model is loaded once per process and language, the analyzer once per config;
 - large inputs are split into chunks of distinct texts analyzed by a process pool whose workers
   build their detector once. Results are returned in input order, and a text's detections do
@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import atexit
 import functools
+import json
 import math
-import re
-import types
 import multiprocessing
 import os
+import re
+import types
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -157,7 +158,8 @@ def nlp_engine(language: str) -> NlpEngine:
             nlp.disable_pipe(pipe)
     # Bound to this engine instance only (never patched on the class): the method is private
     # Presidio API, so tests pin the behaviour it must keep (context words, entity spans).
-    assert isinstance(engine, SpacyNlpEngine)
+    if not isinstance(engine, SpacyNlpEngine):  # pragma: no cover - config above asks for spacy
+        raise TypeError(f"expected a SpacyNlpEngine, got {type(engine).__name__}")
     engine._doc_to_nlp_artifact = types.MethodType(_lower_lemma_artifact, engine)
     return engine
 
@@ -189,8 +191,6 @@ def analyzer_engine(language: str, custom_json: str = "[]") -> AnalyzerEngine:
 
 
 def _parse_customs(custom_json: str) -> list[CustomRecognizerConfig]:
-    import json
-
     return [CustomRecognizerConfig.model_validate(d) for d in json.loads(custom_json)]
 
 
@@ -448,14 +448,17 @@ def _drop_ner_wrapping_patterns(results: list[RecognizerResult]) -> list[Recogni
 
 
 def _plausible_ner(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
-    """Drop NER spans that cannot be a name or place: no letter at all ("77.62.132.175"), or a
-    PERSON that is one upper-case token (units and acronyms: "GB", "VPN")."""
+    """Drop NER spans that cannot be a name or place: no letter at all ("77.62.132.175"), a
+    PERSON that is one upper-case token (units and acronyms: "GB", "VPN"), or a short
+    lower-case word (the pronoun "us", the region prefix "eu")."""
 
     def plausible(r: RecognizerResult) -> bool:
         if _recognizer(r) != NER_RECOGNIZER:
             return True
         value = text[r.start : r.end]
         if not any(c.isalpha() for c in value):
+            return False
+        if len(value) <= 3 and value.islower():
             return False
         return not (r.entity_type == "PERSON" and value.isupper() and " " not in value.strip())
 
@@ -500,15 +503,30 @@ def _worker_init(cfg_json: str) -> None:
 
 
 def _worker_spans(texts: list[str]) -> list[list[Span]]:
-    assert _WORKER_DETECTOR is not None
+    if _WORKER_DETECTOR is None:  # pragma: no cover - the initializer always runs first
+        raise RuntimeError("PII worker used before its initializer ran")
     return _WORKER_DETECTOR.spans(texts)
 
 
+MAX_POOLS = 2  # live pools per process; each worker holds a spaCy model (~150 MB)
+
+# Settings that change which spans are found; everything else (operators, density, workers)
+# does not, so redactors that differ only there share worker pools and memoized detections.
+DETECTION_FIELDS = ("language", "entities", "score_threshold", "allow_list", "recognizers")
+
+
+def detection_key(cfg: RedactConfig) -> str:
+    """JSON of the detection settings of ``cfg`` (no operators, so no key material)."""
+    return cfg.model_dump_json(include=set(DETECTION_FIELDS))
+
+
 def _pool(cfg: RedactConfig, workers: int) -> ProcessPoolExecutor:
-    # Only what detection needs goes to the workers: no operators and no pseudonym key.
-    cfg_json = cfg.model_copy(update={"operators": {}}).model_dump_json()
+    detect_only = RedactConfig.model_validate_json(detection_key(cfg))
+    cfg_json = detect_only.model_copy(update={"batch_size": cfg.batch_size}).model_dump_json()
     key = (cfg_json, workers)
     if key not in _POOLS:
+        while len(_POOLS) >= MAX_POOLS:  # the oldest pool goes first
+            _POOLS.pop(next(iter(_POOLS))).shutdown(wait=False, cancel_futures=True)
         # forkserver: workers start from a clean server process (no inherited threads or locks
         # of the parent, e.g. Dagster's or Polars'), which imports this module once; each
         # worker then builds its detector once in the initializer.
