@@ -8,7 +8,7 @@ export FTDATA_HOME
 export DAGSTER_HOME ?= $(FTDATA_HOME)/dagster_home
 STAMP       := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast ui validate lock demo-data screenshot benchmark clean
+.PHONY: setup demo test test-fast ui validate lock demo-data benchmark clean
 
 setup: $(STAMP)
 
@@ -46,7 +46,8 @@ demo-data: setup
 	$(BIN)/python -m ftdata_pipeline.demo.generate --out demo_data
 
 benchmark: setup
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/neardup_benchmark.py --n 100000
+	$(BIN)/python benchmarks/pii_benchmark.py --n 5000
 
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv && .lockenv/bin/pip install --quiet -e ".[test,bench]"

@@ -80,29 +80,22 @@ class PlainPresidio:
         self.entities = cfg.all_entities
         self.ops = {e: OperatorConfig("replace", {"new_value": f"<{e}>"}) for e in self.entities}
 
+    def _analyze(self, text):
+        return self.analyzer.analyze(
+            text,
+            language="en",
+            entities=self.entities,
+            score_threshold=self.cfg.score_threshold,
+            allow_list=list(self.cfg.allow_list) or None,
+        )
+
     def redact(self, texts):
-        out = []
-        for text in texts:
-            results = self.analyzer.analyze(
-                text,
-                language="en",
-                entities=self.entities,
-                score_threshold=self.cfg.score_threshold,
-                allow_list=list(self.cfg.allow_list) or None,
-            )
-            out.append(self.anonymizer.anonymize(text, results, self.ops).text)
-        return out
+        return [self.anonymizer.anonymize(t, self._analyze(t), self.ops).text for t in texts]
 
     def spans(self, texts):
         out = []
         for text in texts:
-            results = self.analyzer.analyze(
-                text,
-                language="en",
-                entities=self.entities,
-                score_threshold=self.cfg.score_threshold,
-                allow_list=list(self.cfg.allow_list) or None,
-            )
+            results = self._analyze(text)
             out.append([(r.entity_type, r.start, r.end, r.score) for r in results])
         return out
 

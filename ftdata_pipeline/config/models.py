@@ -357,6 +357,76 @@ class CurateConfig(Strict):
         return self
 
 
+# Sub-models of RedactConfig.
+ENTITY_PATTERN = r"^[A-Z][A-Z0-9_]*$"
+EntityName = Annotated[str, Field(pattern=ENTITY_PATTERN, description="UPPER_SNAKE entity type")]
+
+
+def _check_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from None
+    return pattern
+
+
+class RecognizerPattern(Strict):
+    """One regular expression of a custom recognizer, with the score a match gets."""
+
+    name: str = Field("pattern", description="label of the pattern (shown in explanations)")
+    regex: str = Field(description="Python regular expression (use \\b for word boundaries)")
+    score: float = Field(0.5, ge=0, le=1, description="score of a match before context")
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, regex: str) -> str:
+        return _check_regex(regex)
+
+
+class CustomRecognizerConfig(Strict):
+    """A recognizer declared in YAML: regex patterns and/or an exact-term deny list.
+
+    Context words found near a match raise its score (Presidio's context enhancement), so a
+    weak pattern (score below the threshold) is only redacted next to words like "order".
+    """
+
+    name: Name = Field(description="recognizer name, unique within the recipe")
+    entity: EntityName = Field(description="entity type it reports, e.g. ORDER_NUMBER")
+    patterns: list[RecognizerPattern] = Field(default_factory=list)
+    context: list[str] = Field(
+        default_factory=list, description="words that raise a nearby match's score"
+    )
+    checksum: Literal["none", "luhn", "mod97"] = Field(
+        "none", description="matches failing this checksum are discarded"
+    )
+    deny_list: list[str] = Field(
+        default_factory=list, description="exact terms always reported as this entity"
+    )
+    deny_list_score: float = Field(1.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _something_to_match(self) -> CustomRecognizerConfig:
+        if not self.patterns and not self.deny_list:
+            raise ValueError("a recognizer needs 'patterns' or 'deny_list'")
+        return self
+
+
+class OperatorSpec(Strict):
+    """How one entity type is anonymized.
+
+    ``placeholder``: typed placeholder (``<PERSON>``, or ``value`` with ``{entity}``);
+    ``mask``: replace all but the last ``chars_to_keep`` characters by ``masking_char``;
+    ``pseudonym``: ``<ENTITY_xxxxxxxx>``, a keyed HMAC-SHA256 of the value, so the same value
+    gets the same pseudonym across the whole dataset (key from ``pseudonym_key_env``).
+    """
+
+    type: Literal["placeholder", "mask", "pseudonym"] = "placeholder"
+    value: str | None = Field(None, description="placeholder: replacement text ({entity} allowed)")
+    chars_to_keep: int = Field(4, ge=0, description="mask: trailing characters left visible")
+    masking_char: str = Field("*", min_length=1, max_length=1, description="mask: character")
+    length: int = Field(8, ge=6, le=64, description="pseudonym: hex digits of the HMAC kept")
+
+
 class RedactConfig(Strict):
     """Presidio detection and anonymization."""
 
@@ -435,79 +505,6 @@ class RedactConfig(Strict):
         return list(dict.fromkeys([*self.entities, *(r.entity for r in self.recognizers)]))
 
 
-# RedactConfig's sub-models (defined after it; resolved by the model_rebuild below).
-ENTITY_PATTERN = r"^[A-Z][A-Z0-9_]*$"
-EntityName = Annotated[str, Field(pattern=ENTITY_PATTERN, description="UPPER_SNAKE entity type")]
-
-
-def _check_regex(pattern: str) -> str:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression: {exc}") from None
-    return pattern
-
-
-class RecognizerPattern(Strict):
-    """One regular expression of a custom recognizer, with the score a match gets."""
-
-    name: str = Field("pattern", description="label of the pattern (shown in explanations)")
-    regex: str = Field(description="Python regular expression (use \\b for word boundaries)")
-    score: float = Field(0.5, ge=0, le=1, description="score of a match before context")
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, regex: str) -> str:
-        return _check_regex(regex)
-
-
-class CustomRecognizerConfig(Strict):
-    """A recognizer declared in YAML: regex patterns and/or an exact-term deny list.
-
-    Context words found near a match raise its score (Presidio's context enhancement), so a
-    weak pattern (score below the threshold) is only redacted next to words like "order".
-    """
-
-    name: Name = Field(description="recognizer name, unique within the recipe")
-    entity: EntityName = Field(description="entity type it reports, e.g. ORDER_NUMBER")
-    patterns: list[RecognizerPattern] = Field(default_factory=list)
-    context: list[str] = Field(
-        default_factory=list, description="words that raise a nearby match's score"
-    )
-    checksum: Literal["none", "luhn", "mod97"] = Field(
-        "none", description="matches failing this checksum are discarded"
-    )
-    deny_list: list[str] = Field(
-        default_factory=list, description="exact terms always reported as this entity"
-    )
-    deny_list_score: float = Field(1.0, ge=0, le=1)
-
-    @model_validator(mode="after")
-    def _something_to_match(self) -> CustomRecognizerConfig:
-        if not self.patterns and not self.deny_list:
-            raise ValueError("a recognizer needs 'patterns' or 'deny_list'")
-        return self
-
-
-class OperatorSpec(Strict):
-    """How one entity type is anonymized.
-
-    ``placeholder``: typed placeholder (``<PERSON>``, or ``value`` with ``{entity}``);
-    ``mask``: replace all but the last ``chars_to_keep`` characters by ``masking_char``;
-    ``pseudonym``: ``<ENTITY_xxxxxxxx>``, a keyed HMAC-SHA256 of the value, so the same value
-    gets the same pseudonym across the whole dataset (key from ``pseudonym_key_env``).
-    """
-
-    type: Literal["placeholder", "mask", "pseudonym"] = "placeholder"
-    value: str | None = Field(None, description="placeholder: replacement text ({entity} allowed)")
-    chars_to_keep: int = Field(4, ge=0, description="mask: trailing characters left visible")
-    masking_char: str = Field("*", min_length=1, max_length=1, description="mask: character")
-    length: int = Field(8, ge=6, le=64, description="pseudonym: hex digits of the HMAC kept")
-
-
-RedactConfig.model_rebuild()
-
-
 class LabelRule(Strict):
     label: str
     pattern: str = Field(description="regular expression searched in the record's text")
@@ -515,11 +512,7 @@ class LabelRule(Strict):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, pattern: str) -> str:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from None
-        return pattern
+        return _check_regex(pattern)
 
 
 class LabelConfig(Strict):

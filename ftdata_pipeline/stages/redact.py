@@ -23,6 +23,7 @@ from ftdata_pipeline.stages.pii.engine import (  # noqa: F401  (re-exported for 
     detect_spans,
     detection_key,
 )
+from ftdata_pipeline.stages.pii.engine import luhn_ok, mod97_ok
 from ftdata_pipeline.stages.pii.operators import Operators, key_fingerprint, read_pseudonym_key
 
 STAGE = "redacted"
@@ -297,22 +298,6 @@ RESIDUAL_TYPES = (
 )
 
 
-def _luhn_ok(candidate: str) -> bool:
-    digits = [int(c) for c in candidate if c.isdigit()]
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-def _iban_ok(candidate: str) -> bool:
-    compact = candidate.replace(" ", "")
-    rearranged = compact[4:] + compact[:4]
-    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
-
-
 def _count_valid(matches: pl.Series, validator) -> int:
     """Count extracted candidates passing a checksum; each distinct candidate is checked once."""
     flat = matches.explode().drop_nulls()
@@ -344,10 +329,10 @@ def residual_pii_counts(df: pl.DataFrame) -> dict[str, int]:
     counts["EMAIL_ADDRESS"] = int(texts.str.count_matches(_EMAIL).sum() or 0)
     texts = texts.str.replace_all(_EMAIL, " ")
 
-    counts["IBAN_CODE"] = _count_valid(texts.str.extract_all(_IBAN), _iban_ok)
+    counts["IBAN_CODE"] = _count_valid(texts.str.extract_all(_IBAN), mod97_ok)
     texts = texts.str.replace_all(_IBAN, " ")
 
-    counts["CREDIT_CARD"] = _count_valid(texts.str.extract_all(_CARD), _luhn_ok)
+    counts["CREDIT_CARD"] = _count_valid(texts.str.extract_all(_CARD), luhn_ok)
     texts = texts.str.replace_all(_CARD, " ")
 
     ssn = texts.str.extract_all(_SSN).explode().drop_nulls()
