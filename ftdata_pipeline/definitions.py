@@ -10,7 +10,7 @@ from dagster import Definitions
 from ftdata_pipeline.config.loader import load_project
 from ftdata_pipeline.governance.catalog import default_catalog_url
 from ftdata_pipeline.orchestration.assets import build_all_assets
-from ftdata_pipeline.orchestration.automation import build_jobs, build_schedules
+from ftdata_pipeline.orchestration.automation import build_jobs, build_schedules, build_sensors
 from ftdata_pipeline.orchestration.governance import CatalogResource
 from ftdata_pipeline.orchestration.io_manager import PolarsParquetIOManager
 from ftdata_pipeline.orchestration.storage import PipelineStorage, default_home
@@ -28,6 +28,7 @@ def build_definitions(
         assets=build_all_assets(project),
         jobs=jobs,
         schedules=build_schedules(project, jobs),
+        sensors=build_sensors(project, jobs),
         resources={
             "storage": storage,
             "io_manager": PolarsParquetIOManager(storage=storage),

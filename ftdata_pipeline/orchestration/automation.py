@@ -1,12 +1,23 @@
-"""Jobs and schedules: one job for everything, one per dataset, schedules from recipes."""
+"""Jobs, schedules and sensors: one job for everything, one per dataset, schedules from
+recipes, and a sensor per file source that runs the datasets reading it when its file changes.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dagster import (
     AssetSelection,
+    DefaultSensorStatus,
     RetryPolicy,
+    RunRequest,
     ScheduleDefinition,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
     define_asset_job,
+    sensor,
 )
 
 from ftdata_pipeline.config.models import ProjectConfig
@@ -59,3 +70,75 @@ def build_schedules(project: ProjectConfig, jobs) -> list[ScheduleDefinition]:
             )
         )
     return schedules
+
+
+def file_fingerprint(path: Path) -> str | None:
+    """Size and modification time of a source file: cheap, and changes when a file lands."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _source_path(project: ProjectConfig, source: str) -> Path:
+    path = Path(project.sources[source].path)
+    return path if path.is_absolute() else Path(project.root) / path
+
+
+def build_sensors(project: ProjectConfig, jobs) -> list[SensorDefinition]:
+    """One sensor per file source that some recipe reads (stopped until enabled in the UI).
+
+    A new or replaced file in the source's location requests one run of each dataset job that
+    reads the source; the cursor remembers the file's fingerprint, so a file is picked up once.
+    """
+    by_name = {job.name: job for job in jobs}
+    sensors = []
+    for source in sorted(project.sources):
+        if project.sources[source].kind != "file":
+            continue
+        datasets = sorted(
+            name
+            for name, recipe in project.recipes.items()
+            if source in recipe.sources or recipe.label.annotations == source
+        )
+        if datasets:
+            sensors.append(
+                _landing_sensor(
+                    project, source, datasets, [by_name[dataset_job_name(d)] for d in datasets]
+                )
+            )
+    return sensors
+
+
+def _landing_sensor(
+    project: ProjectConfig, source: str, datasets: list[str], jobs
+) -> SensorDefinition:
+    path = _source_path(project, source)
+
+    @sensor(
+        name=f"{source}_landing_sensor",
+        jobs=jobs,
+        minimum_interval_seconds=60,
+        default_status=DefaultSensorStatus.STOPPED,
+        description=f"Runs {', '.join(datasets)} when {path.name} changes",
+    )
+    def _sensor(context: SensorEvaluationContext):
+        fingerprint = file_fingerprint(path)
+        if fingerprint is None:
+            return SkipReason(f"no file at {path}")
+        if fingerprint == context.cursor:
+            return SkipReason(f"{path.name} unchanged")
+        return SensorResult(
+            run_requests=[
+                RunRequest(
+                    run_key=f"{source}:{fingerprint}:{name}",
+                    job_name=dataset_job_name(name),
+                    tags={"ftdata/trigger": f"{source} changed"},
+                )
+                for name in datasets
+            ],
+            cursor=fingerprint,
+        )
+
+    return _sensor

@@ -29,6 +29,7 @@ def graph_snapshot(defs) -> dict:
     return {
         "assets": assets,
         "jobs": sorted(j.name for j in defs.jobs or []),
+        "sensors": sorted(s.name for s in defs.sensors or []),
         "schedules": sorted(
             f"{s.name}: {s.cron_schedule} {s.execution_timezone}" for s in defs.schedules or []
         ),
