@@ -14,11 +14,7 @@ STAGES = ("curated", "redacted", "labeled", "split")
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    try:
-        project = load_project(args.config_dir)
-    except ConfigError as exc:
-        print(f"config error:\n{exc}", file=sys.stderr)
-        return 2
+    project = load_project(args.config_dir)
     print(f"ok: {len(project.sources)} sources, {len(project.recipes)} datasets")
     for name, recipe in sorted(project.recipes.items()):
         print(f"  {name}: {recipe.kind} from {', '.join(recipe.sources)} -> "
@@ -39,11 +35,7 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
     from ftdata_pipeline.definitions import build_definitions
     from ftdata_pipeline.orchestration.automation import ALL_JOB, dataset_job_name
 
-    try:
-        defs = build_definitions(args.config_dir)
-    except ConfigError as exc:
-        print(f"config error:\n{exc}", file=sys.stderr)
-        return 2
+    defs = build_definitions(args.config_dir)
     job_names = [ALL_JOB] if args.all or not args.dataset else [
         dataset_job_name(d) for d in args.dataset
     ]
@@ -125,7 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ConfigError as exc:  # every command reads the configs: one place reports them
+        print(f"config error:\n{exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from ftdata_pipeline.config.loader import ConfigError, load_project
+from ftdata_pipeline.config.loader import load_project
 
 
 def _catalog(args: argparse.Namespace):
@@ -28,11 +28,7 @@ def _storage():
 
 
 def _project(args: argparse.Namespace):
-    try:
-        return load_project(args.config_dir)
-    except ConfigError as exc:
-        print(f"config error:\n{exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    return load_project(args.config_dir)  # a ConfigError is reported by cli.main
 
 
 # -------------------------------------------------------------------------------- catalog

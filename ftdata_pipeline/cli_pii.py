@@ -45,14 +45,11 @@ def register(subparsers) -> None:
 
 
 def _redactor(args):
-    from ftdata_pipeline.config.loader import ConfigError, load_project
+    from ftdata_pipeline.config.loader import load_project
     from ftdata_pipeline.stages.pii.operators import PseudonymKeyMissing
     from ftdata_pipeline.stages.redact import get_redactor
 
-    try:
-        project = load_project(args.config_dir)
-    except ConfigError as exc:
-        raise _Fail(f"config error:\n{exc}", 2) from None
+    project = load_project(args.config_dir)  # a ConfigError is reported by cli.main
     if args.recipe not in project.recipes:
         raise _Fail(f"unknown recipe {args.recipe!r}; known: {sorted(project.recipes)}", 2)
     try:
