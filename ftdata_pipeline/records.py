@@ -106,20 +106,27 @@ def stable_id(*parts: str) -> str:
     return digest[:16]
 
 
-def record_id_expr(source: pl.Expr, source_key: pl.Expr) -> pl.Expr:
-    """Vectorized ``stable_id(source, source_key)``.
+def sha256_hex(expr: pl.Expr, length: int = 64) -> pl.Expr:
+    """sha256 hex digest of a string column (truncated to ``length``); null stays null.
 
-    Polars' own ``hash`` is not guaranteed stable across versions, so ids use sha256 (through
-    ``map_batches`` on the whole column, not per row in Python loops over frames).
+    Polars' own ``hash`` is not guaranteed stable across versions, and ids and content hashes
+    must outlive upgrades, so this hashes with sha256 in one ``map_batches`` over the column.
     """
-    joined = pl.concat_str([source, source_key], separator="\x1f")
-    return joined.map_batches(
+    return expr.map_batches(
         lambda s: pl.Series(
-            [hashlib.sha256(v.encode("utf-8")).hexdigest()[:16] for v in s.to_list()],
+            [
+                None if v is None else hashlib.sha256(v.encode("utf-8")).hexdigest()[:length]
+                for v in s.to_list()
+            ],
             dtype=pl.String,
         ),
         return_dtype=pl.String,
     )
+
+
+def record_id_expr(source: pl.Expr, source_key: pl.Expr) -> pl.Expr:
+    """Vectorized ``stable_id(source, source_key)``."""
+    return sha256_hex(pl.concat_str([source, source_key], separator="\x1f"), 16)
 
 
 def empty_records() -> pl.DataFrame:

@@ -18,7 +18,6 @@ columns. Stats hold counts, ids of rules and column names only, never text.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from ftdata_pipeline.records import (
     SOURCE_KEY,
     TEXT_FIELDS,
     conform,
+    sha256_hex,
 )
 from ftdata_pipeline.stages.base import StageResult, concat_rejects
 from ftdata_pipeline.stages.curation import decontaminate, governance, language, neardup, quality, safety
@@ -105,20 +105,6 @@ def _content_parts(kind: str) -> pl.Expr:
 def _canonical(expr: pl.Expr) -> pl.Expr:
     """Case- and whitespace-insensitive form: near-identical copies hash alike."""
     return expr.str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
-
-
-def sha256_hex(expr: pl.Expr, length: int = 64) -> pl.Expr:
-    """sha256 hex digest of a string column (truncated to ``length``), null stays null."""
-    return expr.map_batches(
-        lambda s: pl.Series(
-            [
-                None if v is None else hashlib.sha256(v.encode("utf-8")).hexdigest()[:length]
-                for v in s.to_list()
-            ],
-            dtype=pl.String,
-        ),
-        return_dtype=pl.String,
-    )
 
 
 def _measure(df: pl.DataFrame, kind: str) -> pl.DataFrame:
