@@ -47,6 +47,7 @@ from ftdata_pipeline.records import REJECT_SCHEMA
 from ftdata_pipeline.stages.base import StageResult
 from ftdata_pipeline.stages.curate import curate
 from ftdata_pipeline.stages.label import label
+from ftdata_pipeline.stages.pii.engine import worker_pools
 from ftdata_pipeline.stages.raw import load_source
 from ftdata_pipeline.stages.redact import get_redactor, redact, residual_pii_counts
 from ftdata_pipeline.stages.split import split
@@ -199,7 +200,9 @@ def build_dataset_assets(
         )
 
     def run_redact(context, curated: pl.LazyFrame) -> StageResult:
-        return redact(curated, recipe.redact, get_redactor(recipe.redact))
+        # The step owns its PII worker pool: stopped when the step ends, however it ends.
+        with worker_pools():
+            return redact(curated, recipe.redact, get_redactor(recipe.redact))
 
     label_ins = {"redacted": AssetIn(stage_key(name, "redacted"))}
     if recipe.label.annotations:

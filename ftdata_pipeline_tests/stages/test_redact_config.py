@@ -271,16 +271,15 @@ def test_parallel_equals_in_process():
     from ftdata_pipeline.stages.pii.evaluation import generate_examples
 
     texts = [ex.text for ex in generate_examples(400, seed=3)]
-    engine.shutdown_pools()  # pools left by earlier tests (the demo run) would hide this one
     serial = PiiRedactor(RedactConfig(workers=1))
     parallel_cfg = RedactConfig(workers=2, parallel_min_texts=1, batch_size=32)
     expected = serial.redact_texts(texts)
     clear_memos()  # same detection settings share a memo: make the pool do the work
-    pool_spans = detect_spans(Detector(parallel_cfg), texts)
-    assert pool_spans == expected[1]
-    assert len(engine._POOLS) == 1  # the pool really ran
-    assert PiiRedactor(parallel_cfg).redact_texts(texts) == expected
-    engine.shutdown_pools()
+    with engine.worker_pools():
+        pool_spans = detect_spans(Detector(parallel_cfg), texts)
+        assert len(engine._SCOPE.get()) == 1  # the pool really ran
+        assert pool_spans == expected[1]
+        assert PiiRedactor(parallel_cfg).redact_texts(texts) == expected
 
 
 def test_memo_shared_across_operator_settings():

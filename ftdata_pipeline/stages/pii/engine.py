@@ -15,7 +15,8 @@ Speed, from cheapest to most effective:
 
 from __future__ import annotations
 
-import atexit
+import contextlib
+import contextvars
 import functools
 import json
 import math
@@ -24,7 +25,7 @@ import os
 import re
 import types
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -492,8 +493,13 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-# One pool per detector config per process, reused across calls (a worker loads spaCy once).
-_POOLS: dict[tuple[str, int], ProcessPoolExecutor] = {}
+# Worker pools live only inside a ``worker_pools()`` block, owned by the step that opened it
+# (key: detection config and worker count). No pool outlives its step: a module-level pool
+# left for ``atexit`` would hang the step's process under Dagster's multiprocess executor, as
+# exit handlers do not run in a multiprocessing child, which then waits on its pool workers.
+_SCOPE: contextvars.ContextVar[dict[tuple[str, int], ProcessPoolExecutor] | None] = (
+    contextvars.ContextVar("ftdata_pii_worker_pools", default=None)
+)
 _WORKER_DETECTOR: Detector | None = None
 
 
@@ -508,7 +514,7 @@ def _worker_spans(texts: list[str]) -> list[list[Span]]:
     return _WORKER_DETECTOR.spans(texts)
 
 
-MAX_POOLS = 2  # live pools per process; each worker holds a spaCy model (~150 MB)
+MAX_POOLS = 2  # live pools per scope; each worker holds a spaCy model (~150 MB)
 
 # Settings that change which spans are found; everything else (operators, density, workers)
 # does not, so redactors that differ only there share worker pools and memoized detections.
@@ -520,30 +526,84 @@ def detection_key(cfg: RedactConfig) -> str:
     return cfg.model_dump_json(include=set(DETECTION_FIELDS))
 
 
-def _pool(cfg: RedactConfig, workers: int) -> ProcessPoolExecutor:
+def _pool_config(cfg: RedactConfig) -> str:
     detect_only = RedactConfig.model_validate_json(detection_key(cfg))
-    cfg_json = detect_only.model_copy(update={"batch_size": cfg.batch_size}).model_dump_json()
-    key = (cfg_json, workers)
-    if key not in _POOLS:
-        while len(_POOLS) >= MAX_POOLS:  # the oldest pool goes first
-            _POOLS.pop(next(iter(_POOLS))).shutdown(wait=False, cancel_futures=True)
-        # forkserver: workers start from a clean server process (no inherited threads or locks
-        # of the parent, e.g. Dagster's or Polars'), which imports this module once; each
-        # worker then builds its detector once in the initializer.
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload([__name__])
-        _POOLS[key] = ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(cfg_json,)
-        )
-    return _POOLS[key]
+    return detect_only.model_copy(update={"batch_size": cfg.batch_size}).model_dump_json()
 
 
-@atexit.register
+def _new_pool(cfg_json: str, workers: int) -> ProcessPoolExecutor:
+    # forkserver: workers start from a clean server process (no inherited threads or locks
+    # of the parent, e.g. Dagster's or Polars'), which imports this module once; each
+    # worker then builds its detector once in the initializer.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(cfg_json,)
+    )
+
+
+def _stop_pool(pool: ProcessPoolExecutor, *, kill: bool) -> None:
+    """Stop a pool and wait for its workers. ``kill``: end busy workers at once (a failed or
+    terminated step must not wait for chunks nobody will read)."""
+    if kill:
+        # ProcessPoolExecutor has no public way to end running workers before Python 3.14
+        # (terminate_workers); its process table is the only handle on them.
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            if proc.is_alive():
+                proc.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def worker_pools() -> Iterator[None]:
+    """Scope of the PII worker pools: pools started inside are reused until the block ends,
+    then stopped and their workers joined — on success, on error and on termination (Dagster
+    raises into the step on Terminate). Nested blocks share the outermost one's pools.
+    Outside any block, a parallel ``detect_spans`` call starts a pool for that call only."""
+    if _SCOPE.get() is not None:
+        yield
+        return
+    pools: dict[tuple[str, int], ProcessPoolExecutor] = {}
+    token = _SCOPE.set(pools)
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        _SCOPE.reset(token)
+        for pool in pools.values():
+            _stop_pool(pool, kill=not ok)
+        pools.clear()
+
+
 def shutdown_pools() -> None:
-    """Stop every worker pool (also registered to run at interpreter exit)."""
-    for pool in _POOLS.values():
-        pool.shutdown(wait=False, cancel_futures=True)
-    _POOLS.clear()
+    """Stop the pools of the current ``worker_pools()`` block (they restart on next use)."""
+    pools = _SCOPE.get()
+    if pools is not None:
+        for pool in pools.values():
+            _stop_pool(pool, kill=True)
+        pools.clear()
+
+
+@contextlib.contextmanager
+def _pool(cfg: RedactConfig, workers: int) -> Iterator[ProcessPoolExecutor]:
+    """The scope's pool for ``cfg`` (started on first use), or a pool for this call only."""
+    key = (_pool_config(cfg), workers)
+    pools = _SCOPE.get()
+    if pools is None:
+        pool = _new_pool(*key)
+        ok = False
+        try:
+            yield pool
+            ok = True
+        finally:
+            _stop_pool(pool, kill=not ok)
+        return
+    if key not in pools:
+        while len(pools) >= MAX_POOLS:  # the oldest pool goes first
+            _stop_pool(pools.pop(next(iter(pools))), kill=False)
+        pools[key] = _new_pool(*key)
+    yield pools[key]
 
 
 def detect_spans(detector: Detector, texts: Sequence[str]) -> list[list[Span]]:
@@ -558,8 +618,8 @@ def detect_spans(detector: Detector, texts: Sequence[str]) -> list[list[Span]]:
     chunks = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
     out: list[list[Span]] = []
     try:
-        for part in _pool(cfg, workers).map(_worker_spans, chunks):
-            out.extend(part)
+        with _pool(cfg, workers) as pool:
+            out.extend(part for chunk in pool.map(_worker_spans, chunks) for part in chunk)
     except BrokenProcessPool:
         # A worker died (out of memory, killed, a main module without a __main__ guard): the
         # in-process result is the same, only slower.
