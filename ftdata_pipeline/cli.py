@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 
 from ftdata_pipeline import cli_governance, cli_pii
-from ftdata_pipeline.config.loader import ConfigError, load_project
+from ftdata_pipeline.config.loader import (
+    DEFAULT_CONFIG_DIR_ENV,
+    ConfigError,
+    default_config_dir,
+    load_project,
+    load_project_parts,
+)
 
 STAGES = ("curated", "redacted", "labeled", "split")
 
@@ -31,23 +37,59 @@ def _instance():
     return DagsterInstance.ephemeral()
 
 
-def _cmd_materialize(args: argparse.Namespace) -> int:
-    from ftdata_pipeline.definitions import build_definitions
-    from ftdata_pipeline.orchestration.automation import ALL_JOB, dataset_job_name
+def _use_config_dir(args: argparse.Namespace) -> None:
+    """Make ``--config-dir`` the one every loader sees, including ``ftdata_pipeline.definitions``
+    imported to run a job (and any process a run starts)."""
+    if args.config_dir:
+        os.environ[DEFAULT_CONFIG_DIR_ENV] = str(Path(args.config_dir).resolve())
 
-    defs = build_definitions(args.config_dir)
+
+def _step_errors(result) -> list[tuple[str, str]]:
+    """(step, message) of each failed step: the exception that failed it, not Dagster's wrapper.
+
+    Stage errors are written to name files, records and config keys, never raw values."""
+    out = []
+    for event in result.all_events:
+        if event.event_type_value != "STEP_FAILURE":
+            continue
+        error = event.step_failure_data.error if event.step_failure_data else None
+        while error is not None and error.cause is not None and error.cls_name and (
+            error.cls_name.startswith("Dagster")
+        ):
+            error = error.cause
+        message = f"{error.cls_name}: {error.message.strip()}" if error else "unknown error"
+        out.append((event.step_key, "\n      ".join(message.splitlines()[:12])))
+    return out
+
+
+def _cmd_materialize(args: argparse.Namespace) -> int:
+    from ftdata_pipeline.orchestration.automation import ALL_JOB, dataset_job_name
+    from ftdata_pipeline.orchestration.headless import run_job
+
+    _use_config_dir(args)
+    loaded = load_project_parts(args.config_dir)
+    if args.all or not args.dataset:
+        loaded.raise_if_broken()  # "everything" includes the broken recipes
+    known = set(loaded.files)
+    unknown = sorted(set(args.dataset or ()) - known)
+    if unknown:
+        print(
+            f"error: unknown dataset {', '.join(map(repr, unknown))}; datasets in "
+            f"{args.config_dir or default_config_dir()}: {', '.join(sorted(known))}",
+            file=sys.stderr,
+        )
+        return 2
+    broken = [loaded.broken[d] for d in args.dataset or () if d in loaded.broken]
+    if broken:
+        raise ConfigError("\n".join(broken))
     job_names = [ALL_JOB] if args.all or not args.dataset else [
         dataset_job_name(d) for d in args.dataset
     ]
     status = 0
     with _instance() as instance:
         for job_name in job_names:
-            job = defs.resolve_job_def(job_name)
             print(f"materializing {job_name} ...", flush=True)
-            result = job.execute_in_process(instance=instance, raise_on_error=False)
-            failed_steps = [
-                e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"
-            ]
+            result = run_job(instance, job_name)
             failed_checks = [
                 f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:"
                 f"{e.asset_check_evaluation_data.check_name}"
@@ -58,8 +100,8 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
             print(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}")
             for check in failed_checks:
                 print(f"  check failed: {check}")
-            for step in failed_steps:
-                print(f"  step failed: {step}")
+            for step, message in _step_errors(result):
+                print(f"  step failed: {step}\n      {message}")
             if not result.success:
                 status = 1
     return status

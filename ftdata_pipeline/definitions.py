@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from ftdata_pipeline.config.loader import load_project
+from ftdata_pipeline.config.loader import default_config_dir, load_project_parts
 from ftdata_pipeline.governance.catalog import default_catalog_url
 from ftdata_pipeline.orchestration.assets import build_all_assets
 from ftdata_pipeline.orchestration.automation import build_jobs, build_schedules, build_sensors
+from ftdata_pipeline.orchestration.config_errors import build_config_error_assets
 from ftdata_pipeline.orchestration.governance import CatalogResource
 from ftdata_pipeline.orchestration.io_manager import PolarsParquetIOManager
 from ftdata_pipeline.orchestration.storage import PipelineStorage, default_home
@@ -20,12 +21,17 @@ def build_definitions(
     config_dir=None, home: str | None = None, catalog_url: str | None = None
 ) -> Definitions:
     """``catalog_url``: default FTDATA_CATALOG_URL, else SQLite in ``home``."""
-    project = load_project(config_dir)
+    # A broken recipe is set aside (shown as its error) so the others still load.
+    loaded = load_project_parts(config_dir)
+    project = loaded.project
     storage = PipelineStorage(home=home or default_home())
     catalog = CatalogResource(url=catalog_url or default_catalog_url(storage.home))
     jobs = build_jobs(project)
     return Definitions(
-        assets=build_all_assets(project),
+        assets=[
+            *build_all_assets(project),
+            *build_config_error_assets(loaded.broken, loaded.files),
+        ],
         jobs=jobs,
         schedules=build_schedules(project, jobs),
         sensors=build_sensors(project, jobs),
@@ -37,4 +43,10 @@ def build_definitions(
     )
 
 
+def current_settings() -> tuple[str, str]:
+    """(config dir, data home) that ``defs`` is built from: the environment at import."""
+    return str(default_config_dir()), str(default_home())
+
+
+BUILT_FROM = current_settings()
 defs = build_definitions()

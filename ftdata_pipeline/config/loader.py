@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,48 +97,93 @@ def _classification_errors(file: Path, recipe: RecipeConfig, sources: dict) -> l
     ]
 
 
-def _cross_check(config_dir: Path, sources: dict, recipes: dict[str, RecipeConfig]) -> None:
+# Asset-key prefixes a recipe name may not take: ``raw/<source>`` are the source assets, so a
+# recipe named ``raw`` would collide with them (``raw/curated`` for a source named ``curated``).
+RESERVED_RECIPE_NAMES = {"raw": "the source assets raw/<source>"}
+
+
+def _recipe_errors(file: Path, recipe: RecipeConfig, sources: dict) -> list[str]:
+    """Errors of one recipe against sources.yaml, the format registry and the expectations."""
     from ftdata_pipeline.formats import FORMATS_BY_NAME
     from ftdata_pipeline.quality.expectations import resolve_expectation
 
     errors = []
-    for name, recipe in recipes.items():
-        file = config_dir / "datasets" / f"{name}.yaml"
-        for i, src in enumerate(recipe.sources):
-            if src not in sources:
-                errors.append(f"{file}: sources.{i}: unknown source {src!r} (see sources.yaml)")
-            elif sources[src].role != "records":
-                errors.append(f"{file}: sources.{i}: {src!r} is an annotations source")
-        errors.extend(_classification_errors(file, recipe, sources))
-        ann = recipe.label.annotations
-        if ann is not None:
-            if ann not in sources:
-                errors.append(f"{file}: label.annotations: unknown source {ann!r}")
-            elif sources[ann].role != "annotations":
-                errors.append(f"{file}: label.annotations: {ann!r} is not an annotations source")
-        for i, fmt in enumerate(recipe.exports.formats):
-            supported = FORMATS_BY_NAME[fmt].KINDS
-            if recipe.kind not in supported:
-                errors.append(
-                    f"{file}: exports.formats.{i}: format {fmt!r} does not support kind "
-                    f"{recipe.kind!r} (supports {', '.join(supported)})"
-                )
-        for stage, exps in recipe.expectations.items():
-            for i, exp in enumerate(exps):
-                try:
-                    resolve_expectation(exp.expectation, exp.kwargs)
-                except ValueError as exc:
-                    errors.append(f"{file}: expectations.{stage}.{i}: {exc}")
-    if errors:
-        raise ConfigError("\n".join(errors))
+    if recipe.name in RESERVED_RECIPE_NAMES:
+        errors.append(
+            f"{file}: name: {recipe.name!r} is reserved for "
+            f"{RESERVED_RECIPE_NAMES[recipe.name]} (asset keys would collide); rename the file"
+        )
+    for i, src in enumerate(recipe.sources):
+        if src not in sources:
+            errors.append(f"{file}: sources.{i}: unknown source {src!r} (see sources.yaml)")
+        elif sources[src].role != "records":
+            errors.append(f"{file}: sources.{i}: {src!r} is an annotations source")
+    errors.extend(_classification_errors(file, recipe, sources))
+    ann = recipe.label.annotations
+    if ann is not None:
+        if ann not in sources:
+            errors.append(f"{file}: label.annotations: unknown source {ann!r}")
+        elif sources[ann].role != "annotations":
+            errors.append(f"{file}: label.annotations: {ann!r} is not an annotations source")
+    for i, fmt in enumerate(recipe.exports.formats):
+        supported = FORMATS_BY_NAME[fmt].KINDS
+        if recipe.kind not in supported:
+            errors.append(
+                f"{file}: exports.formats.{i}: format {fmt!r} does not support kind "
+                f"{recipe.kind!r} (supports {', '.join(supported)})"
+            )
+    for stage, exps in recipe.expectations.items():
+        for i, exp in enumerate(exps):
+            try:
+                resolve_expectation(exp.expectation, exp.kwargs)
+            except ValueError as exc:
+                errors.append(f"{file}: expectations.{stage}.{i}: {exc}")
+    return errors
+
+
+@dataclass
+class ProjectLoad:
+    """The loadable part of a config directory and, per broken recipe, its error text.
+
+    ``broken`` maps a recipe name (its file's stem) to the message naming file, key and value;
+    ``files`` maps every recipe name to its file."""
+
+    project: ProjectConfig
+    broken: dict[str, str] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def raise_if_broken(self) -> ProjectConfig:
+        if self.broken:
+            raise ConfigError("\n".join(self.broken[name] for name in sorted(self.broken)))
+        return self.project
+
+
+def load_project_parts(config_dir: Path | str | None = None) -> ProjectLoad:
+    """Load sources.yaml and every recipe, setting aside (not raising on) broken recipes.
+
+    A broken sources.yaml still raises: no recipe can be checked without it."""
+    config_dir = Path(config_dir) if config_dir else default_config_dir()
+    sources = load_sources(config_dir / "sources.yaml")
+    files = {p.stem: p for p in sorted((config_dir / "datasets").glob("*.yaml"))}
+    recipes: dict[str, RecipeConfig] = {}
+    broken: dict[str, str] = {}
+    for name, path in files.items():
+        try:
+            recipe = load_recipe(path)
+        except ConfigError as exc:
+            broken[name] = str(exc)
+            continue
+        errors = _recipe_errors(path, recipe, sources)
+        if errors:
+            broken[name] = "\n".join(errors)
+        else:
+            recipes[name] = recipe
+    root = os.environ.get("FTDATA_PROJECT_ROOT", str(config_dir.resolve().parent))
+    return ProjectLoad(ProjectConfig(sources=sources, recipes=recipes, root=root), broken, files)
 
 
 def load_project(config_dir: Path | str | None = None) -> ProjectConfig:
-    """Load sources.yaml and every recipe under datasets/, and check they fit together."""
-    config_dir = Path(config_dir) if config_dir else default_config_dir()
-    sources = load_sources(config_dir / "sources.yaml")
-    recipe_files = sorted((config_dir / "datasets").glob("*.yaml"))
-    recipes = {p.stem: load_recipe(p) for p in recipe_files}
-    _cross_check(config_dir, sources, recipes)
-    root = os.environ.get("FTDATA_PROJECT_ROOT", str(config_dir.resolve().parent))
-    return ProjectConfig(sources=sources, recipes=recipes, root=root)
+    """Load sources.yaml and every recipe under datasets/, and check they fit together.
+
+    Raises one ``ConfigError`` listing the errors of every broken file."""
+    return load_project_parts(config_dir).raise_if_broken()

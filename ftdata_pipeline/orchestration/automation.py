@@ -23,6 +23,7 @@ from dagster import (
 from ftdata_pipeline.config.models import ProjectConfig
 
 ALL_JOB = "materialize_all"
+CONFIG_ERROR_TAG = "ftdata/config_error"
 # Transient failures (a database hiccup while reading a SQL source) deserve one more try;
 # data errors fail the same way twice, so more retries only delay the error message.
 RETRY_POLICY = RetryPolicy(max_retries=1, delay=5)
@@ -36,7 +37,8 @@ def build_jobs(project: ProjectConfig) -> list:
     jobs = [
         define_asset_job(
             ALL_JOB,
-            selection=AssetSelection.all(),
+            # every loadable asset: a broken recipe's error asset is not part of "everything"
+            selection=AssetSelection.all() - AssetSelection.tag(CONFIG_ERROR_TAG, "true"),
             description="Every source and every dataset, end to end",
             op_retry_policy=RETRY_POLICY,
         )

@@ -1,0 +1,117 @@
+"""Headless runs that belong to the code location, as if launched from the UI.
+
+``ftdata materialize`` (and so ``make demo``) creates each run with the same origin as a run
+launched from the webserver: the workspace's code location (``workspace.yaml``), repository and
+job. Such runs appear in the UI's Overview and Runs with their job and tags and can be
+re-executed from there. ``execute_in_process`` would make runs without any origin.
+
+The run itself executes in this process (the in-process executor: no process start per step),
+from the reconstructable job of ``ftdata_pipeline.definitions``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from dagster import DagsterInstance, JobExecutionResult
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+from dagster._core.execution.api import execute_run
+from dagster._core.remote_origin import (
+    ManagedGrpcPythonEnvCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+)
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+from ftdata_pipeline.config.loader import project_root
+
+# Definitions(...) objects load as a repository with this name.
+REPOSITORY_NAME = "__repository__"
+DEFS_ATTRIBUTE = "defs"
+# Headless runs run their steps in this process; the UI's re-execution keeps the same config.
+IN_PROCESS_RUN_CONFIG = {"execution": {"config": {"in_process": {}}}}
+SOURCE_TAG = "ftdata/launched_by"
+
+
+@dataclass(frozen=True)
+class CodeLocation:
+    """The code location entry of ``workspace.yaml`` (a ``python_module`` entry)."""
+
+    name: str
+    module: str
+    working_directory: str
+
+    def loadable_target(self) -> LoadableTargetOrigin:
+        return LoadableTargetOrigin(
+            executable_path=sys.executable,
+            module_name=self.module,
+            working_directory=self.working_directory,
+        )
+
+    def job_origin(self, job_name: str) -> RemoteJobOrigin:
+        repo = RemoteRepositoryOrigin(
+            code_location_origin=ManagedGrpcPythonEnvCodeLocationOrigin(
+                loadable_target_origin=self.loadable_target(), location_name=self.name
+            ),
+            repository_name=REPOSITORY_NAME,
+        )
+        return RemoteJobOrigin(repository_origin=repo, job_name=job_name)
+
+
+def workspace_location(workspace: Path | None = None) -> CodeLocation:
+    """The code location that ``workspace.yaml`` (default: the project's) loads."""
+    workspace = workspace or project_root() / "workspace.yaml"
+    entries = (yaml.safe_load(workspace.read_text("utf-8")) or {}).get("load_from") or []
+    for entry in entries:
+        target = entry.get("python_module") if isinstance(entry, dict) else None
+        if isinstance(target, dict) and target.get("module_name"):
+            return CodeLocation(
+                name=target.get("location_name") or target["module_name"],
+                module=target["module_name"],
+                working_directory=str(
+                    Path(target.get("working_directory") or workspace.parent).resolve()
+                ),
+            )
+        if isinstance(target, str):
+            return CodeLocation(target, target, str(workspace.parent.resolve()))
+    raise ValueError(f"{workspace}: load_from: no python_module entry")
+
+
+def _fresh_definitions(module: str) -> None:
+    """Rebuild the definitions module when it was imported under other settings (another
+    ``--config-dir`` or FTDATA_HOME in the same process), so the run uses the current ones."""
+    loaded = sys.modules.get(module)
+    current = getattr(loaded, "current_settings", None)
+    if loaded is not None and current is not None and loaded.BUILT_FROM != current():
+        importlib.reload(loaded)
+
+
+def run_job(
+    instance: DagsterInstance,
+    job_name: str,
+    *,
+    tags: dict[str, str] | None = None,
+    location: CodeLocation | None = None,
+) -> JobExecutionResult:
+    """Create a run of ``job_name`` with the code location's origin and execute it here."""
+    location = location or workspace_location()
+    _fresh_definitions(location.module)
+    recon_repo = ReconstructableRepository.for_module(
+        location.module, DEFS_ATTRIBUTE, working_directory=location.working_directory
+    )
+    recon_job = recon_repo.get_reconstructable_job(job_name)
+    job_def = recon_job.get_definition()
+    run = instance.create_run_for_job(
+        job_def,
+        run_config=IN_PROCESS_RUN_CONFIG,
+        tags={**job_def.tags, SOURCE_TAG: f"ftdata materialize ({os.environ.get('USER', '?')})",
+              **(tags or {})},
+        remote_job_origin=location.job_origin(job_name),
+        job_code_origin=recon_job.get_python_origin(),
+    )
+    return execute_run(recon_job, run, instance)
