@@ -52,9 +52,14 @@ def _step_errors(result) -> list[tuple[str, str]]:
     for event in result.all_events:
         if event.event_type_value != "STEP_FAILURE":
             continue
-        error = event.step_failure_data.error if event.step_failure_data else None
+        data = event.step_failure_data
+        if data is not None and data.user_failure_data is not None:
+            described = data.user_failure_data.description or ""
+            out.append((event.step_key, "\n      ".join(described.splitlines()[:12])))
+            continue
+        error = data.error if data else None
         while error is not None and error.cause is not None and error.cls_name and (
-            error.cls_name.startswith("Dagster")
+            error.cls_name.startswith(("Dagster", "RetryRequested"))
         ):
             error = error.cause
         message = f"{error.cls_name}: {error.message.strip()}" if error else "unknown error"

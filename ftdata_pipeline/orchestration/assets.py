@@ -28,6 +28,7 @@ from ftdata_pipeline.config.models import ProjectConfig, RecipeConfig, SourceCon
 from ftdata_pipeline.formats.writer import read_manifest, write_exports
 from ftdata_pipeline.governance.card import render_card
 from ftdata_pipeline.orchestration.checks import CheckPlan, run_checks
+from ftdata_pipeline.orchestration.errors import step_errors
 from ftdata_pipeline.orchestration.governance import (
     CatalogResource,
     dagster_owner,
@@ -98,9 +99,10 @@ def build_source_asset(name: str, cfg: SourceConfig, root: str) -> AssetsDefinit
         catalog: CatalogResource = context.resources.catalog
         # Erasure requests apply here, before anything downstream sees the rows:
         # rows read = rows kept + rows erased.
+        with step_errors(restricted=True):  # data errors fail once; I/O errors are retried
+            loaded = load_source(name, cfg, Path(root))
         erasure = catalog.raw_erasure(
-            context.run_id, name, cfg, root, load_source(name, cfg, Path(root)),
-            source_config_hash(cfg),
+            context.run_id, name, cfg, root, loaded, source_config_hash(cfg),
         )
         df = erasure.kept
         version = data_version(df)
@@ -148,7 +150,8 @@ def _stage_asset(
         upstream_columns = {
             ins[n].key: v.collect_schema().names() for n, v in inputs.items() if v is not None
         }
-        result: StageResult = run_stage(context, **inputs)
+        with step_errors(restricted=restricted or stage == "redacted"):
+            result: StageResult = run_stage(context, **inputs)
         storage.write_rejects(
             recipe.name, stage, result.rejected, restricted=stage in RESTRICTED_REJECT_STAGES
         )
@@ -255,7 +258,8 @@ def _exports_asset(recipe: RecipeConfig, cfg_hash: str) -> AssetsDefinition:
         storage: PipelineStorage = context.resources.storage
         out_dir = storage.exports_dir(recipe.name)
         split_df = split.collect()
-        manifest = write_exports(split_df, recipe, out_dir, config_hash=cfg_hash)
+        with step_errors(restricted=False):
+            manifest = write_exports(split_df, recipe, out_dir, config_hash=cfg_hash)
         context.log.info(f"{recipe.name}: wrote {len(manifest['files'])} files to {out_dir}")
         # dataset version, export files and one lineage row per exported record
         governance = context.resources.catalog.record_export(
