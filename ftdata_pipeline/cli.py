@@ -94,7 +94,7 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
     with _instance() as instance:
         for job_name in job_names:
             print(f"materializing {job_name} ...", flush=True)
-            result = run_job(instance, job_name)
+            result = run_job(instance, job_name, on_event=_print_progress)
             failed_checks = [
                 f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:"
                 f"{e.asset_check_evaluation_data.check_name}"
@@ -109,7 +109,30 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
                 print(f"  step failed: {step}\n      {message}")
             if not result.success:
                 status = 1
+    if status == 0:
+        _print_next_steps(instance_home=os.environ.get("DAGSTER_HOME"))
     return status
+
+
+def _print_progress(event) -> None:
+    from ftdata_pipeline.orchestration.progress import progress_line
+
+    line = progress_line(event)
+    if line:
+        print(f"  {line}", flush=True)
+
+
+def _print_next_steps(instance_home: str | None) -> None:
+    from ftdata_pipeline.orchestration.storage import PipelineStorage, default_home
+
+    storage = PipelineStorage(home=default_home())
+    print(f"exports: {storage.exports_dir('<dataset>')}")
+    print(f"cards:   {storage.cards_dir('<dataset>') / 'README.md'}")
+    if instance_home:
+        print(f"UI:      make ui  (DAGSTER_HOME={instance_home}), then http://localhost:3000 "
+              "-> Runs, or Catalog -> a dataset's lineage")
+    else:
+        print("UI:      set DAGSTER_HOME to keep runs for the UI (make demo does), then make ui")
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:

@@ -14,13 +14,14 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from dagster import DagsterInstance, JobExecutionResult
+from dagster import DagsterInstance
 from dagster._core.definitions.reconstruct import ReconstructableRepository
-from dagster._core.execution.api import execute_run
+from dagster._core.execution.api import execute_run_iterator
 from dagster._core.remote_origin import (
     ManagedGrpcPythonEnvCodeLocationOrigin,
     RemoteJobOrigin,
@@ -33,8 +34,13 @@ from ftdata_pipeline.config.loader import project_root
 # Definitions(...) objects load as a repository with this name.
 REPOSITORY_NAME = "__repository__"
 DEFS_ATTRIBUTE = "defs"
-# Headless runs run their steps in this process; the UI's re-execution keeps the same config.
-IN_PROCESS_RUN_CONFIG = {"execution": {"config": {"in_process": {}}}}
+# Headless runs run their steps in this process, and print progress lines instead of Dagster's
+# DEBUG event stream (the events are all in the instance, for the UI). A re-execution from the
+# UI keeps this config.
+HEADLESS_RUN_CONFIG = {
+    "execution": {"config": {"in_process": {}}},
+    "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+}
 SOURCE_TAG = "ftdata/launched_by"
 
 
@@ -91,14 +97,24 @@ def _fresh_definitions(module: str) -> None:
         importlib.reload(loaded)
 
 
+@dataclass
+class HeadlessRun:
+    run_id: str
+    success: bool
+    all_events: list  # DagsterEvent, in order
+
+
 def run_job(
     instance: DagsterInstance,
     job_name: str,
     *,
     tags: dict[str, str] | None = None,
     location: CodeLocation | None = None,
-) -> JobExecutionResult:
-    """Create a run of ``job_name`` with the code location's origin and execute it here."""
+    on_event: Callable | None = None,
+) -> HeadlessRun:
+    """Create a run of ``job_name`` with the code location's origin and execute it here.
+
+    ``on_event(dagster_event)`` sees every event as it happens (progress lines)."""
     location = location or workspace_location()
     _fresh_definitions(location.module)
     recon_repo = ReconstructableRepository.for_module(
@@ -108,10 +124,16 @@ def run_job(
     job_def = recon_job.get_definition()
     run = instance.create_run_for_job(
         job_def,
-        run_config=IN_PROCESS_RUN_CONFIG,
+        run_config=HEADLESS_RUN_CONFIG,
         tags={**job_def.tags, SOURCE_TAG: f"ftdata materialize ({os.environ.get('USER', '?')})",
               **(tags or {})},
         remote_job_origin=location.job_origin(job_name),
         job_code_origin=recon_job.get_python_origin(),
     )
-    return execute_run(recon_job, run, instance)
+    events = []
+    for event in execute_run_iterator(recon_job, run, instance):
+        events.append(event)
+        if on_event is not None:
+            on_event(event)
+    final = instance.get_run_by_id(run.run_id)
+    return HeadlessRun(run.run_id, final is not None and final.is_success, events)

@@ -1,0 +1,56 @@
+"""``ftdata materialize``: runs with the code location's origin, one progress line per stage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from dagster import DagsterInstance
+
+from ftdata_pipeline.orchestration.headless import SOURCE_TAG, workspace_location
+from ftdata_pipeline_tests.orchestration import ui_harness as ui
+
+pytestmark = pytest.mark.integration
+
+
+def test_workspace_location_is_read_from_workspace_yaml():
+    location = workspace_location()
+    assert (location.name, location.module) == (ui.LOCATION, "ftdata_pipeline.definitions")
+
+
+def test_materialize_prints_progress_and_makes_a_run_of_the_code_location(tmp_path):
+    configs = ui.write_project(tmp_path / "project", tickets=200)
+    home = ui.write_instance(tmp_path / "dagster_home")
+    env = {
+        **ui.os.environ,
+        "DAGSTER_HOME": str(home),
+        "FTDATA_HOME": str(tmp_path / "data"),
+        "FTDATA_PROJECT_ROOT": str(configs.parent),
+        "PYTHONPATH": str(ui.ROOT),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "ftdata_pipeline.cli", "--config-dir", str(configs),
+         "materialize", "--dataset", ui.DATASET],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, out[-2000:] + proc.stderr[-3000:]
+    lines = out.splitlines()
+    # one line per stage with its counts, no Dagster DEBUG stream
+    for stage in ("curated", "redacted", "labeled", "split"):
+        (line,) = [x for x in lines if x.strip().startswith(f"{ui.DATASET}/{stage} ")]
+        assert " in " in line and " kept " in line and " rejected " in line
+    assert any(x.strip().startswith("raw/support_tickets ") and "rows" in x for x in lines)
+    assert any(x.strip().startswith(f"{ui.DATASET}/exports ") and "files in" in x for x in lines)
+    assert "DEBUG" not in out + proc.stderr and len(lines) < 40
+    assert lines[-3].startswith("exports: ") and lines[-2].startswith("cards: ")
+    assert lines[-1].startswith("UI:") and "make ui" in lines[-1]
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        (run,) = instance.get_runs()
+        origin = run.remote_job_origin
+        assert origin is not None and origin.job_name == f"{ui.DATASET}_job"
+        assert origin.repository_origin.code_location_origin.location_name == ui.LOCATION
+        assert origin.repository_origin.repository_name == ui.REPOSITORY
+        assert SOURCE_TAG in run.tags and run.is_success
