@@ -9,6 +9,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from ftdata_pipeline.definitions import build_definitions
 
 SNAPSHOT = Path(__file__).parents[1] / "snapshots" / "asset_graph.json"
@@ -36,13 +38,30 @@ def graph_snapshot(defs) -> dict:
     }
 
 
-def test_asset_graph_matches_snapshot(tmp_path):
-    snapshot = graph_snapshot(build_definitions(home=str(tmp_path)))
+def check_snapshot(snapshot: dict, path: Path) -> None:
+    """Compare with the stored snapshot; write it only when FTDATA_UPDATE_SNAPSHOTS is set (a
+    missing file is a failure, not a fresh snapshot compared with itself)."""
     rendered = json.dumps(snapshot, indent=2, sort_keys=True) + "\n"
-    if os.environ.get("FTDATA_UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
-        SNAPSHOT.parent.mkdir(parents=True, exist_ok=True)
-        SNAPSHOT.write_text(rendered)
-    assert json.loads(SNAPSHOT.read_text()) == snapshot
+    if os.environ.get("FTDATA_UPDATE_SNAPSHOTS"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(rendered)
+    assert path.exists(), f"{path} is missing: run with FTDATA_UPDATE_SNAPSHOTS=1 to write it"
+    assert json.loads(path.read_text()) == snapshot
+
+
+def test_asset_graph_matches_snapshot(tmp_path):
+    check_snapshot(graph_snapshot(build_definitions(home=str(tmp_path))), SNAPSHOT)
+
+
+def test_missing_snapshot_fails_unless_updating(tmp_path, monkeypatch):
+    monkeypatch.delenv("FTDATA_UPDATE_SNAPSHOTS", raising=False)
+    missing = tmp_path / "none.json"
+    with pytest.raises(AssertionError, match="is missing"):
+        check_snapshot({"assets": {}}, missing)
+    assert not missing.exists()
+    monkeypatch.setenv("FTDATA_UPDATE_SNAPSHOTS", "1")
+    check_snapshot({"assets": {}}, missing)
+    assert json.loads(missing.read_text()) == {"assets": {}}
 
 
 def test_graph_has_the_designed_shape(tmp_path):
