@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ftdata_pipeline.config.safe_regex import check_regex, check_regexes
 from ftdata_pipeline.records import ANNOTATION_MAPPABLE_FIELDS, KINDS, MAPPABLE_FIELDS, SPLITS
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -39,6 +40,70 @@ class TurnsMapping(Strict):
         default_factory=dict,
         description="map source role values onto system/user/assistant (e.g. customer: user)",
     )
+
+
+CHAT_ROLES = ("system", "user", "assistant")
+ChatRole = Literal["system", "user", "assistant"]
+
+# Role values of the usual chat export shapes, mapped onto the canonical roles.
+SHAREGPT_ROLE_MAP: dict[str, str] = {
+    "system": "system", "human": "user", "user": "user", "gpt": "assistant",
+    "assistant": "assistant", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant",
+}
+
+
+class MessagesMapping(Strict):
+    """Chat ``messages`` from one column (or nested path) that holds a whole conversation.
+
+    ``shape``:
+    - ``strings``: a list of texts; roles follow ``roles`` in turn (user, assistant, user...),
+      after an optional leading system prompt (``leading_system``);
+    - ``role_content``: a list of objects with a role and a content key (OpenAI style,
+      ``{"role": "user", "content": "..."}``); ``role_key``/``content_key`` rename them;
+    - ``sharegpt``: a list of ``{"from": "human"|"gpt"|"system", "value": "..."}`` objects.
+    """
+
+    column: str = Field(description="column or nested path holding the list, e.g. turns, "
+                        "conversations, data.messages")
+    shape: Literal["strings", "role_content", "sharegpt"]
+    roles: list[Literal["user", "assistant"]] = Field(
+        default_factory=lambda: ["user", "assistant"],
+        min_length=1,
+        description="strings: the role pattern, repeated over the list",
+    )
+    leading_system: bool | Literal["auto"] = Field(
+        False,
+        description="strings: the first text is a system prompt (true), never (false), or when "
+        "the list has an odd length, i.e. one more than complete user/assistant pairs (auto)",
+    )
+    role_key: str | None = Field(None, description="objects: key of the role "
+                                 "(default: role; sharegpt: from)")
+    content_key: str | None = Field(None, description="objects: key of the text "
+                                    "(default: content; sharegpt: value)")
+    role_map: dict[str, ChatRole] = Field(
+        default_factory=dict,
+        description="objects: source role value -> system/user/assistant (added to the "
+        "shape's defaults: the canonical names, and human/gpt for sharegpt)",
+    )
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        if self.shape == "sharegpt":
+            return self.role_key or "from", self.content_key or "value"
+        return self.role_key or "role", self.content_key or "content"
+
+    @property
+    def full_role_map(self) -> dict[str, str]:
+        base = SHAREGPT_ROLE_MAP if self.shape == "sharegpt" else {r: r for r in CHAT_ROLES}
+        return {**base, **self.role_map}
+
+    @model_validator(mode="after")
+    def _shape_fields(self) -> MessagesMapping:
+        if self.shape == "strings" and (self.role_key or self.content_key or self.role_map):
+            raise ValueError("shape 'strings' takes no role_key, content_key or role_map")
+        if self.shape != "strings" and self.leading_system is not False:
+            raise ValueError("leading_system applies to shape 'strings' only")
+        return self
 
 
 class SourceConfig(Strict):
@@ -71,6 +136,24 @@ class SourceConfig(Strict):
         description="canonical field -> source column, or a template such as '{subject}: {body}'",
     )
     turns: TurnsMapping | None = None
+    messages: MessagesMapping | None = Field(
+        None, description="chat messages from a column holding the whole conversation"
+    )
+    # robustness of reading
+    on_bad_rows: Literal["fail", "quarantine"] = Field(
+        "fail",
+        description="file sources: a malformed JSONL line, a non-UTF-8 line or a CSV row with "
+        "the wrong number of fields fails the source (fail) or is set aside in the restricted "
+        "zone with file, line and reason (quarantine)",
+    )
+    max_drop_fraction: float | None = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="the raw input may not shrink by more than this share of the previous "
+        "materialization's rows (0 rows always fails); null disables the size guard. "
+        "FTDATA_ALLOW_SHRINK=<source>[,...] (or '*') accepts an intended shrink for one run",
+    )
     # governance facts
     owner: str
     licence: str
@@ -106,12 +189,17 @@ class SourceConfig(Strict):
                 raise ValueError("a sql source needs 'query' and 'url' or 'url_env'")
             if self.path or self.format:
                 raise ValueError("a sql source takes no 'path' or 'format'")
+        if self.turns is not None and self.messages is not None:
+            raise ValueError("'turns' (one row per turn) and 'messages' (one row per "
+                             "conversation) exclude each other")
+        if self.on_bad_rows == "quarantine" and self.kind != "file":
+            raise ValueError("on_bad_rows: quarantine applies to file sources")
         if self.role == "annotations":
             missing = [f for f in ANNOTATION_MAPPABLE_FIELDS if f not in self.mapping]
             if missing:
                 raise ValueError(f"an annotations source must map {missing}")
-            if self.turns:
-                raise ValueError("an annotations source takes no 'turns'")
+            if self.turns or self.messages:
+                raise ValueError("an annotations source takes no 'turns' or 'messages'")
         else:
             stray = [f for f in ANNOTATION_MAPPABLE_FIELDS if f in self.mapping and f != "label"]
             if stray:
@@ -126,15 +214,6 @@ class SourcesFile(Strict):
 # --------------------------------------------------------------------------------------------
 # dataset recipes
 # --------------------------------------------------------------------------------------------
-
-
-def _regexes_compile(patterns: list[str]) -> list[str]:
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
-    return patterns
 
 
 # Removed from every text field and chat turn before any filter runs. Rust regex syntax
@@ -228,7 +307,7 @@ class QualityConfig(Strict):
         20, ge=0, description="the stop-word rule applies to English texts this long or longer"
     )
 
-    _patterns = field_validator("refusal_patterns")(classmethod(lambda cls, v: _regexes_compile(v)))
+    _patterns = field_validator("refusal_patterns")(classmethod(lambda cls, v: check_regexes(v)))
 
 
 class LanguageConfig(Strict):
@@ -347,7 +426,7 @@ class CurateConfig(Strict):
     decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
 
     _patterns = field_validator("boilerplate_patterns")(
-        classmethod(lambda cls, v: _regexes_compile(v))
+        classmethod(lambda cls, v: check_regexes(v))
     )
 
     @model_validator(mode="after")
@@ -507,12 +586,15 @@ class RedactConfig(Strict):
 
 class LabelRule(Strict):
     label: str
-    pattern: str = Field(description="regular expression searched in the record's text")
+    pattern: str = Field(
+        description="regular expression searched in the record's text (Rust regex syntax: "
+        "linear time, no look-around or backreferences)"
+    )
 
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, pattern: str) -> str:
-        return _check_regex(pattern)
+        return check_regex(pattern)
 
 
 class LabelConfig(Strict):
