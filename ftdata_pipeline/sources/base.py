@@ -45,8 +45,8 @@ class SourceKind(Protocol):
 
     name: str
 
-    def read(self, name: str, cfg: Any, root: Path) -> RawRead:
-        """Every row of the source, columns as read (no mapping)."""
+    def read(self, name: str, cfg: Any, root: Path, *, limit: int | None = None) -> RawRead:
+        """Every row of the source (or the first ``limit``), columns as read (no mapping)."""
 
     def fingerprint(self, cfg: Any, root: Path) -> str | None:
         """A cheap token that changes when the data changes (None: unknown without reading)."""

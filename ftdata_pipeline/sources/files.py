@@ -50,8 +50,16 @@ def _quarantine(name: str, path: Path, line: int, reason: str, raw: bytes) -> di
     }
 
 
-def read_jsonl(name: str, path: Path, on_bad_rows: str) -> RawRead:
-    data = path.read_bytes()
+def _head(path: Path, limit: int | None) -> bytes:
+    """The file's bytes, or only its first ``limit`` lines (validate reads a sample)."""
+    if limit is None:
+        return path.read_bytes()
+    with path.open("rb") as fh:
+        return b"".join(line for _, line in zip(range(limit), fh, strict=False))
+
+
+def read_jsonl(name: str, path: Path, on_bad_rows: str, limit: int | None = None) -> RawRead:
+    data = _head(path, limit)
     if data.startswith(BOM):
         data = data[len(BOM):]
     if not data.strip():
@@ -96,7 +104,7 @@ def read_jsonl(name: str, path: Path, on_bad_rows: str) -> RawRead:
     return RawRead(frame, bad, {"rows_quarantined": len(bad)})
 
 
-def read_csv(name: str, path: Path, on_bad_rows: str) -> RawRead:
+def read_csv(name: str, path: Path, on_bad_rows: str, limit: int | None = None) -> RawRead:
     data = path.read_bytes()
     if data.startswith(BOM):
         data = data[len(BOM):]
@@ -130,6 +138,8 @@ def read_csv(name: str, path: Path, on_bad_rows: str) -> RawRead:
             reason = f"too few fields ({len(row)} of {len(header)})"
         elif len(row) > len(header):
             reason = f"too many fields ({len(row)} of {len(header)})"
+        if limit is not None and len(rows) + len(bad) >= limit:
+            break
         if reason:
             raw = "\n".join(lines[line - 1 : reader.line_num])
             bad.append(_quarantine(name, path, line, reason,
@@ -155,9 +165,9 @@ def _has_surrogate(value: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in value)
 
 
-def read_parquet(name: str, path: Path, on_bad_rows: str) -> RawRead:
+def read_parquet(name: str, path: Path, on_bad_rows: str, limit: int | None = None) -> RawRead:
     try:
-        return RawRead(pl.read_parquet(path))
+        return RawRead(pl.read_parquet(path, n_rows=limit))
     except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: one clear error
         raise SourceError(
             f"source {name!r}: {path}: not a valid parquet file ({type(exc).__name__}); "
@@ -174,12 +184,12 @@ class FileKind:
     def path(self, cfg: Any, root: Path) -> Path:
         return resolve(cfg.path, root)
 
-    def read(self, name: str, cfg: Any, root: Path) -> RawRead:
+    def read(self, name: str, cfg: Any, root: Path, *, limit: int | None = None) -> RawRead:
         path = self.path(cfg, root)
         if not path.is_file():
             raise SourceError(f"source {name!r}: file not found: {path}")
         try:
-            return READERS[cfg.format](name, path, cfg.on_bad_rows)
+            return READERS[cfg.format](name, path, cfg.on_bad_rows, limit)
         except OSError as exc:
             raise SourceError(f"source {name!r}: {path}: cannot be read ({exc.strerror})") from None
 
