@@ -396,7 +396,16 @@ class CurateConfig(Strict):
         True, description="repair UTF-8 read as cp1252/Latin-1 ('Ã©' -> 'é') before NFC"
     )
     strip_markup: bool = Field(True, description="remove HTML tags and decode entities")
-    collapse_whitespace: bool = True
+    collapse_whitespace: bool = Field(
+        True, description="collapse runs of spaces and blank lines in prose (never in code)"
+    )
+    code_fields: list[Literal["text", "system", "prompt", "response", "chosen", "rejected",
+                              "messages"]] = Field(
+        default_factory=list,
+        description="fields whose whole content is code (a code-completion dataset): kept byte "
+        "for byte except control characters; elsewhere Markdown code (fences, indented "
+        "blocks, inline spans) is recognised and kept",
+    )
     boilerplate_patterns: list[str] = Field(
         default_factory=lambda: list(DEFAULT_BOILERPLATE),
         description="regexes deleted from every text (signatures, 'Sent from my iPhone')",

@@ -38,8 +38,8 @@ def check_regex(pattern: str) -> str:
     problem = regex_problem(pattern)
     if problem is not None:
         raise ValueError(
-            f"regular expression {pattern!r} cannot be run by the {ENGINE} engine: {problem}"
-            " (look-around and backreferences are not supported)"
+            f"invalid regular expression {pattern!r}: {problem} (patterns run in the {ENGINE} "
+            "engine: no look-around, no backreferences)"
         )
     return pattern
 

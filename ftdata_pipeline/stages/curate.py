@@ -36,17 +36,21 @@ from ftdata_pipeline.records import (
 from ftdata_pipeline.stages.base import StageResult, concat_rejects
 from ftdata_pipeline.stages.curation import decontaminate, governance, language, neardup, quality, safety
 from ftdata_pipeline.stages.curation.filtering import STAGE, Filter, run_filters
-from ftdata_pipeline.stages.curation.normalize import normalize_messages, normalize_text
+from ftdata_pipeline.stages.curation.normalize import (
+    count_controls,
+    normalize_messages,
+    normalize_text,
+)
 from ftdata_pipeline.stages.curation.views import NEAR, VIEW_COLUMNS, add_views
 
 __all__ = ["STAGE", "curate", "normalize_text"]
 
 # Working columns; dropped before anything leaves the stage.
 _CHARS, _WORDS, _TURNS, _PROMPT_CHARS = "_chars", "_words", "_turns", "_prompt_chars"
-_CHANGED = "_normalized_changed"
+_CHANGED, _CONTROLS = "_normalized_changed", "_control_chars"
 _NEAR_SIM, _NEAR_REP = "_near_sim", "_near_rep"
 _WORKING = (
-    _CHARS, _WORDS, _TURNS, _PROMPT_CHARS, _CHANGED, _NEAR_SIM, _NEAR_REP,
+    _CHARS, _WORDS, _TURNS, _PROMPT_CHARS, _CHANGED, _CONTROLS, _NEAR_SIM, _NEAR_REP,
     decontaminate.CONTAMINATED_BY, decontaminate.CONTAMINATED_GRAMS, *VIEW_COLUMNS,
 )
 
@@ -71,12 +75,24 @@ def _shape(lf: pl.LazyFrame, recipe: RecipeConfig) -> pl.LazyFrame:
     return lf.with_columns(exprs)
 
 
+def _controls(fields: list[str]) -> pl.Expr:
+    """Control characters, escape sequences and bidi overrides in a row, before removal."""
+    counts = [count_controls(pl.col(f)) for f in TEXT_FIELDS]
+    counts.append(
+        pl.col("messages").list.eval(count_controls(pl.element().struct.field("content")))
+        .list.sum().fill_null(0)
+    )
+    return pl.sum_horizontal(counts)
+
+
 def _normalize(lf: pl.LazyFrame, cfg: CurateConfig) -> pl.LazyFrame:
     fields = [*TEXT_FIELDS, "messages"]
-    new = {f: normalize_text(pl.col(f), cfg) for f in TEXT_FIELDS}
-    new["messages"] = normalize_messages(pl.col("messages"), cfg)
+    code = set(cfg.code_fields)
+    new = {f: normalize_text(pl.col(f), cfg, code=f in code) for f in TEXT_FIELDS}
+    new["messages"] = normalize_messages(pl.col("messages"), cfg, code="messages" in code)
     return (
-        lf.with_columns(expr.alias(f"_new_{f}") for f, expr in new.items())
+        lf.with_columns(_controls(fields).alias(_CONTROLS))
+        .with_columns(expr.alias(f"_new_{f}") for f, expr in new.items())
         .with_columns(
             pl.any_horizontal(pl.col(f).ne_missing(pl.col(f"_new_{f}")) for f in fields).alias(
                 _CHANGED
@@ -261,6 +277,7 @@ def curate(
     df = lf.collect().sort(SOURCE, SOURCE_KEY, RECORD_ID, nulls_last=True)
     rows_in = df.height
     normalized_changed = int(df[_CHANGED].sum() or 0)
+    control_chars_removed = int(df[_CONTROLS].sum() or 0)
     as_of, as_of_from = governance.resolve_as_of(cfg)
     refused = governance.refused_sources(recipe.governance, sources)
 
@@ -330,6 +347,8 @@ def curate(
         stats={
             "steps": steps,
             "normalized_changed": normalized_changed,
+            # terminal escapes, control and bidi-override characters removed from the texts
+            "control_chars_removed": control_chars_removed,
             "governance": {
                 "as_of": as_of.isoformat(),
                 "as_of_from": as_of_from,
