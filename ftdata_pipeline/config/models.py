@@ -318,7 +318,9 @@ class LanguageConfig(Strict):
         default_factory=lambda: ["en"], description="ISO 639-1 codes a record may be in"
     )
     min_confidence: float = Field(
-        0.5, ge=0, le=1, description="normalized probability of the detected language"
+        0.5, ge=0, le=1, description="a record is dropped only when its best language is not "
+        "allowed and has at least this normalized probability; weaker guesses keep the record "
+        "(q_lang_allowed null)"
     )
     min_words: int = Field(
         8, ge=0, description="texts with fewer words are not judged (q_lang stays null): "
@@ -327,7 +329,14 @@ class LanguageConfig(Strict):
 
 
 class HarmfulConfig(Strict):
-    """Offensive/harmful text: alt-profanity-check's model and/or a word list."""
+    """Offensive/harmful text: alt-profanity-check's model and/or a word list.
+
+    The default is to flag, not drop (see benchmarks/results/curation_filters.md): the model is
+    a bag of words, so on 1,140 real README paragraphs nothing reaches 0.5, but book titles
+    and mild opinions ("who wrote The Idiot?", "Moby Dick", "Robots are stupid") score
+    0.96-1.0 -- no threshold separates them from abuse. Flagged rows stay, with
+    ``q_harmful_flag`` and a count in the stage stats; ``action: drop`` rejects them.
+    """
 
     enabled: bool = True
     model: bool = Field(True, description="score with alt-profanity-check (predict_prob)")
@@ -336,7 +345,8 @@ class HarmfulConfig(Strict):
         default_factory=list, description="case-insensitive whole words that set q_harm to 1"
     )
     action: Literal["drop", "flag"] = Field(
-        "drop", description="drop: reject as harmful_content; flag: keep, set q_harmful_flag"
+        "flag", description="flag (default): keep, set q_harmful_flag, count in the stats; "
+        "drop: reject as harmful_content"
     )
 
 

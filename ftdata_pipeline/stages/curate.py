@@ -41,9 +41,17 @@ from ftdata_pipeline.stages.curation.normalize import (
     normalize_messages,
     normalize_text,
 )
-from ftdata_pipeline.stages.curation.views import NEAR, VIEW_COLUMNS, add_views
+from ftdata_pipeline.stages.curation.views import NEAR, VIEW_COLUMNS, add_prose, add_views
 
 __all__ = ["STAGE", "curate", "normalize_text"]
+
+# The fields the ALL view is made of, per kind (code_fields among them: no prose to judge).
+_CONTENT_FIELDS = {
+    "chat_sft": ("messages",),
+    "preference": ("prompt", "response", "chosen"),
+    "classification": ("text",),
+    "pretraining": ("text",),
+}
 
 # Working columns; dropped before anything leaves the stage.
 _CHARS, _WORDS, _TURNS, _PROMPT_CHARS = "_chars", "_words", "_turns", "_prompt_chars"
@@ -303,14 +311,18 @@ def curate(
         df = run(df, [dedup])
 
     df = add_views(df, kind)
+    df = add_prose(df, all_is_code=bool(set(cfg.code_fields) & set(_CONTENT_FIELDS[kind])))
     if cfg.quality.enabled:
         df = run(quality.add_quality_scores(df, cfg.quality), quality.quality_filters(cfg.quality, kind))
     if cfg.language.enabled:
         df = run(language.add_language(df, cfg.language), language.language_filters(cfg.language))
     if cfg.quality.enabled:
         df = run(df, quality.stop_words_filter(cfg.quality, language.english_expr(df)))
+    harmful_flagged = 0
     if cfg.harmful.enabled:
         df = run(safety.add_harm(df, cfg.harmful), safety.harmful_filters(cfg.harmful))
+        if safety.Q_HARMFUL_FLAG in df.columns:
+            harmful_flagged = int(df[safety.Q_HARMFUL_FLAG].sum() or 0)
     eval_items = 0
     if cfg.decontamination.eval_sets:
         evals = decontaminate.load_eval_texts(cfg.decontamination, root)
@@ -361,6 +373,8 @@ def curate(
                 "refused_sources": refused,
             },
             "near_dedup": near_stats,
+            # kept rows the harmful-content model flagged (action: flag)
+            "harmful_flagged": harmful_flagged,
             "decontamination": {"eval_items": eval_items},
         },
     )
