@@ -76,8 +76,16 @@ def add_quality_scores(df: pl.DataFrame, cfg: QualityConfig) -> pl.DataFrame:
     """Add every q_* score column (see module docstring); row order is unchanged."""
     # Prose only: code is full of symbols, short identifiers and repeated lines ("}") that
     # these rules, made for web prose, would read as junk.
+    # Markdown structure is not text: heading markers ("## Usage") are not Gopher's "#"
+    # symbols, and table rules ("|---|:--:|") are not words without letters.
+    prose = (
+        pl.col(PROSE)
+        .str.replace_all(r"(?m)^[ \t]{0,3}#{1,6}[ \t]", "")
+        .str.replace_all(r"(?m)^[ \t]*\|?(?:[ \t]*:?-{3,}:?[ \t]*\|)+[ \t]*:?-*:?[ \t]*$", "")
+        .str.replace_all(r"(?m)^[ \t]*(?:={3,}|-{3,}|\*{3,}|_{3,})[ \t]*$", "")  # underlines, rules
+    )
     tokens = words(pl.col(PROSE))
-    raw_words = pl.col(PROSE).str.count_matches(r"\S+")
+    raw_words = prose.str.count_matches(r"\S+")
     lines = pl.col(PROSE).str.split("\n").list.eval(
         pl.element().str.strip_chars().filter(pl.element().str.len_chars() > 0)
     )
@@ -98,11 +106,11 @@ def add_quality_scores(df: pl.DataFrame, cfg: QualityConfig) -> pl.DataFrame:
         .otherwise(0.0)
         .alias(Q_DUP_LINE),
         pl.when(raw_words > 0)
-        .then(pl.col(PROSE).str.count_matches(r"#|\.\.\.|…") / raw_words)
+        .then(prose.str.count_matches(r"#|\.\.\.|…") / raw_words)
         .otherwise(0.0)
         .alias(Q_SYMBOL),
         pl.when(raw_words > 0)
-        .then(pl.col(PROSE).str.count_matches(r"\S*\p{Alphabetic}\S*") / raw_words)
+        .then(prose.str.count_matches(r"\S*\p{Alphabetic}\S*") / raw_words)
         .otherwise(0.0)
         .alias(Q_ALPHA),
         tokens.list.eval(pl.element().is_in(list(STOP_WORDS))).list.sum().fill_null(0).alias(Q_STOP),

@@ -77,3 +77,69 @@ def compiles(code: str) -> bool:
         except (SyntaxError, ValueError):
             return False
     return True
+
+
+# ----------------------------------------------------------------------------------------
+# measuring the filters on it
+# ----------------------------------------------------------------------------------------
+
+# Short texts that trip a bag-of-words harmful-content model and are not harmful.
+BENIGN_TRIGGERS = (
+    "who wrote The Idiot? Fyodor Dostoyevsky",
+    "Moby Dick",
+    "No, I am immortal",
+    "Robots are stupid",
+)
+
+
+def records(texts: list[str], prefix: str) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "record_id": [f"{prefix}-{i:05d}" for i in range(len(texts))],
+            "source": [prefix] * len(texts),
+            "source_key": [f"{i:05d}" for i in range(len(texts))],
+            "text": texts,
+        }
+    )
+
+
+def measure_filters(texts: list[str], curate_cfg: dict | None = None, prefix: str = "doc") -> dict:
+    """Run the curate stage (pretraining kind, recipe defaults + ``curate_cfg``) on ``texts``.
+
+    Returns rows in/kept and, per rule, how many rows it dropped and their share. On this
+    corpus every drop by a quality, language or harmful rule is a false positive; duplicate
+    rules find real duplicates (packages sharing a README template).
+    """
+    from ftdata_pipeline.config.models import RecipeConfig
+    from ftdata_pipeline.stages.curate import curate
+
+    recipe = RecipeConfig(
+        name="regression_corpus",
+        kind="pretraining",
+        sources=[prefix],
+        exports={"formats": ["trl_text"]},
+        curate=curate_cfg or {},
+    )
+    result = curate(records(texts, prefix).lazy(), recipe)
+    rows_in = result.rows_in
+    drops = result.rejected.group_by("rule").len().sort("rule").rows()
+    return {
+        "rows_in": rows_in,
+        "rows_kept": result.kept.height,
+        "drops": {rule: {"rows": n, "rate": round(n / rows_in, 4)} for rule, n in drops},
+        "harmful_flagged": result.stats.get("harmful_flagged", 0),
+        "control_chars_removed": result.stats.get("control_chars_removed", 0),
+        "kept": result.kept,
+    }
+
+
+FILTER_RULES = (
+    "duplicate_lines", "top_2gram", "top_3gram", "top_4gram", "symbol_ratio", "alpha_ratio",
+    "language_not_allowed", "stop_words", "harmful_content",
+)
+
+
+def false_positive_rate(measured: dict) -> float:
+    """Share of the rows dropped by a content filter (not length or duplicate rules)."""
+    n = sum(measured["drops"].get(rule, {}).get("rows", 0) for rule in FILTER_RULES)
+    return n / measured["rows_in"] if measured["rows_in"] else 0.0
