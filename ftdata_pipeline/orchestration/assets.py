@@ -47,7 +47,13 @@ from ftdata_pipeline.records import REJECT_SCHEMA
 from ftdata_pipeline.stages.base import StageResult
 from ftdata_pipeline.stages.curate import curate
 from ftdata_pipeline.stages.label import label
-from ftdata_pipeline.stages.raw import load_source
+from ftdata_pipeline.orchestration.raw_input import (
+    previous_accepted_rows,
+    source_read_metadata,
+    write_quarantine,
+)
+from ftdata_pipeline.sources.guard import input_guard, shrink_allowed
+from ftdata_pipeline.stages.raw import read_source
 from ftdata_pipeline.stages.redact import get_redactor, redact, residual_pii_counts
 from ftdata_pipeline.stages.split import split
 
@@ -91,15 +97,23 @@ def build_source_asset(name: str, cfg: SourceConfig, root: str) -> AssetsDefinit
         check_specs=plan.specs(),
         kinds={"polars", "parquet", "sql" if cfg.kind == "sql" else cfg.format or "file"},
         owners=[dagster_owner(cfg.owner)],
-        required_resource_keys={"catalog"},
+        required_resource_keys={"catalog", "storage"},
     )
     def _raw(context: AssetExecutionContext):
         catalog: CatalogResource = context.resources.catalog
+        loaded = read_source(name, cfg, Path(root))
+        # Bad lines set aside (on_bad_rows: quarantine) hold raw data: restricted zone only.
+        write_quarantine(context.resources.storage, name, loaded.quarantined)
+        guard = input_guard(
+            name, loaded.frame.height, previous_accepted_rows(context.instance, plan.key),
+            cfg.max_drop_fraction, allow_shrink=shrink_allowed(name),
+        )
+        if not guard.passed:
+            context.log.error(f"raw/{name}: {guard.reason}")
         # Erasure requests apply here, before anything downstream sees the rows:
         # rows read = rows kept + rows erased.
         erasure = catalog.raw_erasure(
-            context.run_id, name, cfg, root, load_source(name, cfg, Path(root)),
-            source_config_hash(cfg),
+            context.run_id, name, cfg, root, loaded.frame, source_config_hash(cfg),
         )
         df = erasure.kept
         version = data_version(df)
@@ -110,10 +124,10 @@ def build_source_asset(name: str, cfg: SourceConfig, root: str) -> AssetsDefinit
         yield Output(
             df,
             metadata={**frame_metadata(df, preview=False), "role": cfg.role,
-                      **erasure.metadata()},
+                      **erasure.metadata(), **source_read_metadata(loaded, guard)},
             data_version=version,
         )
-        yield from run_checks(plan, df)
+        yield from run_checks(plan, df, input_guard=guard)
 
     return _raw
 
