@@ -52,6 +52,7 @@ from ftdata_pipeline.orchestration.raw_input import (
     source_read_metadata,
     write_quarantine,
 )
+from ftdata_pipeline.sources import source_kind
 from ftdata_pipeline.sources.guard import input_guard, shrink_allowed
 from ftdata_pipeline.stages.raw import read_source
 from ftdata_pipeline.stages.redact import get_redactor, redact, residual_pii_counts
@@ -91,11 +92,11 @@ def build_source_asset(name: str, cfg: SourceConfig, root: str) -> AssetsDefinit
             "classification": cfg.classification,
             "contains_pii": cfg.contains_pii,
             "retention_days": cfg.retention_days if cfg.retention_days is not None else "none",
-            "location": cfg.path or (f"${cfg.url_env}" if cfg.url_env else cfg.url) or "",
+            "location": source_kind(cfg).location(cfg),
         },
         code_version=f"{__version__}-{source_config_hash(cfg)[:12]}",
         check_specs=plan.specs(),
-        kinds={"polars", "parquet", "sql" if cfg.kind == "sql" else cfg.format or "file"},
+        kinds={"polars", "parquet", *source_kind(cfg).asset_kinds(cfg)},
         owners=[dagster_owner(cfg.owner)],
         required_resource_keys={"catalog", "storage"},
     )
