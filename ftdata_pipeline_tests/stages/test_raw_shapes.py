@@ -212,3 +212,39 @@ def test_ragged_and_non_utf8_csv_rows_quarantined_and_short_rows_reported(tmp_pa
 def test_quarantine_is_for_file_sources_only():
     with pytest.raises(ValueError, match="quarantine applies to file sources"):
         source(kind="sql", url="sqlite:///x.db", query="select 1", on_bad_rows="quarantine")
+
+
+# --- the README's chat recipes work as written ---------------------------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_chat_mappings_read_the_three_shapes(tmp_path):
+    import re
+
+    import yaml
+
+    text = README.read_text("utf-8")
+    configs = {yaml.safe_load(c)["messages"]["shape"]: yaml.safe_load(c)["messages"]
+               for c in re.findall(r"`(messages: \{[^`]*\})`", text)}
+    assert set(configs) >= {"strings", "role_content", "sharegpt"}
+    data = {
+        "strings": [{"id": "1", "turns": ["q", "a"]}],
+        "role_content": [{"id": "1", "messages": [{"role": "user", "content": "q"},
+                                                  {"role": "assistant", "content": "a"}]}],
+        "sharegpt": [{"id": "1", "conversations": [{"from": "human", "value": "q"},
+                                                   {"from": "gpt", "value": "a"}]}],
+    }
+    for shape, spec in configs.items():
+        write(tmp_path / f"{shape}.jsonl", data[shape], "jsonl")
+        cfg = source(kind="file", path=f"{shape}.jsonl", format="jsonl", key="id", messages=spec)
+        assert roles_and_texts(load_source("c", cfg, tmp_path)) == [[("user", "q"), ("assistant", "a")]]
+
+    block = re.search(r"  community_chats:\n(.*?)```", text, re.S).group(1)
+    cfg = SourceConfig.model_validate(yaml.safe_load(block))
+    (tmp_path / "data").mkdir()
+    write(tmp_path / "data" / "chats.jsonl",
+          [{"id": "x", "meta": {"created": "2026-01-01"}, **data["sharegpt"][0]}], "jsonl")
+    df = load_source("community_chats", cfg, tmp_path)
+    assert roles_and_texts(df) == [[("user", "q"), ("assistant", "a")]]
+    assert df["created_at"].dt.year().to_list() == [2026]
