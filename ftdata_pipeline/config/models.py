@@ -11,7 +11,7 @@ import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from ftdata_pipeline.config.safe_regex import check_regex, check_regexes
 from ftdata_pipeline.records import ANNOTATION_MAPPABLE_FIELDS, KINDS, MAPPABLE_FIELDS, SPLITS
@@ -107,7 +107,13 @@ class MessagesMapping(Strict):
 
 
 class SourceConfig(Strict):
-    """One raw source: where it lives, how it maps onto the canonical record, who owns it."""
+    """One raw source: where it lives, how it maps onto the canonical record, who owns it.
+
+    This is the part every kind shares; each kind adds its own fields in a subclass
+    (``FileSourceConfig``, ``SqlSourceConfig``), and sources.yaml is validated as a union
+    discriminated on ``kind``. ``SourceConfig(...)`` and ``SourceConfig.model_validate(...)``
+    build the model of the given kind.
+    """
 
     description: str = ""
     kind: Literal["file", "sql"]
@@ -116,17 +122,6 @@ class SourceConfig(Strict):
         description="records become training candidates; annotations are human labels for "
         "records of another source (item_key, annotator, label)",
     )
-    # kind: file
-    path: str | None = Field(None, description="file path, relative to the project root")
-    format: Literal["jsonl", "csv", "parquet"] | None = None
-    # kind: sql
-    url: str | None = Field(
-        None, description="SQLAlchemy URL without secrets (relative sqlite paths allowed)"
-    )
-    url_env: str | None = Field(
-        None, description="environment variable holding the SQLAlchemy URL; wins over url"
-    )
-    query: str | None = None
     # mapping onto the canonical record
     key: str | None = Field(
         None, description="column holding the row's unique key (default: the row number)"
@@ -138,13 +133,6 @@ class SourceConfig(Strict):
     turns: TurnsMapping | None = None
     messages: MessagesMapping | None = Field(
         None, description="chat messages from a column holding the whole conversation"
-    )
-    # robustness of reading
-    on_bad_rows: Literal["fail", "quarantine"] = Field(
-        "fail",
-        description="file sources: a malformed JSONL line, a non-UTF-8 line or a CSV row with "
-        "the wrong number of fields fails the source (fail) or is set aside in the restricted "
-        "zone with file, line and reason (quarantine)",
     )
     max_drop_fraction: float | None = Field(
         0.5,
@@ -178,22 +166,10 @@ class SourceConfig(Strict):
         return mapping
 
     @model_validator(mode="after")
-    def _kind_fields(self) -> SourceConfig:
-        if self.kind == "file":
-            if not self.path or not self.format:
-                raise ValueError("a file source needs 'path' and 'format'")
-            if self.query or self.url or self.url_env:
-                raise ValueError("a file source takes no 'url', 'url_env' or 'query'")
-        else:
-            if not self.query or not (self.url or self.url_env):
-                raise ValueError("a sql source needs 'query' and 'url' or 'url_env'")
-            if self.path or self.format:
-                raise ValueError("a sql source takes no 'path' or 'format'")
+    def _mapping_fits_role(self) -> SourceConfig:
         if self.turns is not None and self.messages is not None:
             raise ValueError("'turns' (one row per turn) and 'messages' (one row per "
                              "conversation) exclude each other")
-        if self.on_bad_rows == "quarantine" and self.kind != "file":
-            raise ValueError("on_bad_rows: quarantine applies to file sources")
         if self.role == "annotations":
             missing = [f for f in ANNOTATION_MAPPABLE_FIELDS if f not in self.mapping]
             if missing:
@@ -207,8 +183,66 @@ class SourceConfig(Strict):
         return self
 
 
+    def __new__(cls, *args: Any, **data: Any):
+        # SourceConfig(kind="file", ...) builds a FileSourceConfig (Python then runs its
+        # __init__, which validates); subclasses construct themselves.
+        if cls is SourceConfig:
+            kind_cls = SOURCE_CONFIG_KINDS.get(data.get("kind"))
+            if kind_cls is not None:
+                return super().__new__(kind_cls)
+        return super().__new__(cls)
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any):  # type: ignore[override]
+        if cls is SourceConfig:
+            return _SOURCE_ADAPTER.validate_python(obj, **kwargs)
+        return super().model_validate(obj, **kwargs)
+
+
+class FileSourceConfig(SourceConfig):
+    """A JSONL, CSV or Parquet file."""
+
+    kind: Literal["file"]
+    path: str = Field(description="file path, relative to the project root")
+    format: Literal["jsonl", "csv", "parquet"]
+    on_bad_rows: Literal["fail", "quarantine"] = Field(
+        "fail",
+        description="file sources: a malformed JSONL line, a non-UTF-8 line or a CSV row with "
+        "the wrong number of fields fails the source (fail) or is set aside in the restricted "
+        "zone with file, line and reason (quarantine)",
+    )
+
+
+class SqlSourceConfig(SourceConfig):
+    """A query run through SQLAlchemy."""
+
+    kind: Literal["sql"]
+    url: str | None = Field(
+        None, description="SQLAlchemy URL without secrets (relative sqlite paths allowed)"
+    )
+    url_env: str | None = Field(
+        None, description="environment variable holding the SQLAlchemy URL; wins over url"
+    )
+    query: str
+
+    @model_validator(mode="after")
+    def _has_url(self) -> SqlSourceConfig:
+        if not (self.url or self.url_env):
+            raise ValueError("a sql source needs 'url' or 'url_env'")
+        return self
+
+
+# One entry per source kind (the modules of ftdata_pipeline/sources/ implement them).
+SOURCE_CONFIG_KINDS: dict[str, type[SourceConfig]] = {
+    "file": FileSourceConfig,
+    "sql": SqlSourceConfig,
+}
+AnySourceConfig = Annotated[FileSourceConfig | SqlSourceConfig, Field(discriminator="kind")]
+_SOURCE_ADAPTER: TypeAdapter = TypeAdapter(AnySourceConfig)
+
+
 class SourcesFile(Strict):
-    sources: dict[Name, SourceConfig]
+    sources: dict[Name, AnySourceConfig]
 
 
 # --------------------------------------------------------------------------------------------
@@ -749,6 +783,6 @@ class RecipeConfig(Strict):
 class ProjectConfig(Strict):
     """Everything loaded from the config directory."""
 
-    sources: dict[str, SourceConfig]
+    sources: dict[str, AnySourceConfig]
     recipes: dict[str, RecipeConfig]
     root: str = Field(description="project root that relative paths are resolved against")

@@ -210,7 +210,7 @@ def test_ragged_and_non_utf8_csv_rows_quarantined_and_short_rows_reported(tmp_pa
 
 
 def test_quarantine_is_for_file_sources_only():
-    with pytest.raises(ValueError, match="quarantine applies to file sources"):
+    with pytest.raises(ValueError, match=r"on_bad_rows\n  Extra inputs are not permitted"):
         source(kind="sql", url="sqlite:///x.db", query="select 1", on_bad_rows="quarantine")
 
 
