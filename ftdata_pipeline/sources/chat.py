@@ -72,6 +72,16 @@ def _pattern_roles(spec: MessagesMapping) -> pl.Expr:
     return pl.when(system & (pl.col(_POS) == 0)).then(pl.lit("system")).otherwise(role)
 
 
+def shown_roles(values: list[str]) -> str:
+    """Role values for an error message. Roles are a small vocabulary (user, gpt, agent); when
+    the values do not look like one (a role key pointing at the text, say) they may be
+    content, and only their number is given."""
+    plain = all(len(v) <= 24 and v.replace("_", "").replace("-", "").isalnum() for v in values)
+    if plain and len(values) <= 10:
+        return ", ".join(map(repr, values))
+    return f"({len(values)} distinct values, not shown: they do not look like role names)"
+
+
 def _object_turns(
     name: str, spec: MessagesMapping, turns: pl.DataFrame, inner, where: str, row: str
 ) -> pl.DataFrame:
@@ -105,12 +115,11 @@ def _object_turns(
             f"source {name!r}: messages.role_key {role_key!r}: missing in {null_roles.height} "
             f"turn(s) (0-based rows {', '.join(map(str, rows))})"
         )
-    # Role values are a closed vocabulary (user, gpt, agent...), not personal data.
     values = turns["__role"].unique().sort().to_list()
     unmapped = [v for v in values if v not in role_map]
     if unmapped:
         raise SourceError(
             f"source {name!r}: messages.role_map has no entry for role value(s) "
-            f"{', '.join(map(repr, unmapped[:MAX_SHOWN]))} (mapped: {', '.join(sorted(role_map))})"
+            f"{shown_roles(unmapped)} (mapped: {', '.join(sorted(role_map))})"
         )
     return turns.with_columns(pl.col("__role").replace_strict(role_map).alias("role"))

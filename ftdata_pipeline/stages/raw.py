@@ -28,7 +28,7 @@ from ftdata_pipeline.records import (
     record_id_expr,
 )
 from ftdata_pipeline.sources import QUARANTINE_SCHEMA, SourceError, source_kind
-from ftdata_pipeline.sources.chat import build_messages
+from ftdata_pipeline.sources.chat import build_messages, shown_roles
 from ftdata_pipeline.sources.paths import PathError, describe, path_expr
 
 __all__ = ["SourceError", "SourceLoad", "load_source", "map_source", "read_source"]
@@ -274,7 +274,7 @@ def _assemble_turns(
     if unmapped:
         raise SourceError(
             f"source {name!r}: turns.role_map has no entry for role value(s) "
-            f"{', '.join(map(repr, unmapped))} (mapped: {', '.join(sorted(role_map))})"
+            f"{shown_roles(unmapped)} (mapped: {', '.join(sorted(role_map))})"
         )
     turn_key = pl.struct(pl.col(turns.group).cast(pl.String), pl.col(turns.order))
     dup = df.filter(turn_key.is_duplicated())[ROW]

@@ -107,6 +107,10 @@ def test_chat_shape_errors_name_the_key(tmp_path):
     with pytest.raises(SourceError, match=r"messages.role_map has no entry.*'agent', 'customer'"):
         load_source("c", source(**base, messages={"column": "messages", "shape": "role_content"}),
                     tmp_path)
+    with pytest.raises(SourceError, match=r"role value\(s\) \(5 distinct values, not shown") as info:
+        load_source("c", source(**base, messages={"column": "messages", "shape": "role_content",
+                                                  "role_key": "content"}), tmp_path)
+    assert "Where is my order" not in str(info.value)  # a role key on the text: not quoted
     with pytest.raises(SourceError, match=r"messages.role_key: the turns have no key 'from'"):
         load_source("c", source(**base, messages={"column": "messages", "shape": "sharegpt"}),
                     tmp_path)
