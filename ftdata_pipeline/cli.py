@@ -21,6 +21,12 @@ STAGES = ("curated", "redacted", "labeled", "split")
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     project = load_project(args.config_dir)
+    if not args.skip_data:
+        from ftdata_pipeline.config.data_checks import check_against_data
+        from ftdata_pipeline.config.loader import default_config_dir
+
+        for note in check_against_data(project, args.config_dir or default_config_dir()):
+            print(f"note: {note}")
     print(f"ok: {len(project.sources)} sources, {len(project.recipes)} datasets")
     for name, recipe in sorted(project.recipes.items()):
         print(f"  {name}: {recipe.kind} from {', '.join(recipe.sources)} -> "
@@ -170,9 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config-dir", default=None, help="config directory (default: configs/)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("validate", help="check sources.yaml and every recipe").set_defaults(
-        func=_cmd_validate
-    )
+    val = sub.add_parser("validate", help="check sources.yaml and every recipe")
+    val.add_argument("--skip-data", action="store_true",
+                     help="check the configs only, without reading the first rows of each source")
+    val.set_defaults(func=_cmd_validate)
     mat = sub.add_parser("materialize", help="materialize datasets headlessly")
     mat.add_argument("--all", action="store_true", help="every source and dataset (default)")
     mat.add_argument("--dataset", action="append", help="a dataset name (repeatable)")

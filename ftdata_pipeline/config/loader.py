@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from ftdata_pipeline.config.models import (
     CLASSIFICATION_LEVELS,
+    SOURCE_CONFIG_KINDS,
     ProjectConfig,
     RecipeConfig,
     SourcesFile,
@@ -46,7 +47,11 @@ def _read_yaml(path: Path) -> Any:
 def _format_validation_error(path: Path, exc: ValidationError, prefix: tuple = ()) -> ConfigError:
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in (*prefix, *err["loc"])) or "<root>"
+        parts = [*prefix, *err["loc"]]
+        # sources.<name>.<kind>.<key>: the union's tag is not a key of the YAML file
+        if len(parts) > 2 and parts[0] == "sources" and parts[2] in SOURCE_CONFIG_KINDS:
+            del parts[2]
+        loc = ".".join(str(p) for p in parts) or "<root>"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (not allowed here)"

@@ -11,8 +11,9 @@ import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
+from ftdata_pipeline.config.safe_regex import check_regex, check_regexes
 from ftdata_pipeline.records import ANNOTATION_MAPPABLE_FIELDS, KINDS, MAPPABLE_FIELDS, SPLITS
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -41,8 +42,78 @@ class TurnsMapping(Strict):
     )
 
 
+CHAT_ROLES = ("system", "user", "assistant")
+ChatRole = Literal["system", "user", "assistant"]
+
+# Role values of the usual chat export shapes, mapped onto the canonical roles.
+SHAREGPT_ROLE_MAP: dict[str, str] = {
+    "system": "system", "human": "user", "user": "user", "gpt": "assistant",
+    "assistant": "assistant", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant",
+}
+
+
+class MessagesMapping(Strict):
+    """Chat ``messages`` from one column (or nested path) that holds a whole conversation.
+
+    ``shape``:
+    - ``strings``: a list of texts; roles follow ``roles`` in turn (user, assistant, user...),
+      after an optional leading system prompt (``leading_system``);
+    - ``role_content``: a list of objects with a role and a content key (OpenAI style,
+      ``{"role": "user", "content": "..."}``); ``role_key``/``content_key`` rename them;
+    - ``sharegpt``: a list of ``{"from": "human"|"gpt"|"system", "value": "..."}`` objects.
+    """
+
+    column: str = Field(description="column or nested path holding the list, e.g. turns, "
+                        "conversations, data.messages")
+    shape: Literal["strings", "role_content", "sharegpt"]
+    roles: list[Literal["user", "assistant"]] = Field(
+        default_factory=lambda: ["user", "assistant"],
+        min_length=1,
+        description="strings: the role pattern, repeated over the list",
+    )
+    leading_system: bool | Literal["auto"] = Field(
+        False,
+        description="strings: the first text is a system prompt (true), never (false), or when "
+        "the list has an odd length, i.e. one more than complete user/assistant pairs (auto)",
+    )
+    role_key: str | None = Field(None, description="objects: key of the role "
+                                 "(default: role; sharegpt: from)")
+    content_key: str | None = Field(None, description="objects: key of the text "
+                                    "(default: content; sharegpt: value)")
+    role_map: dict[str, ChatRole] = Field(
+        default_factory=dict,
+        description="objects: source role value -> system/user/assistant (added to the "
+        "shape's defaults: the canonical names, and human/gpt for sharegpt)",
+    )
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        if self.shape == "sharegpt":
+            return self.role_key or "from", self.content_key or "value"
+        return self.role_key or "role", self.content_key or "content"
+
+    @property
+    def full_role_map(self) -> dict[str, str]:
+        base = SHAREGPT_ROLE_MAP if self.shape == "sharegpt" else {r: r for r in CHAT_ROLES}
+        return {**base, **self.role_map}
+
+    @model_validator(mode="after")
+    def _shape_fields(self) -> MessagesMapping:
+        if self.shape == "strings" and (self.role_key or self.content_key or self.role_map):
+            raise ValueError("shape 'strings' takes no role_key, content_key or role_map")
+        if self.shape != "strings" and self.leading_system is not False:
+            raise ValueError("leading_system applies to shape 'strings' only")
+        return self
+
+
 class SourceConfig(Strict):
-    """One raw source: where it lives, how it maps onto the canonical record, who owns it."""
+    """One raw source: where it lives, how it maps onto the canonical record, who owns it.
+
+    This is the part every kind shares; each kind adds its own fields in a subclass
+    (``FileSourceConfig``, ``SqlSourceConfig``), and sources.yaml is validated as a union
+    discriminated on ``kind``. ``SourceConfig(...)`` and ``SourceConfig.model_validate(...)``
+    build the model of the given kind.
+    """
 
     description: str = ""
     kind: Literal["file", "sql"]
@@ -51,17 +122,6 @@ class SourceConfig(Strict):
         description="records become training candidates; annotations are human labels for "
         "records of another source (item_key, annotator, label)",
     )
-    # kind: file
-    path: str | None = Field(None, description="file path, relative to the project root")
-    format: Literal["jsonl", "csv", "parquet"] | None = None
-    # kind: sql
-    url: str | None = Field(
-        None, description="SQLAlchemy URL without secrets (relative sqlite paths allowed)"
-    )
-    url_env: str | None = Field(
-        None, description="environment variable holding the SQLAlchemy URL; wins over url"
-    )
-    query: str | None = None
     # mapping onto the canonical record
     key: str | None = Field(
         None, description="column holding the row's unique key (default: the row number)"
@@ -71,6 +131,17 @@ class SourceConfig(Strict):
         description="canonical field -> source column, or a template such as '{subject}: {body}'",
     )
     turns: TurnsMapping | None = None
+    messages: MessagesMapping | None = Field(
+        None, description="chat messages from a column holding the whole conversation"
+    )
+    max_drop_fraction: float | None = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="the raw input may not shrink by more than this share of the previous "
+        "materialization's rows (0 rows always fails); null disables the size guard. "
+        "FTDATA_ALLOW_SHRINK=<source>[,...] (or '*') accepts an intended shrink for one run",
+    )
     # governance facts
     owner: str
     licence: str
@@ -95,23 +166,16 @@ class SourceConfig(Strict):
         return mapping
 
     @model_validator(mode="after")
-    def _kind_fields(self) -> SourceConfig:
-        if self.kind == "file":
-            if not self.path or not self.format:
-                raise ValueError("a file source needs 'path' and 'format'")
-            if self.query or self.url or self.url_env:
-                raise ValueError("a file source takes no 'url', 'url_env' or 'query'")
-        else:
-            if not self.query or not (self.url or self.url_env):
-                raise ValueError("a sql source needs 'query' and 'url' or 'url_env'")
-            if self.path or self.format:
-                raise ValueError("a sql source takes no 'path' or 'format'")
+    def _mapping_fits_role(self) -> SourceConfig:
+        if self.turns is not None and self.messages is not None:
+            raise ValueError("'turns' (one row per turn) and 'messages' (one row per "
+                             "conversation) exclude each other")
         if self.role == "annotations":
             missing = [f for f in ANNOTATION_MAPPABLE_FIELDS if f not in self.mapping]
             if missing:
                 raise ValueError(f"an annotations source must map {missing}")
-            if self.turns:
-                raise ValueError("an annotations source takes no 'turns'")
+            if self.turns or self.messages:
+                raise ValueError("an annotations source takes no 'turns' or 'messages'")
         else:
             stray = [f for f in ANNOTATION_MAPPABLE_FIELDS if f in self.mapping and f != "label"]
             if stray:
@@ -119,22 +183,71 @@ class SourceConfig(Strict):
         return self
 
 
+    def __new__(cls, *args: Any, **data: Any):
+        # SourceConfig(kind="file", ...) builds a FileSourceConfig (Python then runs its
+        # __init__, which validates); subclasses construct themselves.
+        if cls is SourceConfig:
+            kind_cls = SOURCE_CONFIG_KINDS.get(data.get("kind"))
+            if kind_cls is not None:
+                return super().__new__(kind_cls)
+        return super().__new__(cls)
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any):  # type: ignore[override]
+        if cls is SourceConfig:
+            return _SOURCE_ADAPTER.validate_python(obj, **kwargs)
+        return super().model_validate(obj, **kwargs)
+
+
+class FileSourceConfig(SourceConfig):
+    """A JSONL, CSV or Parquet file."""
+
+    kind: Literal["file"]
+    path: str = Field(description="file path, relative to the project root")
+    format: Literal["jsonl", "csv", "parquet"]
+    on_bad_rows: Literal["fail", "quarantine"] = Field(
+        "fail",
+        description="file sources: a malformed JSONL line, a non-UTF-8 line or a CSV row with "
+        "the wrong number of fields fails the source (fail) or is set aside in the restricted "
+        "zone with file, line and reason (quarantine)",
+    )
+
+
+class SqlSourceConfig(SourceConfig):
+    """A query run through SQLAlchemy."""
+
+    kind: Literal["sql"]
+    url: str | None = Field(
+        None, description="SQLAlchemy URL without secrets (relative sqlite paths allowed)"
+    )
+    url_env: str | None = Field(
+        None, description="environment variable holding the SQLAlchemy URL; wins over url"
+    )
+    query: str
+
+    @model_validator(mode="after")
+    def _has_url(self) -> SqlSourceConfig:
+        if not (self.url or self.url_env):
+            raise ValueError("a sql source needs 'url' or 'url_env'")
+        return self
+
+
+# One entry per source kind (the modules of ftdata_pipeline/sources/ implement them).
+SOURCE_CONFIG_KINDS: dict[str, type[SourceConfig]] = {
+    "file": FileSourceConfig,
+    "sql": SqlSourceConfig,
+}
+AnySourceConfig = Annotated[FileSourceConfig | SqlSourceConfig, Field(discriminator="kind")]
+_SOURCE_ADAPTER: TypeAdapter = TypeAdapter(AnySourceConfig)
+
+
 class SourcesFile(Strict):
-    sources: dict[Name, SourceConfig]
+    sources: dict[Name, AnySourceConfig]
 
 
 # --------------------------------------------------------------------------------------------
 # dataset recipes
 # --------------------------------------------------------------------------------------------
-
-
-def _regexes_compile(patterns: list[str]) -> list[str]:
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
-    return patterns
 
 
 # Removed from every text field and chat turn before any filter runs. Rust regex syntax
@@ -228,7 +341,7 @@ class QualityConfig(Strict):
         20, ge=0, description="the stop-word rule applies to English texts this long or longer"
     )
 
-    _patterns = field_validator("refusal_patterns")(classmethod(lambda cls, v: _regexes_compile(v)))
+    _patterns = field_validator("refusal_patterns")(classmethod(lambda cls, v: check_regexes(v)))
 
 
 class LanguageConfig(Strict):
@@ -239,7 +352,9 @@ class LanguageConfig(Strict):
         default_factory=lambda: ["en"], description="ISO 639-1 codes a record may be in"
     )
     min_confidence: float = Field(
-        0.5, ge=0, le=1, description="normalized probability of the detected language"
+        0.5, ge=0, le=1, description="a record is dropped only when its best language is not "
+        "allowed and has at least this normalized probability; weaker guesses keep the record "
+        "(q_lang_allowed null)"
     )
     min_words: int = Field(
         8, ge=0, description="texts with fewer words are not judged (q_lang stays null): "
@@ -248,7 +363,14 @@ class LanguageConfig(Strict):
 
 
 class HarmfulConfig(Strict):
-    """Offensive/harmful text: alt-profanity-check's model and/or a word list."""
+    """Offensive/harmful text: alt-profanity-check's model and/or a word list.
+
+    The default is to flag, not drop (see benchmarks/results/curation_filters.md): the model is
+    a bag of words, so on 1,140 real README paragraphs nothing reaches 0.5, but book titles
+    and mild opinions ("who wrote The Idiot?", "Moby Dick", "Robots are stupid") score
+    0.96-1.0 -- no threshold separates them from abuse. Flagged rows stay, with
+    ``q_harmful_flag`` and a count in the stage stats; ``action: drop`` rejects them.
+    """
 
     enabled: bool = True
     model: bool = Field(True, description="score with alt-profanity-check (predict_prob)")
@@ -257,7 +379,8 @@ class HarmfulConfig(Strict):
         default_factory=list, description="case-insensitive whole words that set q_harm to 1"
     )
     action: Literal["drop", "flag"] = Field(
-        "drop", description="drop: reject as harmful_content; flag: keep, set q_harmful_flag"
+        "flag", description="flag (default): keep, set q_harmful_flag, count in the stats; "
+        "drop: reject as harmful_content"
     )
 
 
@@ -317,7 +440,16 @@ class CurateConfig(Strict):
         True, description="repair UTF-8 read as cp1252/Latin-1 ('Ã©' -> 'é') before NFC"
     )
     strip_markup: bool = Field(True, description="remove HTML tags and decode entities")
-    collapse_whitespace: bool = True
+    collapse_whitespace: bool = Field(
+        True, description="collapse runs of spaces and blank lines in prose (never in code)"
+    )
+    code_fields: list[Literal["text", "system", "prompt", "response", "chosen", "rejected",
+                              "messages"]] = Field(
+        default_factory=list,
+        description="fields whose whole content is code (a code-completion dataset): kept byte "
+        "for byte except control characters; elsewhere Markdown code (fences, indented "
+        "blocks, inline spans) is recognised and kept",
+    )
     boilerplate_patterns: list[str] = Field(
         default_factory=lambda: list(DEFAULT_BOILERPLATE),
         description="regexes deleted from every text (signatures, 'Sent from my iPhone')",
@@ -347,7 +479,7 @@ class CurateConfig(Strict):
     decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
 
     _patterns = field_validator("boilerplate_patterns")(
-        classmethod(lambda cls, v: _regexes_compile(v))
+        classmethod(lambda cls, v: check_regexes(v))
     )
 
     @model_validator(mode="after")
@@ -507,12 +639,15 @@ class RedactConfig(Strict):
 
 class LabelRule(Strict):
     label: str
-    pattern: str = Field(description="regular expression searched in the record's text")
+    pattern: str = Field(
+        description="regular expression searched in the record's text (Rust regex syntax: "
+        "linear time, no look-around or backreferences)"
+    )
 
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, pattern: str) -> str:
-        return _check_regex(pattern)
+        return check_regex(pattern)
 
 
 class LabelConfig(Strict):
@@ -648,6 +783,6 @@ class RecipeConfig(Strict):
 class ProjectConfig(Strict):
     """Everything loaded from the config directory."""
 
-    sources: dict[str, SourceConfig]
+    sources: dict[str, AnySourceConfig]
     recipes: dict[str, RecipeConfig]
     root: str = Field(description="project root that relative paths are resolved against")

@@ -48,8 +48,15 @@ from ftdata_pipeline.records import REJECT_SCHEMA
 from ftdata_pipeline.stages.base import StageResult
 from ftdata_pipeline.stages.curate import curate
 from ftdata_pipeline.stages.label import label
+from ftdata_pipeline.orchestration.raw_input import (
+    previous_accepted_rows,
+    source_read_metadata,
+    write_quarantine,
+)
+from ftdata_pipeline.sources import source_kind
+from ftdata_pipeline.sources.guard import input_guard, shrink_allowed
 from ftdata_pipeline.stages.pii.engine import worker_pools
-from ftdata_pipeline.stages.raw import load_source
+from ftdata_pipeline.stages.raw import read_source
 from ftdata_pipeline.stages.redact import get_redactor, redact, residual_pii_counts
 from ftdata_pipeline.stages.split import split
 
@@ -87,22 +94,30 @@ def build_source_asset(name: str, cfg: SourceConfig, root: str) -> AssetsDefinit
             "classification": cfg.classification,
             "contains_pii": cfg.contains_pii,
             "retention_days": cfg.retention_days if cfg.retention_days is not None else "none",
-            "location": cfg.path or (f"${cfg.url_env}" if cfg.url_env else cfg.url) or "",
+            "location": source_kind(cfg).location(cfg),
         },
         code_version=f"{__version__}-{source_config_hash(cfg)[:12]}",
         check_specs=plan.specs(),
-        kinds={"polars", "parquet", "sql" if cfg.kind == "sql" else cfg.format or "file"},
+        kinds={"polars", "parquet", *source_kind(cfg).asset_kinds(cfg)},
         owners=[dagster_owner(cfg.owner)],
-        required_resource_keys={"catalog"},
+        required_resource_keys={"catalog", "storage"},
     )
     def _raw(context: AssetExecutionContext):
         catalog: CatalogResource = context.resources.catalog
+        with step_errors(restricted=True):  # data errors fail once; I/O errors are retried
+            loaded = read_source(name, cfg, Path(root))
+        # Bad lines set aside (on_bad_rows: quarantine) hold raw data: restricted zone only.
+        write_quarantine(context.resources.storage, name, loaded.quarantined)
+        guard = input_guard(
+            name, loaded.frame.height, previous_accepted_rows(context.instance, plan.key),
+            cfg.max_drop_fraction, allow_shrink=shrink_allowed(name),
+        )
+        if not guard.passed:
+            context.log.error(f"raw/{name}: {guard.reason}")
         # Erasure requests apply here, before anything downstream sees the rows:
         # rows read = rows kept + rows erased.
-        with step_errors(restricted=True):  # data errors fail once; I/O errors are retried
-            loaded = load_source(name, cfg, Path(root))
         erasure = catalog.raw_erasure(
-            context.run_id, name, cfg, root, loaded, source_config_hash(cfg),
+            context.run_id, name, cfg, root, loaded.frame, source_config_hash(cfg),
         )
         df = erasure.kept
         version = data_version(df)
@@ -113,10 +128,10 @@ def build_source_asset(name: str, cfg: SourceConfig, root: str) -> AssetsDefinit
         yield Output(
             df,
             metadata={**frame_metadata(df, preview=False), "role": cfg.role,
-                      **erasure.metadata()},
+                      **erasure.metadata(), **source_read_metadata(loaded, guard)},
             data_version=version,
         )
-        yield from run_checks(plan, df)
+        yield from run_checks(plan, df, input_guard=guard)
 
     return _raw
 

@@ -24,6 +24,7 @@ ROWS_ACCOUNTED = "rows_accounted"
 NO_RESIDUAL_PII = "no_residual_pii"
 SPLITS_DISJOINT = "splits_disjoint"
 LICENCES_ALLOWED = "licences_allowed"
+INPUT_NOT_SHRUNK = "input_not_shrunk"
 
 ANNOTATION_EXPECTATIONS = [
     ExpectationConfig(expectation="ExpectColumnValuesToNotBeNull", kwargs={"column": c})
@@ -58,6 +59,9 @@ class CheckPlan:
         specs = [spec(DEFAULT_SUITE, f"Default Great Expectations suite for the {self.stage} stage")]
         if self.stage != "raw":
             specs.append(spec(ROWS_ACCOUNTED, "rows in = rows kept + rows rejected"))
+        else:
+            specs.append(spec(INPUT_NOT_SHRUNK, "The source has rows, and not far fewer than at "
+                              "the previous accepted run (max_drop_fraction)"))
         recipe_exps = self.recipe_expectations()
         if recipe_exps:
             blocking = any(e.severity == "error" for e in recipe_exps)
@@ -103,6 +107,7 @@ def run_checks(
     one_row_per_input: bool = True,
     residual_pii: dict[str, int] | None = None,
     stats: dict | None = None,
+    input_guard=None,
 ) -> Iterator[AssetCheckResult]:
     suite_prefix = "_".join(plan.key.path)
     yield _suite_result(DEFAULT_SUITE, df, plan.default_expectations(), f"{suite_prefix}_default")
@@ -118,6 +123,14 @@ def run_checks(
             passed=bool(accounted),
             severity=AssetCheckSeverity.ERROR,
             metadata=meta,
+        )
+    if plan.stage == "raw" and input_guard is not None:  # a sources.guard.GuardResult
+        yield AssetCheckResult(
+            check_name=INPUT_NOT_SHRUNK,
+            passed=input_guard.passed,
+            severity=AssetCheckSeverity.ERROR,
+            description=input_guard.reason,
+            metadata=input_guard.metadata(),
         )
     recipe_exps = plan.recipe_expectations()
     if recipe_exps:

@@ -112,8 +112,9 @@ def _curation_scores(recipe: RecipeConfig) -> list[ExpectationConfig]:
                        "q_alpha_frac", "q_quality"):
             out.append(_between(column, 0, 1))
     if cfg.language.enabled:
-        out.append(_exp("ExpectColumnValuesToBeInSet", column="q_lang", value_set=list(cfg.language.allowed)))
-        out.append(_between("q_lang_score", cfg.language.min_confidence, 1))
+        # true: best language allowed; null: not judged or not confident; false is dropped
+        out.append(_exp("ExpectColumnValuesToBeInSet", column="q_lang_allowed", value_set=[True]))
+        out.append(_between("q_lang_score", 0, 1))
     if cfg.harmful.enabled and cfg.harmful.action == "drop":
         out.append(_between("q_harm", 0, cfg.harmful.threshold, strict_max=True))
     if cfg.near_dedup.enabled and cfg.dedup != "none":

@@ -36,17 +36,29 @@ from ftdata_pipeline.records import (
 from ftdata_pipeline.stages.base import StageResult, concat_rejects
 from ftdata_pipeline.stages.curation import decontaminate, governance, language, neardup, quality, safety
 from ftdata_pipeline.stages.curation.filtering import STAGE, Filter, run_filters
-from ftdata_pipeline.stages.curation.normalize import normalize_messages, normalize_text
-from ftdata_pipeline.stages.curation.views import NEAR, VIEW_COLUMNS, add_views
+from ftdata_pipeline.stages.curation.normalize import (
+    count_controls,
+    normalize_messages,
+    normalize_text,
+)
+from ftdata_pipeline.stages.curation.views import NEAR, VIEW_COLUMNS, add_prose, add_views
 
 __all__ = ["STAGE", "curate", "normalize_text"]
 
+# The fields the ALL view is made of, per kind (code_fields among them: no prose to judge).
+_CONTENT_FIELDS = {
+    "chat_sft": ("messages",),
+    "preference": ("prompt", "response", "chosen"),
+    "classification": ("text",),
+    "pretraining": ("text",),
+}
+
 # Working columns; dropped before anything leaves the stage.
 _CHARS, _WORDS, _TURNS, _PROMPT_CHARS = "_chars", "_words", "_turns", "_prompt_chars"
-_CHANGED = "_normalized_changed"
+_CHANGED, _CONTROLS = "_normalized_changed", "_control_chars"
 _NEAR_SIM, _NEAR_REP = "_near_sim", "_near_rep"
 _WORKING = (
-    _CHARS, _WORDS, _TURNS, _PROMPT_CHARS, _CHANGED, _NEAR_SIM, _NEAR_REP,
+    _CHARS, _WORDS, _TURNS, _PROMPT_CHARS, _CHANGED, _CONTROLS, _NEAR_SIM, _NEAR_REP,
     decontaminate.CONTAMINATED_BY, decontaminate.CONTAMINATED_GRAMS, *VIEW_COLUMNS,
 )
 
@@ -71,12 +83,24 @@ def _shape(lf: pl.LazyFrame, recipe: RecipeConfig) -> pl.LazyFrame:
     return lf.with_columns(exprs)
 
 
+def _controls(fields: list[str]) -> pl.Expr:
+    """Control characters, escape sequences and bidi overrides in a row, before removal."""
+    counts = [count_controls(pl.col(f)) for f in TEXT_FIELDS]
+    counts.append(
+        pl.col("messages").list.eval(count_controls(pl.element().struct.field("content")))
+        .list.sum().fill_null(0)
+    )
+    return pl.sum_horizontal(counts)
+
+
 def _normalize(lf: pl.LazyFrame, cfg: CurateConfig) -> pl.LazyFrame:
     fields = [*TEXT_FIELDS, "messages"]
-    new = {f: normalize_text(pl.col(f), cfg) for f in TEXT_FIELDS}
-    new["messages"] = normalize_messages(pl.col("messages"), cfg)
+    code = set(cfg.code_fields)
+    new = {f: normalize_text(pl.col(f), cfg, code=f in code) for f in TEXT_FIELDS}
+    new["messages"] = normalize_messages(pl.col("messages"), cfg, code="messages" in code)
     return (
-        lf.with_columns(expr.alias(f"_new_{f}") for f, expr in new.items())
+        lf.with_columns(_controls(fields).alias(_CONTROLS))
+        .with_columns(expr.alias(f"_new_{f}") for f, expr in new.items())
         .with_columns(
             pl.any_horizontal(pl.col(f).ne_missing(pl.col(f"_new_{f}")) for f in fields).alias(
                 _CHANGED
@@ -261,6 +285,7 @@ def curate(
     df = lf.collect().sort(SOURCE, SOURCE_KEY, RECORD_ID, nulls_last=True)
     rows_in = df.height
     normalized_changed = int(df[_CHANGED].sum() or 0)
+    control_chars_removed = int(df[_CONTROLS].sum() or 0)
     as_of, as_of_from = governance.resolve_as_of(cfg)
     refused = governance.refused_sources(recipe.governance, sources)
 
@@ -286,14 +311,18 @@ def curate(
         df = run(df, [dedup])
 
     df = add_views(df, kind)
+    df = add_prose(df, all_is_code=bool(set(cfg.code_fields) & set(_CONTENT_FIELDS[kind])))
     if cfg.quality.enabled:
         df = run(quality.add_quality_scores(df, cfg.quality), quality.quality_filters(cfg.quality, kind))
     if cfg.language.enabled:
         df = run(language.add_language(df, cfg.language), language.language_filters(cfg.language))
     if cfg.quality.enabled:
         df = run(df, quality.stop_words_filter(cfg.quality, language.english_expr(df)))
+    harmful_flagged = 0
     if cfg.harmful.enabled:
         df = run(safety.add_harm(df, cfg.harmful), safety.harmful_filters(cfg.harmful))
+        if safety.Q_HARMFUL_FLAG in df.columns:
+            harmful_flagged = int(df[safety.Q_HARMFUL_FLAG].sum() or 0)
     eval_items = 0
     if cfg.decontamination.eval_sets:
         evals = decontaminate.load_eval_texts(cfg.decontamination, root)
@@ -330,6 +359,8 @@ def curate(
         stats={
             "steps": steps,
             "normalized_changed": normalized_changed,
+            # terminal escapes, control and bidi-override characters removed from the texts
+            "control_chars_removed": control_chars_removed,
             "governance": {
                 "as_of": as_of.isoformat(),
                 "as_of_from": as_of_from,
@@ -342,6 +373,8 @@ def curate(
                 "refused_sources": refused,
             },
             "near_dedup": near_stats,
+            # kept rows the harmful-content model flagged (action: flag)
+            "harmful_flagged": harmful_flagged,
             "decontamination": {"eval_items": eval_items},
         },
     )

@@ -9,11 +9,11 @@ preference pairs. Rejects and stats carry counts, ids and labels only, never rec
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import polars as pl
 
+from ftdata_pipeline.config import safe_regex
 from ftdata_pipeline.config.models import LabelConfig, LabelRule, RecipeConfig
 from ftdata_pipeline.records import ANNOTATION_SCHEMA, conform, record_id_expr
 from ftdata_pipeline.stages.base import StageResult, concat_rejects, reject
@@ -83,23 +83,8 @@ def _rule_label(rules: list[LabelRule]) -> pl.Expr:
 
 
 def _search(text: pl.Expr, pattern: str) -> pl.Expr:
-    """``re.search`` semantics, in Polars' regex engine when it accepts the pattern.
-
-    Patterns are validated as Python regexes; Polars' engine lacks look-around and
-    backreferences, so such patterns run through Python's ``re`` instead.
-    """
-    try:
-        pl.select(pl.lit("").str.contains(pattern))
-        return text.str.contains(pattern).fill_null(False)
-    except pl.exceptions.ComputeError:
-        compiled = re.compile(pattern)
-        return text.map_batches(
-            lambda s: pl.Series(
-                [v is not None and compiled.search(v) is not None for v in s.to_list()],
-                dtype=pl.Boolean,
-            ),
-            return_dtype=pl.Boolean,
-        )
+    """``re.search`` semantics in Polars' linear-time engine (patterns validated by the config)."""
+    return safe_regex.contains(text, pattern)
 
 
 def _from_rules(df: pl.DataFrame, rules: list[LabelRule]) -> pl.DataFrame:

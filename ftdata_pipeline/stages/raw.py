@@ -1,17 +1,20 @@
-"""Raw stage: read one configured source (file or SQL query) and map it onto the canonical record.
+"""Raw stage: read one configured source and map it onto the canonical record.
 
-Records sources become ``RECORD_SCHEMA`` rows with provenance (source, source_key, record_id);
-annotations sources become ``ANNOTATION_SCHEMA`` rows. Errors are ``SourceError`` and name the
-source, the file or config key and row numbers -- never cell values, which may hold PII.
+Reading is the source kind's job (``ftdata_pipeline/sources/``: file, SQL); this module maps
+the rows: columns, nested paths (``meta.customer.email``, ``turns[0]``) and templates onto
+canonical fields, chat turns (one row per turn, or a whole conversation in one column), types
+(timestamps and booleans from text), and provenance. Records sources become ``RECORD_SCHEMA``
+rows with (source, source_key, record_id); annotations sources become ``ANNOTATION_SCHEMA``
+rows. Errors are ``SourceError`` and name the source, the file or config key and row numbers --
+never cell values, which may hold PII.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import os
 import string
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -24,6 +27,11 @@ from ftdata_pipeline.records import (
     conform,
     record_id_expr,
 )
+from ftdata_pipeline.sources import QUARANTINE_SCHEMA, SourceError, source_kind
+from ftdata_pipeline.sources.chat import build_messages, shown_roles
+from ftdata_pipeline.sources.paths import PathError, describe, path_expr
+
+__all__ = ["SourceError", "SourceLoad", "load_source", "map_source", "read_source"]
 
 CANONICAL_ROLES = ("system", "user", "assistant")
 MAX_ROWS_SHOWN = 5  # row numbers quoted in an error message
@@ -33,134 +41,50 @@ ROW = "__row_nr"  # 0-based row number, the fallback key and what errors point a
 # trailing "Z" -> "+00:00"); strings without an offset are taken as UTC.
 _TZ_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z")
 _NAIVE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M")
+# Booleans written as text (CSV, spreadsheets, forms), compared case-insensitively.
+_TRUE = ("true", "t", "yes", "y", "1")
+_FALSE = ("false", "f", "no", "n", "0")
 
 
-class SourceError(ValueError):
-    """A source cannot be read or mapped. The message names the source and what is wrong."""
+@dataclass
+class SourceLoad:
+    """A source read and mapped: records, the lines set aside, and counts for metadata."""
+
+    frame: pl.DataFrame
+    quarantined: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=QUARANTINE_SCHEMA))
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+def read_source(name: str, cfg: SourceConfig, root: Path) -> SourceLoad:
+    """Read source ``name``, map it, and say what was quarantined or incomplete."""
+    raw = source_kind(cfg).read(name, cfg, Path(root))
+    counts: dict[str, Any] = {"rows_in_file": raw.frame.height, **raw.counts}
+    frame = map_source(name, cfg, raw.frame, counts)
+    return SourceLoad(frame, raw.quarantine_frame(), counts)
 
 
 def load_source(name: str, cfg: SourceConfig, root: Path) -> pl.DataFrame:
     """Read source ``name`` and return canonical records (or annotation rows), sorted by key."""
-    root = Path(root)
-    df = _read(name, cfg, root).with_row_index(ROW)
+    return read_source(name, cfg, root).frame
+
+
+def map_source(
+    name: str, cfg: SourceConfig, df: pl.DataFrame, counts: dict[str, Any] | None = None
+) -> pl.DataFrame:
+    """Map rows as read onto the canonical record (``counts`` collects template gaps)."""
+    counts = {} if counts is None else counts
+    schema = ANNOTATION_SCHEMA if cfg.role == "annotations" else RECORD_SCHEMA
+    if df.width == 0:  # an empty file: nothing to map, and no columns to check
+        return pl.DataFrame(schema=schema)
+    df = df.with_row_index(ROW)
     if cfg.role == "annotations":
-        return _map_annotations(name, cfg, df)
-    return _map_records(name, cfg, df)
-
-
-# ------------------------------------------------------------------------------------------
-# reading
-# ------------------------------------------------------------------------------------------
+        return _map_annotations(name, cfg, df, counts)
+    return _map_records(name, cfg, df, counts)
 
 
 def _read(name: str, cfg: SourceConfig, root: Path) -> pl.DataFrame:
-    if cfg.kind == "file":
-        return _read_file(name, cfg, root)
-    return _read_sql(name, cfg, root)
-
-
-def _read_file(name: str, cfg: SourceConfig, root: Path) -> pl.DataFrame:
-    path = Path(cfg.path)
-    if not path.is_absolute():
-        path = root / path
-    if not path.is_file():
-        raise SourceError(f"source {name!r}: file not found: {path}")
-    # Library error messages can quote the offending content, so they are not passed on: the
-    # file is re-scanned on failure to name the bad line instead.
-    try:
-        if cfg.format == "jsonl":
-            return pl.read_ndjson(path, infer_schema_length=None)
-        if cfg.format == "csv":
-            return pl.read_csv(path, infer_schema=False)
-        return pl.read_parquet(path)
-    except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear error
-        if cfg.format == "jsonl" and not _has_text(path):
-            # An empty landing file is no data, not broken data; JSONL has no header to keep.
-            return pl.DataFrame(schema=dict.fromkeys(_referenced_columns(cfg), pl.String))
-        where = _bad_line(path, cfg.format)
-        raise SourceError(
-            f"source {name!r}: {path}: not a valid {cfg.format} file"
-            f"{where} ({type(exc).__name__})"
-        ) from None
-
-
-def _has_text(path: Path) -> bool:
-    with path.open("rb") as fh:
-        return any(line.strip() for line in fh)
-
-
-def _referenced_columns(cfg: SourceConfig) -> list[str]:
-    cols = [cfg.key] if cfg.key else []
-    if cfg.turns is not None:
-        cols += [cfg.turns.group, cfg.turns.order, cfg.turns.role, cfg.turns.content]
-    for spec in cfg.mapping.values():
-        if "{" in spec or "}" in spec:
-            cols += [c for _, c, _, _ in string.Formatter().parse(spec) if c]
-        else:
-            cols.append(spec)
-    return list(dict.fromkeys(cols))
-
-
-def _bad_line(path: Path, fmt: str | None) -> str:
-    """' at line N' for the first line a plain reader rejects, or '' when none is found."""
-    try:
-        with path.open(encoding="utf-8", newline="") as fh:
-            if fmt == "jsonl":
-                for n, line in enumerate(fh, start=1):
-                    if line.strip():
-                        try:
-                            value = json.loads(line)
-                        except json.JSONDecodeError:
-                            return f" at line {n}"
-                        if not isinstance(value, dict):
-                            return f" at line {n} (not a JSON object)"
-            elif fmt == "csv":
-                reader = csv.reader(fh)
-                width = None
-                for row in reader:
-                    if width is None:
-                        width = len(row)
-                    elif len(row) != width:
-                        return f" at line {reader.line_num} ({len(row)} fields, header has {width})"
-    except UnicodeDecodeError:
-        return " (not UTF-8 text)"
-    return ""
-
-
-def _read_sql(name: str, cfg: SourceConfig, root: Path) -> pl.DataFrame:
-    import sqlalchemy as sa
-    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-
-    env_value = os.environ.get(cfg.url_env) if cfg.url_env else None
-    raw_url = env_value or cfg.url
-    origin = f"environment variable {cfg.url_env}" if env_value else "url"
-    if not raw_url:
-        raise SourceError(
-            f"source {name!r}: environment variable {cfg.url_env} is not set and no url is given"
-        )
-    try:
-        url = sa.engine.make_url(raw_url)
-    except ArgumentError:
-        raise SourceError(f"source {name!r}: {origin} is not a valid SQLAlchemy URL") from None
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        db = Path(url.database)
-        if not db.is_absolute():
-            db = root / db
-            url = url.set(database=str(db))
-        # SQLite would silently create an empty database for a missing file.
-        if not db.is_file():
-            raise SourceError(f"source {name!r}: SQLite database not found: {db}")
-    shown = url.render_as_string(hide_password=True)
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return pl.read_database(sa.text(cfg.query), conn, infer_schema_length=None)
-    except SQLAlchemyError as exc:
-        # The driver's own message ("no such table: x") is about the query, not the data.
-        reason = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
-        raise SourceError(f"source {name!r}: query failed on {shown}: {reason}") from None
-    finally:
-        engine.dispose()
+    """Every row of the source as read (no mapping); also used by erasure by subject."""
+    return source_kind(cfg).read(name, cfg, Path(root)).frame
 
 
 # ------------------------------------------------------------------------------------------
@@ -168,30 +92,43 @@ def _read_sql(name: str, cfg: SourceConfig, root: Path) -> pl.DataFrame:
 # ------------------------------------------------------------------------------------------
 
 
-def _map_annotations(name: str, cfg: SourceConfig, df: pl.DataFrame) -> pl.DataFrame:
+def _map_annotations(
+    name: str, cfg: SourceConfig, df: pl.DataFrame, counts: dict[str, Any]
+) -> pl.DataFrame:
     df = _with_key(name, cfg, df)
     mapped = df.select(
         pl.lit(name).alias(SOURCE),
         pl.col(SOURCE_KEY),
         pl.col(ROW),
         *[
-            _field_expr(name, field, spec, df.columns).cast(pl.String).alias(field)
+            _field_expr(name, field, spec, df).cast(pl.String).alias(field)
             for field, spec in sorted(cfg.mapping.items())
         ],
     )
     return _sorted(cfg, conform(mapped, ANNOTATION_SCHEMA).drop(ROW))
 
 
-def _map_records(name: str, cfg: SourceConfig, df: pl.DataFrame) -> pl.DataFrame:
+def _map_records(
+    name: str, cfg: SourceConfig, df: pl.DataFrame, counts: dict[str, Any]
+) -> pl.DataFrame:
     exprs = [
-        _field_expr(name, field, spec, df.columns).alias(field)
+        _field_expr(name, field, spec, df).alias(field)
         for field, spec in sorted(cfg.mapping.items())
     ]
+    partial = _template_gaps(cfg, df)
+    if partial:
+        # Reported, not hidden: such a row's text lacks the part the missing column held.
+        counts["template_rows_missing_a_column"] = partial
     if cfg.turns is not None:
         df = _assemble_turns(name, cfg.turns, df, exprs)
     else:
         df = _with_key(name, cfg, df)
-        df = df.select(pl.col(SOURCE_KEY), pl.col(ROW), *exprs)
+        selected = [pl.col(SOURCE_KEY), pl.col(ROW), *exprs]
+        if cfg.messages is not None:
+            msgs = build_messages(name, cfg.messages, df, ROW)
+            df = df.select(selected).join(msgs, on=ROW, how="left", maintain_order="left")
+        else:
+            df = df.select(selected)
     df = _typed(name, df)
     df = df.with_columns(pl.lit(name).alias(SOURCE)).with_columns(
         record_id_expr(pl.col(SOURCE), pl.col(SOURCE_KEY)).alias("record_id")
@@ -199,12 +136,11 @@ def _map_records(name: str, cfg: SourceConfig, df: pl.DataFrame) -> pl.DataFrame
     return _sorted(cfg, conform(df, RECORD_SCHEMA).drop(ROW))
 
 
-def _field_expr(name: str, field: str, spec: str, columns: list[str]) -> pl.Expr:
-    """A plain column name, or a template such as '{subject}\\n\\n{body}' (nulls -> '')."""
-    available = [c for c in columns if c != ROW]
-    if "{" not in spec and "}" not in spec:
-        _require(name, f"mapping.{field}", [spec], available)
-        return pl.col(spec)
+def _is_template(spec: str) -> bool:
+    return "{" in spec or "}" in spec
+
+
+def _template_columns(name: str, field: str, spec: str) -> tuple[list, list[str]]:
     try:
         parts = list(string.Formatter().parse(spec))
     except ValueError as exc:
@@ -212,15 +148,64 @@ def _field_expr(name: str, field: str, spec: str, columns: list[str]) -> pl.Expr
     cols = [col for _, col, _, _ in parts if col is not None]
     if any(not c for c in cols):
         raise SourceError(f"source {name!r}: mapping.{field}: template has an empty '{{}}'")
-    _require(name, f"mapping.{field}", cols, available)
+    if any(conv or fmt for _, col, fmt, conv in parts if col is not None):
+        raise SourceError(
+            f"source {name!r}: mapping.{field}: template placeholders take a column or path "
+            "only (no '!conversion' or ':format')"
+        )
+    return parts, cols
+
+
+def _template_gaps(cfg: SourceConfig, df: pl.DataFrame) -> dict[str, int]:
+    """Per templated field: rows where some, but not all, referenced values are null."""
+    out: dict[str, int] = {}
+    schema = dict(df.schema)
+    for field, spec in sorted(cfg.mapping.items()):
+        if not _is_template(spec):
+            continue
+        cols = [c for _, c, _, _ in string.Formatter().parse(spec) if c]
+        if len(cols) < 2:
+            continue
+        nulls = [path_expr(c, schema)[0].is_null() for c in cols]
+        n = df.select((pl.any_horizontal(nulls) & ~pl.all_horizontal(nulls)).sum()).item()
+        if n:
+            out[field] = int(n)
+    return out
+
+
+def _path(
+    name: str, where: str, path: str, df: pl.DataFrame, *, scalar: bool = False
+) -> pl.Expr:
+    schema = {c: t for c, t in df.schema.items() if c != ROW}
+    try:
+        expr, dtype = path_expr(path, schema)
+    except PathError as exc:
+        raise SourceError(f"source {name!r}: {where}: {exc}") from None
+    if scalar and isinstance(dtype, (pl.List, pl.Array, pl.Struct)):
+        raise SourceError(
+            f"source {name!r}: {where}: {path!r} is {describe(dtype)}; a template needs a text "
+            "or number (take an element, e.g. {turns[0]}, or a key, e.g. {meta.topic})"
+        )
+    return expr
+
+
+def _field_expr(name: str, field: str, spec: str, df: pl.DataFrame) -> pl.Expr:
+    """A column or nested path, or a template such as '{subject}\\n\\n{meta.topic}'.
+
+    In a template a null value becomes "" (the row is counted, see ``_template_gaps``); a row
+    whose every referenced value is null gets null, not just the literal glue.
+    """
+    if not _is_template(spec):
+        return _path(name, f"mapping.{field}", spec, df)
+    parts, cols = _template_columns(name, field, spec)
+    values = {c: _path(name, f"mapping.{field}", c, df, scalar=True) for c in cols}
     pieces: list[pl.Expr] = []
     for literal, col, _, _ in parts:
         if literal:
             pieces.append(pl.lit(literal))
         if col is not None:
-            pieces.append(pl.col(col).cast(pl.String).fill_null(""))
-    # A row whose every referenced column is null has no content, not just the literal glue.
-    all_null = pl.all_horizontal([pl.col(c).is_null() for c in cols])
+            pieces.append(values[col].cast(pl.String).fill_null(""))
+    all_null = pl.all_horizontal([values[c].is_null() for c in cols])
     return pl.when(all_null).then(None).otherwise(pl.concat_str(pieces))
 
 
@@ -289,7 +274,7 @@ def _assemble_turns(
     if unmapped:
         raise SourceError(
             f"source {name!r}: turns.role_map has no entry for role value(s) "
-            f"{', '.join(map(repr, unmapped))} (mapped: {', '.join(sorted(role_map))})"
+            f"{shown_roles(unmapped)} (mapped: {', '.join(sorted(role_map))})"
         )
     turn_key = pl.struct(pl.col(turns.group).cast(pl.String), pl.col(turns.order))
     dup = df.filter(turn_key.is_duplicated())[ROW]
@@ -320,6 +305,10 @@ def _typed(name: str, df: pl.DataFrame) -> pl.DataFrame:
         df = df.with_columns(parsed.alias("__parsed"))
         _check_parsed(name, df, "created_at", "is not an ISO 8601 timestamp")
         df = df.with_columns(pl.col("__parsed").alias("created_at")).drop("__parsed")
+    if "consent" in df.columns:
+        df = df.with_columns(_to_bool(df.schema["consent"]).alias("__parsed"))
+        _check_parsed(name, df, "consent", f"is not a boolean ({'/'.join(_TRUE + _FALSE)})")
+        df = df.with_columns(pl.col("__parsed").alias("consent")).drop("__parsed")
     if "rank" in df.columns:
         df = df.with_columns(pl.col("rank").cast(pl.Int32, strict=False).alias("__parsed"))
         _check_parsed(name, df, "rank", "is not an integer")
@@ -334,6 +323,20 @@ def _check_parsed(name: str, df: pl.DataFrame, field: str, problem: str) -> None
             f"source {name!r}: mapping.{field}: value {problem} in {bad.len()} row(s) "
             f"(0-based rows {_rows(bad)})"
         )
+
+
+def _to_bool(dtype: pl.DataType) -> pl.Expr:
+    """true/false from booleans, 0/1 numbers, or text such as yes/no (CSV has only text)."""
+    col = pl.col("consent")
+    if dtype == pl.Boolean:
+        return col
+    if dtype.is_numeric():
+        return pl.when(col == 1).then(True).when(col == 0).then(False)
+    text = col.cast(pl.String).str.strip_chars().str.to_lowercase()
+    return (
+        pl.when(text.is_in(list(_TRUE))).then(True).when(text.is_in(list(_FALSE))).then(False)
+        .otherwise(None).cast(pl.Boolean)
+    )
 
 
 def _to_utc(dtype: pl.DataType) -> pl.Expr:

@@ -206,7 +206,7 @@ def test_symbol_alpha_and_stop_word_rules() -> None:
     r = curate(lf, recipe(curate_cfg=q(stop_words_min_words=20)))
     assert rules(r) == {"sym": "symbol_ratio", "num": "alpha_ratio", "nostop": "stop_words"}
     scores = dict(zip(r.rejected["record_id"], r.rejected["score"], strict=True))
-    assert scores["sym"] == pytest.approx(6 / 12)
+    assert scores["sym"] == pytest.approx(5 / 11)  # the leading "# " is a Markdown heading marker
     assert scores["num"] == pytest.approx(1 / 8)
     assert scores["nostop"] == 0.0
 
@@ -261,16 +261,17 @@ def test_language_filter_and_short_texts_not_judged() -> None:
 
 def test_harmful_word_list_drop_and_flag() -> None:
     lf = frame([{"record_id": "bad", "text": "you absolute Grommet"}, {"record_id": "ok", "text": "a nice day"}])
-    drop = curate(lf, recipe(curate_cfg={"harmful": {"model": False, "words": ["grommet"]}}))
+    drop = curate(lf, recipe(curate_cfg={"harmful": {"model": False, "words": ["grommet"], "action": "drop"}}))
     assert rules(drop) == {"bad": "harmful_content"} and drop.rejected["score"].item() == 1.0
     flag = curate(lf, recipe(curate_cfg={"harmful": {"model": False, "words": ["grommet"], "action": "flag"}}))
     assert flag.rejected.is_empty()
     assert dict(zip(flag.kept["record_id"], flag.kept["q_harmful_flag"], strict=True)) == {"bad": True, "ok": False}
+    assert flag.stats["harmful_flagged"] == 1
 
 
 def test_harmful_model_scores() -> None:
     lf = frame([{"record_id": "bad", "text": "you are a fucking idiot, shut up"}, {"record_id": "ok", "text": "Thank you for the quick refund"}])
-    r = curate(lf, recipe(curate_cfg={"harmful": {"threshold": 0.8}}))
+    r = curate(lf, recipe(curate_cfg={"harmful": {"threshold": 0.8, "action": "drop"}}))
     assert rules(r) == {"bad": "harmful_content"}
     assert r.kept["q_harm"].item() < 0.5
 
@@ -308,10 +309,9 @@ def test_decontamination_long_and_short_eval_texts(tmp_path) -> None:
 
 
 def test_curated_suite_has_score_thresholds() -> None:
-    cfg = recipe(curate_cfg={"language": {"allowed": ["en", "de"], "min_confidence": 0.7}, "harmful": {"threshold": 0.8}, "near_dedup": {"enabled": True}})
+    cfg = recipe(curate_cfg={"language": {"allowed": ["en", "de"], "min_confidence": 0.7}, "harmful": {"threshold": 0.8, "action": "drop"}, "near_dedup": {"enabled": True}})
     exps = {(e.expectation, e.kwargs.get("column")): e.kwargs for e in default_expectations("curated", "pretraining", cfg)}
-    assert exps[("ExpectColumnValuesToBeInSet", "q_lang")]["value_set"] == ["en", "de"]
-    assert exps[("ExpectColumnValuesToBeBetween", "q_lang_score")]["min_value"] == 0.7
+    assert exps[("ExpectColumnValuesToBeInSet", "q_lang_allowed")]["value_set"] == [True]
     assert exps[("ExpectColumnValuesToBeBetween", "q_harm")] == {"column": "q_harm", "min_value": 0, "max_value": 0.8, "strict_max": True}
     assert ("ExpectColumnValuesToBeUnique", "dup_cluster_id") in exps
     off = default_expectations("curated", "pretraining", recipe())

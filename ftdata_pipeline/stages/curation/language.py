@@ -2,8 +2,11 @@
 
 py3langid classifies one text at a time, so this is one of the few Python loops of the stage:
 it runs once per *distinct* text (duplicates are common in support data) and the results are
-joined back as the ``q_lang`` / ``q_lang_score`` columns. Texts under ``min_words`` words are
-not judged: language ID on "thanks!" is a coin toss.
+joined back as the ``q_lang`` / ``q_lang_score`` columns. It reads the prose of a record, not
+its code. Texts under ``min_words`` words are not judged: language ID on "thanks!" is a coin
+toss. A record is dropped only when its *best* language is not allowed and the model is
+confident of it (``min_confidence``): a low-confidence guess (short questions, all-caps lines,
+lists of names) is no evidence against the text, and an allowed best language never drops it.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ import polars as pl
 
 from ftdata_pipeline.config.models import LanguageConfig
 from ftdata_pipeline.stages.curation.filtering import Filter
-from ftdata_pipeline.stages.curation.views import ALL
+from ftdata_pipeline.stages.curation.views import PROSE
 
-Q_LANG, Q_LANG_SCORE = "q_lang", "q_lang_score"
+Q_LANG, Q_LANG_SCORE, Q_LANG_ALLOWED = "q_lang", "q_lang_score", "q_lang_allowed"
 
 
 @lru_cache(maxsize=1)
@@ -38,8 +41,8 @@ def identify(texts: list[str]) -> tuple[list[str], list[float]]:
 
 
 def add_language(df: pl.DataFrame, cfg: LanguageConfig) -> pl.DataFrame:
-    judged = pl.col(ALL).str.count_matches(r"\w+").fill_null(0) >= max(cfg.min_words, 1)
-    key = pl.when(judged).then(pl.col(ALL)).alias("_lang_text")
+    judged = pl.col(PROSE).str.count_matches(r"\w+").fill_null(0) >= max(cfg.min_words, 1)
+    key = pl.when(judged).then(pl.col(PROSE)).alias("_lang_text")
     df = df.with_columns(key)
     distinct = df.select(pl.col("_lang_text").drop_nulls().unique().sort())["_lang_text"].to_list()
     langs, scores = identify(distinct)
@@ -47,16 +50,22 @@ def add_language(df: pl.DataFrame, cfg: LanguageConfig) -> pl.DataFrame:
         {"_lang_text": distinct, Q_LANG: langs, Q_LANG_SCORE: scores},
         schema={"_lang_text": pl.String, Q_LANG: pl.String, Q_LANG_SCORE: pl.Float64},
     )
-    return df.join(table, on="_lang_text", how="left", maintain_order="left").drop("_lang_text")
+    df = df.join(table, on="_lang_text", how="left", maintain_order="left").drop("_lang_text")
+    allowed = pl.col(Q_LANG).is_in(list(cfg.allowed))
+    return df.with_columns(
+        pl.when(allowed).then(True)
+        .when(pl.col(Q_LANG_SCORE) >= cfg.min_confidence).then(False)
+        .otherwise(None)  # a guess too weak to hold against the text
+        .alias(Q_LANG_ALLOWED)
+    )
 
 
 def language_filters(cfg: LanguageConfig) -> list[Filter]:
     lang, score = pl.col(Q_LANG), pl.col(Q_LANG_SCORE)
-    bad = ~lang.is_in(list(cfg.allowed)) | (score < cfg.min_confidence)
     return [
         Filter(
             "language_not_allowed",
-            lang.is_not_null() & bad,
+            pl.col(Q_LANG_ALLOWED).eq_missing(False),
             score,
             pl.lit("lang=") + lang,
         )

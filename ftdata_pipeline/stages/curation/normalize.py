@@ -1,23 +1,54 @@
-"""Text normalization: markup stripping, mojibake repair, NFC, whitespace, boilerplate removal.
+"""Text normalization that knows code: markup, mojibake, NFC, controls, whitespace, boilerplate.
 
-All of it is vectorized Polars string expressions; null stays null. Order matters: markup first
-(entities may hide mojibake), mojibake before NFC (the repaired characters are then composed),
-whitespace before boilerplate (line-anchored patterns need plain newlines), a final tidy after
-boilerplate (removal leaves blank lines behind).
+A text is first split into prose and code segments (``split_code``): fenced blocks (``` and
+~~~), indented blocks (lines starting with four spaces or a tab) and inline code spans stay
+byte for byte; only control characters are removed from them. Prose gets the full treatment:
+markup stripping (real HTML element names only, so ``<T>``, ``<int:index>`` and
+``<MyComponent />`` survive), entity decoding, mojibake repair, NFC, whitespace collapsing
+that never touches line-leading indentation of code, and the recipe's boilerplate patterns.
+A field a recipe marks as code-bearing (``curate.code_fields``) is one code segment.
+
+Everywhere, terminal escape sequences (ANSI), C0/C1 control characters other than tab,
+newline, carriage return, vertical tab and form feed, and bidirectional override/isolate
+characters (the "Trojan Source" ones) are removed; ``count_controls`` counts them for the
+stage's stats.
+
+Segmenting is a small line scanner in Python, run once per distinct text: fence matching
+needs the opening fence's length, which the Rust regex engine (no backreferences) cannot
+express. Everything per segment is vectorized Polars over the exploded segments.
 """
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_right
+
 import polars as pl
 
 from ftdata_pipeline.config.models import CurateConfig
+from ftdata_pipeline.records import MESSAGE
 
 # Markup. Rust regex has no backreferences, hence one pattern per content-bearing element.
 _SCRIPT_STYLE = (r"(?is)<script\b[^>]*>.*?</script\s*>", r"(?is)<style\b[^>]*>.*?</style\s*>")
 _LINE_BREAK = r"(?i)<br\s*/?>|</(?:li|tr)\s*>"
 _BLOCK_END = r"(?i)</(?:p|div|h[1-6]|blockquote|pre|ul|ol|table|section|article)\s*>"
-# Only things that look like tags: "a < b and c > d" must survive.
-_TAG = r"(?s)<!--.*?-->|</?[A-Za-z][^<>]*>|<![A-Za-z][^<>]*>"
+# Only real HTML elements, written in lower or upper case (``<b>``, ``<BR>``): generics
+# (``List<T>``), route converters (``<int:index>``), JSX components (``<MyComponent />``) and
+# placeholders (``<PERSON>``) are text. "a < b and c > d" is never a tag either.
+HTML_ELEMENTS = (
+    "a abbr address area article aside audio b base bdi bdo big blockquote body br button "
+    "canvas caption center cite code col colgroup data datalist dd del details dfn dialog div "
+    "dl dt em embed fieldset figcaption figure font footer form h1 h2 h3 h4 h5 h6 head header "
+    "hr html i iframe img input ins kbd label legend li link main map mark meta meter nav "
+    "noscript object ol optgroup option output p param picture pre progress q rp rt ruby s "
+    "samp section select small source span strike strong sub summary sup table tbody td "
+    "template textarea tfoot th thead time title tr track tt u ul var video wbr"
+).split()
+_NAMES = "|".join(sorted(HTML_ELEMENTS, key=len, reverse=True))
+_TAG = (
+    r"<!--(?s:.*?)-->|<!(?i:doctype)[^<>]*>"
+    rf"|</?(?:{_NAMES}|{'|'.join(n.upper() for n in HTML_ELEMENTS)})(?:[\s/][^<>]*)?>"
+)
 # Decoded in one pass so "&amp;lt;" becomes the literal text "&lt;", not "<".
 _ENTITIES = {
     "&amp;": "&",
@@ -31,12 +62,21 @@ _ENTITIES = {
     "&#160;": " ",
 }
 
+# Controls: escape sequences first (whole), then lone C0/C1 controls and bidi overrides.
+CONTROL = (
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: window titles, hyperlinks
+    r"|\x1b[@-Z\\-_]?"  # other escapes, or a lone ESC
+    r"|[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f\x80-\x84\x86-\x9f]"  # C0/C1 (not \t \n \v \f \r, NEL)
+    r"|[\u202a-\u202e\u2066-\u2069]"  # bidi embeddings, overrides, isolates
+)
+
 # Whitespace. Tabs and the Unicode space separators (NBSP, thin, ideographic, ...) become one
 # plain space; zero-width space and BOM are invisible noise. ZWJ is kept: emoji need it.
-_INLINE_SPACE = "[\t\x0b\x0c \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+"
+_SPACE = "\t\x0b\x0c \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
+_INLINE_SPACE = f"[{_SPACE}]+"
 _ZERO_WIDTH = "[\u200b\ufeff]"
 _LINE_SEPARATOR = "\r\n?|[\u2028\u2029\x85]"
-
 
 def _mojibake_table() -> dict[str, str]:
     """Garbled form -> character, for UTF-8 text that was decoded as cp1252 or Latin-1.
@@ -70,43 +110,192 @@ def _cp1252_or_latin1(byte: int) -> str:
 MOJIBAKE = _mojibake_table()
 
 
-def _tidy(expr: pl.Expr) -> pl.Expr:
-    return (
-        expr.str.replace_all(r" ?\n ?", "\n").str.replace_all(r"\n{3,}", "\n\n").str.strip_chars()
+# ----------------------------------------------------------------------------------------
+# segments
+# ----------------------------------------------------------------------------------------
+
+PROSE, CODE = False, True
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
+_TICKS = re.compile(r"`+")
+
+
+def _inline_spans(text: str) -> list[tuple[bool, str]]:
+    """Split prose at inline code spans: a run of N backticks up to the next run of N."""
+    runs = [(m.start(), m.end()) for m in _TICKS.finditer(text)]
+    if len(runs) < 2:
+        return [(PROSE, text)]
+    by_len: dict[int, list[int]] = {}
+    for i, (a, b) in enumerate(runs):
+        by_len.setdefault(b - a, []).append(i)
+    out, pos, i = [], 0, 0
+    while i < len(runs):
+        a, b = runs[i]
+        same = by_len[b - a]
+        k = bisect_right(same, i)
+        if k == len(same):
+            i += 1
+            continue
+        j = same[k]
+        if a > pos:
+            out.append((PROSE, text[pos:a]))
+        out.append((CODE, text[a:runs[j][1]]))
+        pos, i = runs[j][1], j + 1
+    if pos < len(text):
+        out.append((PROSE, text[pos:]))
+    return out
+
+
+def split_code(text: str) -> list[tuple[bool, str]]:
+    """(is_code, segment) pieces whose concatenation is ``text``."""
+    blocks: list[tuple[bool, str]] = []
+
+    def emit(kind: bool, piece: str) -> None:
+        if blocks and blocks[-1][0] == kind:
+            blocks[-1] = (kind, blocks[-1][1] + piece)
+        else:
+            blocks.append((kind, piece))
+
+    fence: str | None = None
+    indented = False
+    for line in text.splitlines(keepends=True):
+        if fence is not None:
+            emit(CODE, line)
+            m = _FENCE.match(line)
+            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) \
+                    and not line[m.end():].strip():
+                fence = None
+            continue
+        m = _FENCE.match(line)
+        if m and not (m.group(1)[0] == "`" and "`" in line[m.end():]):
+            fence, indented = m.group(1), False
+            emit(CODE, line)
+            continue
+        blank = not line.strip()
+        if (line.startswith(("    ", "\t")) and not blank) or (indented and blank):
+            indented = True
+            emit(CODE, line)
+            continue
+        indented = False
+        emit(PROSE, line)
+    out: list[tuple[bool, str]] = []
+    for kind, piece in blocks:
+        out.extend([(kind, piece)] if kind == CODE else _inline_spans(piece))
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# per-segment rules
+# ----------------------------------------------------------------------------------------
+
+
+def _prose_whitespace(t: pl.Expr, line_start: pl.Expr) -> pl.Expr:
+    t = (
+        t.str.replace_all(_LINE_SEPARATOR, "\n")
+        .str.replace_all(_ZERO_WIDTH, "")
+        .str.replace_all(rf"(\S){_INLINE_SPACE}", "${1} ")  # runs inside a line: one space
+        .str.replace_all(rf"\n{_INLINE_SPACE}", "\n")  # prose lines start at the margin
     )
+    t = pl.when(line_start).then(t.str.replace(f"^{_INLINE_SPACE}", "")).otherwise(t)
+    return _tidy(t)
 
 
-def normalize_text(expr: pl.Expr, cfg: CurateConfig) -> pl.Expr:
-    """Vectorized text normalization per the recipe's flags (null stays null)."""
+def _tidy(t: pl.Expr) -> pl.Expr:
+    return t.str.replace_all(rf"{_INLINE_SPACE}\n", "\n").str.replace_all(r"\n{3,}", "\n\n")
+
+
+def _prose(t: pl.Expr, line_start: pl.Expr, cfg: CurateConfig) -> pl.Expr:
     if cfg.strip_markup:
         for pattern in _SCRIPT_STYLE:
-            expr = expr.str.replace_all(pattern, "")
-        expr = (
-            expr.str.replace_all(_LINE_BREAK, "\n")
+            t = t.str.replace_all(pattern, "")
+        t = (
+            t.str.replace_all(_LINE_BREAK, "\n")
             .str.replace_all(_BLOCK_END, "\n\n")
             .str.replace_all(_TAG, "")
             .str.replace_many(list(_ENTITIES), list(_ENTITIES.values()))
         )
     if cfg.repair_mojibake:
         # leftmost-longest: "â€™" must win over any shorter garbled prefix
-        expr = expr.str.replace_many(list(MOJIBAKE), list(MOJIBAKE.values()), leftmost=True)
+        t = t.str.replace_many(list(MOJIBAKE), list(MOJIBAKE.values()), leftmost=True)
+    t = t.str.replace_all(CONTROL, "")
     if cfg.normalize_unicode:
-        expr = expr.str.normalize("NFC")
+        t = t.str.normalize("NFC")
     if cfg.collapse_whitespace:
-        expr = _tidy(
-            expr.str.replace_all(_LINE_SEPARATOR, "\n")
-            .str.replace_all(_ZERO_WIDTH, "")
-            .str.replace_all(_INLINE_SPACE, " ")
-        )
+        t = _prose_whitespace(t, line_start)
     if cfg.boilerplate_patterns:
         for pattern in cfg.boilerplate_patterns:
-            expr = expr.str.replace_all(pattern, "")
+            t = t.str.replace_all(pattern, "")
         if cfg.collapse_whitespace:
-            expr = _tidy(expr)
-    return expr
+            t = _tidy(t)
+    return t
 
 
-def normalize_messages(expr: pl.Expr, cfg: CurateConfig) -> pl.Expr:
-    return expr.list.eval(
-        pl.element().struct.with_fields(normalize_text(pl.field("content"), cfg))
+def normalize_series(s: pl.Series, cfg: CurateConfig, code: bool = False) -> pl.Series:
+    """Normalize a String series (see module docstring); null stays null, order is kept."""
+    distinct = s.drop_nulls().unique(maintain_order=True).to_list()
+    idx, seg_code, seg_text, line_start = [], [], [], []
+    for i, text in enumerate(distinct):
+        pieces = [(CODE, text)] if code else split_code(text)
+        at_start = True
+        for kind, piece in pieces:
+            idx.append(i)
+            seg_code.append(kind)
+            seg_text.append(piece)
+            line_start.append(at_start)
+            at_start = piece.endswith("\n")
+    segs = pl.DataFrame(
+        {"i": idx, "code": seg_code, "t": seg_text, "ls": line_start},
+        schema={"i": pl.Int64, "code": pl.Boolean, "t": pl.String, "ls": pl.Boolean},
     )
+    t, is_code = pl.col("t"), pl.col("code")
+    segs = segs.with_columns(
+        pl.when(is_code).then(t.str.replace_all(CONTROL, "")).otherwise(_prose(t, pl.col("ls"), cfg))
+    )
+    if cfg.collapse_whitespace and not code:
+        # Ends of the whole text: outer blank lines and spaces of prose go; code keeps its
+        # bytes but not blank lines after a closing fence.
+        first = pl.int_range(pl.len()).over("i") == 0
+        last = pl.int_range(pl.len()).over("i") == pl.len().over("i") - 1
+        segs = segs.with_columns(
+            pl.when(first & ~is_code).then(t.str.strip_chars_start()).otherwise(t)
+        ).with_columns(
+            pl.when(last & ~is_code).then(t.str.strip_chars_end())
+            .when(last).then(t.str.strip_chars_end("\n"))
+            .otherwise(t)
+        )
+    table = segs.group_by("i", maintain_order=True).agg(t.str.join(""))
+    table = pl.DataFrame({"i": range(len(distinct)), "orig": distinct},
+                         schema={"i": pl.Int64, "orig": pl.String}).join(
+        table, on="i", how="left", maintain_order="left"
+    ).with_columns(t.fill_null(""))
+    out = pl.DataFrame({"orig": s}).join(
+        table.select("orig", "t"), on="orig", how="left", maintain_order="left"
+    )["t"]
+    return out.alias(s.name)
+
+
+def normalize_text(expr: pl.Expr, cfg: CurateConfig, code: bool = False) -> pl.Expr:
+    """Vectorized text normalization per the recipe's flags (null stays null)."""
+    return expr.map_batches(lambda s: normalize_series(s, cfg, code), return_dtype=pl.String)
+
+
+def _normalize_messages(s: pl.Series, cfg: CurateConfig, code: bool) -> pl.Series:
+    df = pl.DataFrame({"m": s.cast(pl.List(MESSAGE))}).with_row_index("_i")
+    turns = df.filter(pl.col("m").list.len() > 0).explode("m").unnest("m")
+    turns = turns.with_columns(normalize_series(turns["content"], cfg, code).alias("content"))
+    packed = turns.group_by("_i", maintain_order=True).agg(pl.struct(pl.exclude("_i")).alias("n"))
+    out = df.join(packed, on="_i", how="left", maintain_order="left").select(
+        pl.when(pl.col("m").list.len() > 0).then(pl.col("n")).otherwise(pl.col("m"))
+    )
+    return out.to_series().cast(pl.List(MESSAGE)).alias(s.name)
+
+
+def normalize_messages(expr: pl.Expr, cfg: CurateConfig, code: bool = False) -> pl.Expr:
+    """Normalize every turn's content; roles, nulls and empty lists are unchanged."""
+    return expr.map_batches(
+        lambda s: _normalize_messages(s, cfg, code), return_dtype=pl.List(MESSAGE)
+    )
+
+
+def count_controls(expr: pl.Expr) -> pl.Expr:
+    """Control characters / escape sequences / bidi overrides that normalization removes."""
+    return expr.str.count_matches(CONTROL).fill_null(0)

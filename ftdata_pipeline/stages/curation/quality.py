@@ -12,7 +12,7 @@ import polars as pl
 
 from ftdata_pipeline.config.models import QualityConfig
 from ftdata_pipeline.stages.curation.filtering import Filter
-from ftdata_pipeline.stages.curation.views import ALL, PROMPT, RESPONSE, words
+from ftdata_pipeline.stages.curation.views import PROMPT, PROSE, RESPONSE, words
 
 # Gopher's stop words plus a few very common English function words: English prose of a few
 # dozen words without any of them is a list, a table, code or keyword soup.
@@ -43,7 +43,7 @@ def _top_ngram_fracs(df: pl.DataFrame, min_words: int) -> pl.DataFrame:
     ``min_words`` and records whose top gram occurs once score 0.
     """
     toks = (
-        df.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias(_IDX), words(pl.col(ALL)).alias("w"))
+        df.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias(_IDX), words(pl.col(PROSE)).alias("w"))
         .filter(pl.col("w").list.len() >= max(min_words, 1))
         .explode("w")
         .drop_nulls("w")
@@ -74,9 +74,19 @@ def _top_ngram_fracs(df: pl.DataFrame, min_words: int) -> pl.DataFrame:
 
 def add_quality_scores(df: pl.DataFrame, cfg: QualityConfig) -> pl.DataFrame:
     """Add every q_* score column (see module docstring); row order is unchanged."""
-    tokens = words(pl.col(ALL))
-    raw_words = pl.col(ALL).str.count_matches(r"\S+")
-    lines = pl.col(ALL).str.split("\n").list.eval(
+    # Prose only: code is full of symbols, short identifiers and repeated lines ("}") that
+    # these rules, made for web prose, would read as junk.
+    # Markdown structure is not text: heading markers ("## Usage") are not Gopher's "#"
+    # symbols, and table rules ("|---|:--:|") are not words without letters.
+    prose = (
+        pl.col(PROSE)
+        .str.replace_all(r"(?m)^[ \t]{0,3}#{1,6}[ \t]", "")
+        .str.replace_all(r"(?m)^[ \t]*\|?(?:[ \t]*:?-{3,}:?[ \t]*\|)+[ \t]*:?-*:?[ \t]*$", "")
+        .str.replace_all(r"(?m)^[ \t]*(?:={3,}|-{3,}|\*{3,}|_{3,})[ \t]*$", "")  # underlines, rules
+    )
+    tokens = words(pl.col(PROSE))
+    raw_words = prose.str.count_matches(r"\S+")
+    lines = pl.col(PROSE).str.split("\n").list.eval(
         pl.element().str.strip_chars().filter(pl.element().str.len_chars() > 0)
     )
     n_lines = lines.list.len()
@@ -96,11 +106,11 @@ def add_quality_scores(df: pl.DataFrame, cfg: QualityConfig) -> pl.DataFrame:
         .otherwise(0.0)
         .alias(Q_DUP_LINE),
         pl.when(raw_words > 0)
-        .then(pl.col(ALL).str.count_matches(r"#|\.\.\.|…") / raw_words)
+        .then(prose.str.count_matches(r"#|\.\.\.|…") / raw_words)
         .otherwise(0.0)
         .alias(Q_SYMBOL),
         pl.when(raw_words > 0)
-        .then(pl.col(ALL).str.count_matches(r"\S*\p{Alphabetic}\S*") / raw_words)
+        .then(prose.str.count_matches(r"\S*\p{Alphabetic}\S*") / raw_words)
         .otherwise(0.0)
         .alias(Q_ALPHA),
         tokens.list.eval(pl.element().is_in(list(STOP_WORDS))).list.sum().fill_null(0).alias(Q_STOP),

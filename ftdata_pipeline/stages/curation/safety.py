@@ -16,7 +16,7 @@ import polars as pl
 
 from ftdata_pipeline.config.models import HarmfulConfig
 from ftdata_pipeline.stages.curation.filtering import Filter
-from ftdata_pipeline.stages.curation.views import ALL
+from ftdata_pipeline.stages.curation.views import PROSE
 
 Q_HARM, Q_HARMFUL_FLAG = "q_harm", "q_harmful_flag"
 
@@ -36,10 +36,10 @@ def model_scores(texts: list[str]) -> np.ndarray:
 
 
 def add_harm(df: pl.DataFrame, cfg: HarmfulConfig) -> pl.DataFrame:
-    text = pl.col(ALL).fill_null("")
+    text = pl.col(PROSE).fill_null("")
     score = pl.lit(0.0)
     if cfg.model:
-        distinct = df.select(text.unique().sort())[ALL].to_list()
+        distinct = df.select(text.unique().sort())[PROSE].to_list()
         table = pl.DataFrame(
             {"_harm_text": distinct, "_harm_model": model_scores(distinct)},
             schema={"_harm_text": pl.String, "_harm_model": pl.Float64},
@@ -60,12 +60,13 @@ def add_harm(df: pl.DataFrame, cfg: HarmfulConfig) -> pl.DataFrame:
 
 
 def harmful_filters(cfg: HarmfulConfig) -> list[Filter]:
-    if cfg.action != "drop":
-        return []
+    # With action flag the step stays in the stats (0 dropped); the flagged count is reported
+    # by the stage as harmful_flagged.
+    drops = pl.col(Q_HARM) >= cfg.threshold if cfg.action == "drop" else pl.lit(False)
     return [
         Filter(
             "harmful_content",
-            pl.col(Q_HARM) >= cfg.threshold,
+            drops,
             pl.col(Q_HARM),
             pl.lit(f"threshold={cfg.threshold}"),
         )

@@ -13,7 +13,10 @@ PROMPT, RESPONSE, ALL = "_prompt", "_response", "_all"
 # What near-dedup compares: ALL, but for chats with each turn's role as a word, so that (like
 # the exact content hash) the same words said by different roles are not duplicates.
 NEAR = "_near_text"
-VIEW_COLUMNS = (PROMPT, RESPONSE, ALL, NEAR)
+# ALL without its code (fences, indented blocks, inline spans): what language ID, the harmful
+# model and the prose quality rules (alphabetic and symbol ratios, stop words, repetition) read.
+PROSE = "_prose"
+VIEW_COLUMNS = (PROMPT, RESPONSE, ALL, NEAR, PROSE)
 
 
 def _turns(role: str | None) -> pl.Expr:
@@ -56,3 +59,21 @@ def add_views(df: pl.DataFrame, kind: str) -> pl.DataFrame:
 def words(expr: pl.Expr) -> pl.Expr:
     """Lowercased word tokens (Unicode \\w runs): the unit of every word-based rule."""
     return expr.str.to_lowercase().str.extract_all(r"\w+")
+
+
+def _prose_only(s: pl.Series) -> pl.Series:
+    from ftdata_pipeline.stages.curation.normalize import split_code
+
+    distinct = s.drop_nulls().unique(maintain_order=True).to_list()
+    prose = ["".join(seg for is_code, seg in split_code(t) if not is_code) for t in distinct]
+    table = pl.DataFrame({"k": distinct, "v": prose}, schema={"k": pl.String, "v": pl.String})
+    return pl.DataFrame({"k": s}).join(table, on="k", how="left", maintain_order="left")["v"]
+
+
+def add_prose(df: pl.DataFrame, all_is_code: bool = False) -> pl.DataFrame:
+    """The PROSE view; empty when the recipe marks the content's fields as code-bearing."""
+    if all_is_code:
+        return df.with_columns(pl.lit("", pl.String).alias(PROSE))
+    return df.with_columns(
+        pl.col(ALL).map_batches(_prose_only, return_dtype=pl.String).alias(PROSE)
+    )

@@ -1,0 +1,84 @@
+"""``ftdata validate`` against the data: read the first rows of every source and map them.
+
+Config models check a recipe's shape; only the data says whether ``mapping.text: '{turns[0]}'``
+points at something, whether ``consent`` parses as a boolean, or whether a role value has no
+entry in the role map. This reads a sample of every source through the same reader and mapper
+as the raw stage, so what fails here is what would fail a run, with the same message (file,
+config key, row numbers; never values). It also checks that each recipe's sources provide the
+fields its kind needs, and reports templates that reference a column missing in some rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ftdata_pipeline.config.loader import ConfigError
+from ftdata_pipeline.config.models import ProjectConfig
+
+SAMPLE_ROWS = 1000
+
+# What a recipe of each kind needs from its sources (any one alternative, all of its fields).
+KIND_NEEDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "chat_sft": (("messages",), ("prompt", "response")),
+    "classification": (("text",),),
+    "pretraining": (("text",),),
+    "preference": (("prompt", "response", "rank"), ("prompt", "chosen", "rejected")),
+}
+
+
+def provided_fields(cfg) -> set[str]:
+    fields = set(cfg.mapping)
+    if cfg.turns is not None or cfg.messages is not None:
+        fields.add("messages")
+    return fields
+
+
+def check_against_data(
+    project: ProjectConfig, config_dir: Path | str, sample_rows: int = SAMPLE_ROWS
+) -> list[str]:
+    """Raise ConfigError listing every problem; return notes (counts) that are not errors."""
+    from ftdata_pipeline.sources import SourceError, source_kind
+    from ftdata_pipeline.stages.raw import map_source
+
+    sources_file = Path(config_dir) / "sources.yaml"
+    errors: list[str] = []
+    notes: list[str] = []
+    root = Path(project.root)
+    for name, cfg in sorted(project.sources.items()):
+        where = f"{sources_file}: sources.{name}"
+        try:
+            raw = source_kind(cfg).read(name, cfg, root, limit=sample_rows)
+            counts: dict = {}
+            map_source(name, cfg, raw.frame, counts)
+        except SourceError as exc:
+            errors.append(f"{where}: {exc}")
+            continue
+        for field, n in sorted(counts.get("template_rows_missing_a_column", {}).items()):
+            notes.append(
+                f"{where}.mapping.{field}: {n} of the first {raw.frame.height} row(s) lack a "
+                "column the template references (that part of the text is empty in them)"
+            )
+        if raw.quarantined:
+            notes.append(f"{where}: {len(raw.quarantined)} bad row(s) in the first "
+                         f"{sample_rows} lines would be quarantined")
+        if raw.frame.height == 0:
+            notes.append(f"{where}: the source has no rows (a run fails its input guard)")
+    for rname, recipe in sorted(project.recipes.items()):
+        file = Path(config_dir) / "datasets" / f"{rname}.yaml"
+        for i, src in enumerate(recipe.sources):
+            cfg = project.sources.get(src)
+            if cfg is None or cfg.role != "records":
+                continue
+            have = provided_fields(cfg)
+            options = KIND_NEEDS[recipe.kind]
+            if recipe.kind == "classification" and recipe.label.method == "source":
+                options = tuple((*o, "label") for o in options)
+            if not any(set(o) <= have for o in options):
+                wanted = " or ".join("+".join(o) for o in options)
+                errors.append(
+                    f"{file}: sources.{i}: source {src!r} maps {sorted(have) or 'nothing'}, but a "
+                    f"{recipe.kind} dataset needs {wanted} (see {sources_file}: sources.{src})"
+                )
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return notes
