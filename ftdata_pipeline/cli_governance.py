@@ -101,7 +101,16 @@ def _print_raw(storage, project, source: str, key: str, show_raw: bool) -> None:
               "--show-raw prints them)")
 
 
+def _reconcile(catalog) -> None:
+    """Record exports published by a run that died before it could record them."""
+    from ftdata_pipeline.governance.reconcile import reconcile_all
+
+    for dataset in reconcile_all(catalog, _storage().root / "exports"):
+        print(f"(catalog reconciled with the export on disk for {dataset})", file=sys.stderr)
+
+
 def _cmd_lineage(args: argparse.Namespace) -> int:
+    _reconcile(_catalog(args))
     if args.source:
         return _lineage_source(args)
     if not args.record_id:

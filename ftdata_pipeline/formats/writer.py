@@ -12,6 +12,8 @@ format and the reason (rule ``format_invalid``); the manifest counts them.
 Writing is two steps, so checks can run on the staged files before they are published:
 ``stage_exports`` builds the complete new export in a temp directory, ``StagedExport.publish``
 swaps it in (``discard`` drops it and keeps the previous export). ``write_exports`` does both.
+Publishing is crash-safe (see ``publish``): the published path is a symlink swapped atomically
+onto a complete version directory, and whatever a killed run left is cleaned at the next run.
 """
 
 from __future__ import annotations
@@ -20,15 +22,14 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from ftdata_pipeline.config.models import RecipeConfig
-from ftdata_pipeline.formats import FORMATS_BY_NAME
+from ftdata_pipeline.formats import FORMATS_BY_NAME, publish
 from ftdata_pipeline.formats.common import classification_as_chat, default_instruction
 from ftdata_pipeline.records import RECORD_ID, REJECT_SCHEMA, SOURCE, SOURCE_KEY, SPLITS
 
@@ -56,12 +57,7 @@ def _write_file(path: Path, lines: list[str]) -> dict[str, Any]:
     return {"records": len(lines), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+_fsync_dir = publish.fsync_dir
 
 
 def _split_frames(df: pl.DataFrame) -> dict[str, pl.DataFrame]:
@@ -179,44 +175,57 @@ def _write_tree(df: pl.DataFrame, recipe: RecipeConfig, root: Path, config_hash:
     return manifest, kept, rejects
 
 
-def _swap_in(new: Path, target: Path) -> None:
-    """Replace ``target`` by ``new`` with renames, restoring ``target`` if the swap fails."""
-    if not target.exists():
-        os.rename(new, target)
-        _fsync_dir(target.parent)
-        return
-    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    previous = aside / target.name
-    os.rename(target, previous)
-    try:
-        os.rename(new, target)
-    except BaseException:
-        os.rename(previous, target)
-        aside.rmdir()
-        raise
-    _fsync_dir(target.parent)
-    shutil.rmtree(aside, ignore_errors=True)
-
-
 @dataclass
 class StagedExport:
-    """A complete new export in a temp directory, not yet published at ``out_dir``."""
+    """A complete new export in a temp directory, not yet published at ``out_dir``.
+
+    It holds the dataset's export lock until ``publish`` or ``discard``.
+    """
 
     staging: Path
     out_dir: Path
     manifest: dict
     kept: pl.DataFrame  # the records written (lineage is built from these)
     rejected: pl.DataFrame  # full rows + stage/rule/score/detail of the records left out
+    recovered: list[str] = field(default_factory=list)  # what recovery cleaned before staging
+    version: str | None = None
+    _lock: publish.ExportLock | None = None
 
-    def publish(self) -> None:
+    def publish(self) -> str:
         try:
-            _swap_in(self.staging, self.out_dir)
+            self.version = publish.publish(
+                self.staging, self.out_dir, (self.staging / MANIFEST).read_bytes()
+            )
         except BaseException:
-            self.discard()
+            shutil.rmtree(self.staging, ignore_errors=True)
             raise
+        finally:
+            self._release()
+        return self.version
 
     def discard(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+def _is_complete(directory: Path) -> bool:
+    return (directory / MANIFEST).is_file() and not verify_exports(directory)
+
+
+def recover_exports(out_dir: Path) -> list[str]:
+    """Clean up after a killed export run (temp and stale directories, a missing published
+    path); safe to call any time."""
+    out_dir = Path(out_dir)
+    lock = publish.ExportLock(out_dir)
+    try:
+        return publish.recover(out_dir, _is_complete)
+    finally:
+        lock.release()
 
 
 def stage_exports(
@@ -225,16 +234,19 @@ def stage_exports(
     """Build every export format of ``recipe`` for each split of ``df`` in a temp directory
     beside ``out_dir``; nothing at ``out_dir`` changes until ``publish``."""
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    # mkdtemp makes the directory owner-only; the export itself is meant to be readable.
-    tmp.chmod(0o755)
+    lock = publish.ExportLock(out_dir)
     try:
-        manifest, kept, rejected = _write_tree(df, recipe, tmp, config_hash)
+        recovered = publish.recover(out_dir, _is_complete)
+        tmp = publish.make_staging(out_dir)
+        try:
+            manifest, kept, rejected = _write_tree(df, recipe, tmp, config_hash)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        lock.release()
         raise
-    return StagedExport(tmp, out_dir, manifest, kept, rejected)
+    return StagedExport(tmp, out_dir, manifest, kept, rejected, recovered, _lock=lock)
 
 
 def write_exports(
@@ -242,8 +254,9 @@ def write_exports(
 ) -> dict:
     """Write every export format of ``recipe`` for each split in ``df``; return the manifest.
 
-    The new export is built in a sibling temp directory and swapped in by renames, so readers
-    see either the previous export or the complete new one; on failure the previous one stays.
+    The new export is built in a temp directory and published by an atomic symlink swap, so
+    readers see either the previous export or the complete new one; on failure (or a kill at
+    any point) the previous one stays.
     """
     staged = stage_exports(df, recipe, out_dir, config_hash=config_hash)
     staged.publish()

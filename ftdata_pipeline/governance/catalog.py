@@ -272,6 +272,7 @@ class Catalog:
         manifest: dict[str, Any],
         lineage: Iterable[dict[str, Any]],
         sources: Iterable[str],
+        action: str = "materialize",
     ) -> DatasetVersion:
         """Store a dataset version, its export files and its lineage; write the audit entry.
 
@@ -322,7 +323,7 @@ class Catalog:
             if batch:
                 s.execute(sa.insert(LineageRecord), batch)
             self.audit(
-                s, "materialize", run_id=run_id, dataset=dataset, config_hash=config_hash,
+                s, action, run_id=run_id, dataset=dataset, config_hash=config_hash,
                 previous_config_hash=previous.config_hash if previous else None,
                 details=self._changes(s, dataset, run_id, version, previous),
             )

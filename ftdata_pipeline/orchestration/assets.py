@@ -257,6 +257,10 @@ def _exports_asset(recipe: RecipeConfig, cfg_hash: str) -> AssetsDefinition:
         # Built aside and checked before it is published: a failing check keeps the previous
         # export at the published path.
         staged = stage_exports(split_df, recipe, out_dir, config_hash=cfg_hash)
+        if staged.recovered:
+            context.log.warning(f"{recipe.name}: cleaned after a killed run: {staged.recovered}")
+        # an export a killed run published but never recorded is recorded now
+        context.resources.catalog.reconcile_export(recipe.name, out_dir)
         checks = export_check_results(staged)
         manifest = staged.manifest
         # Records no trainer rule allowed are kept in full, with format and reason.

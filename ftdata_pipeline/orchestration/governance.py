@@ -129,6 +129,12 @@ class CatalogResource(ConfigurableResource):
             data_version=version,
         )
 
+    def reconcile_export(self, dataset: str, out_dir: Path) -> Any:
+        """Record an export a killed run published without recording it (None: in agreement)."""
+        from ftdata_pipeline.governance.reconcile import reconcile_export
+
+        return reconcile_export(self.catalog(), dataset, out_dir)
+
     def record_export(
         self, run_id: str, recipe: Any, cfg_hash: str, manifest: dict, split_df: pl.DataFrame
     ) -> dict[str, Any]:
