@@ -565,6 +565,15 @@ class ExportConfig(Strict):
         "before the text; the label is the assistant's answer (default: 'Classify the "
         "following text. Answer with exactly one label from: <label_set>.')",
     )
+    max_drop_fraction: float | None = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="size guard: the export may not have fewer records than the published "
+        "one by more than this share (0 records always fails); null disables the share "
+        "check. FTDATA_ALLOW_SHRINK=<dataset>[,...] (or '*') accepts an intended shrink for "
+        "one run; the previous export is kept otherwise",
+    )
 
 
 class ExpectationConfig(Strict):

@@ -261,7 +261,7 @@ def _exports_asset(recipe: RecipeConfig, cfg_hash: str) -> AssetsDefinition:
             context.log.warning(f"{recipe.name}: cleaned after a killed run: {staged.recovered}")
         # an export a killed run published but never recorded is recorded now
         context.resources.catalog.reconcile_export(recipe.name, out_dir)
-        checks = export_check_results(staged)
+        checks = export_check_results(staged, recipe.name, recipe.exports.max_drop_fraction)
         manifest = staged.manifest
         # Records no trainer rule allowed are kept in full, with format and reason.
         storage.write_rejects(recipe.name, "exports", staged.rejected, restricted=False)

@@ -64,7 +64,9 @@ def _check_names(result) -> dict[str, bool]:
 
 def test_checks_pass_on_a_good_export_then_format_valid_blocks_a_bad_line(pipeline, monkeypatch):
     first, before, rerun_exports, out = pipeline
-    assert _check_names(first) == {"manifest_verified": True, "format_valid": True}
+    assert _check_names(first) == {
+        "manifest_verified": True, "format_valid": True, "no_unexpected_shrink": True
+    }
     # A writer whose own validation is bypassed writes a line the trainer would reject.
     monkeypatch.setattr(writer, "line_problems",
                         lambda fmt, rec, kind, ins: (fmt.to_example(rec), []))
