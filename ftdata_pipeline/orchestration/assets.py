@@ -27,6 +27,7 @@ from ftdata_pipeline import __version__
 from ftdata_pipeline.config.models import ProjectConfig, RecipeConfig, SourceConfig
 from ftdata_pipeline.formats.writer import read_manifest, stage_exports
 from ftdata_pipeline.governance.card import render_card
+from ftdata_pipeline.governance.erasure import erasure_summary
 from ftdata_pipeline.orchestration.checks import CheckPlan, run_checks
 from ftdata_pipeline.orchestration.export_checks import export_check_results, export_check_specs
 from ftdata_pipeline.orchestration.governance import (
@@ -333,6 +334,7 @@ def _card_asset(recipe: RecipeConfig, project: ProjectConfig, cfg_hash: str) -> 
                     s: getattr(catalog.latest_raw(s), "data_version", None) for s in card_sources
                 },
             },
+            erasure=erasure_summary(catalog, card_sources),
         )
         meta = {
             "card": MetadataValue.path(str(paths["markdown"])),
