@@ -101,7 +101,16 @@ def _print_raw(storage, project, source: str, key: str, show_raw: bool) -> None:
               "--show-raw prints them)")
 
 
+def _reconcile(catalog) -> None:
+    """Record exports published by a run that died before it could record them."""
+    from ftdata_pipeline.governance.reconcile import reconcile_all
+
+    for dataset in reconcile_all(catalog, _storage().root / "exports"):
+        print(f"(catalog reconciled with the export on disk for {dataset})", file=sys.stderr)
+
+
 def _cmd_lineage(args: argparse.Namespace) -> int:
+    _reconcile(_catalog(args))
     if args.source:
         return _lineage_source(args)
     if not args.record_id:
@@ -202,7 +211,7 @@ def _lineage_source(args: argparse.Namespace) -> int:
 
 
 def _cmd_erasure_request(args: argparse.Namespace) -> int:
-    from ftdata_pipeline.governance.erasure import subject_hash
+    from ftdata_pipeline.governance.erasure import ErasureError, current_fingerprint, subject_hash
 
     project = _project(args)
     cfg = project.sources.get(args.source)
@@ -219,32 +228,109 @@ def _cmd_erasure_request(args: argparse.Namespace) -> int:
     if not subjects and not args.key:
         print("give --key KEY (repeatable) or --subject-id VALUE", file=sys.stderr)
         return 2
+    try:
+        hashes = [subject_hash(v, allow_unkeyed=args.allow_unkeyed) for v in subjects]
+        fingerprint = current_fingerprint() if subjects else None
+    except ErasureError as exc:
+        print(f"erasure request refused: {exc}", file=sys.stderr)
+        return 2
     request_id = _catalog(args).request_erasure(
-        args.source, keys=args.key or [], subject_hashes=[subject_hash(v) for v in subjects],
-        requester=args.requester, reason=args.reason or "",
+        args.source, keys=args.key or [], subject_hashes=hashes,
+        requester=args.requester, reason=args.reason or "", key_fingerprint=fingerprint,
     )
+    how = ""
+    if subjects:
+        how = (f" (stored as HMAC-SHA256, key fingerprint {fingerprint})" if fingerprint
+               else " (stored as UNKEYED SHA-256: guessable from a list of identifiers)")
     print(f"erasure request {request_id} recorded for source {args.source}: "
-          f"{len(args.key or [])} key(s), {len(subjects)} subject id(s) (stored hashed); "
+          f"{len(args.key or [])} key(s), {len(subjects)} subject id(s){how}; "
           "it applies from the next materialization of the source's datasets")
     return 0
 
 
+def _subject_keys(args, requests) -> tuple[dict[int, set[str]], dict[int, str]]:
+    """Source keys matched now by every subject request (read from the sources)."""
+    from ftdata_pipeline.governance.erasure import ErasureRule, locate_subjects
+
+    found: dict[int, set[str]] = {}
+    errors: dict[int, str] = {}
+    wanted = [r for r in requests if any(i.match == "subject" for i in r.items)]
+    if not wanted:
+        return found, errors
+    try:
+        project = _project(args)
+    except Exception as exc:  # noqa: BLE001 - the report goes on without the source
+        return found, {r.id: f"config not loaded ({type(exc).__name__})" for r in wanted}
+    for source in sorted({r.source for r in wanted}):
+        cfg = project.sources.get(source)
+        reqs = [r for r in wanted if r.source == source]
+        if cfg is None:
+            errors.update({r.id: "source no longer in sources.yaml" for r in reqs})
+            continue
+        rules = [ErasureRule(r.id, i.match, i.value, i.scheme, i.key_fingerprint)
+                 for r in reqs for i in r.items if i.match == "subject"]
+        try:
+            f, e = locate_subjects(source, cfg, project.root, rules)
+        except Exception as exc:  # noqa: BLE001 - an unreadable source is reported, not fatal
+            f, e = {}, {r.id: f"source not readable ({type(exc).__name__})" for r in reqs}
+        found.update(f)
+        errors.update(e)
+    return found, errors
+
+
+def _stored_raw_keys(source: str) -> set[str] | None:
+    import polars as pl
+
+    path = _storage().asset_path(["raw", source], restricted=True)
+    if not path.exists():
+        return None
+    return set(pl.read_parquet(path, columns=["source_key"])["source_key"].to_list())
+
+
 def _cmd_erasure_list(args: argparse.Namespace) -> int:
     catalog = _catalog(args)
+    _reconcile(catalog)
     requests = catalog.erasure_requests(args.source)
     if not requests:
         print("no erasure requests")
+    subject_keys, subject_errors = _subject_keys(args, requests)
+    raw_keys: dict[str, set[str] | None] = {}
     for r in requests:
         keys = [i.value for i in r.items if i.match == "key"]
-        subjects = sum(i.match == "subject" for i in r.items)
+        subjects = [i for i in r.items if i.match == "subject"]
         state = r.status
         if r.status == "fulfilled":
             state += f" by run {r.fulfilled_run_id} ({r.rows_erased} row(s) erased)"
-        still = sum(len(catalog.lineage_of_source(r.source, k)) for k in keys)
+        hashing = ""
+        if subjects:
+            unkeyed = [i for i in subjects if i.scheme != "hmac-sha256"]
+            fps = sorted({i.key_fingerprint or "unknown" for i in subjects if i not in unkeyed})
+            hashing = (" UNKEYED sha256 (guessable from a list of identifiers)" if unkeyed
+                       else f" hmac-sha256, key fingerprint {', '.join(fps)}")
+        located = set(keys) | subject_keys.get(r.id, set())
+        exported: dict[str, int] = {}
+        for k in sorted(located):
+            for row in catalog.lineage_of_source(r.source, k):
+                where = f"{row['dataset']} {row['split']}"
+                exported[where] = exported.get(where, 0) + 1
+        still = sum(exported.values())
         print(f"#{r.id} {r.source} requested {r.requested_at:%Y-%m-%d %H:%M} by {r.requester}: "
-              f"keys {keys or '-'}, subject ids {subjects}; {state}"
+              f"keys {keys or '-'}, subject ids {len(subjects)}{hashing}; {state}"
               + (f"; STILL in {still} exported record(s): rematerialize" if still else "")
               + (f" — {r.reason}" if r.reason else ""))
+        if r.id in subject_errors:
+            print(f"    subject rows: cannot be located: {subject_errors[r.id]}")
+        if r.source not in raw_keys:
+            raw_keys[r.source] = _stored_raw_keys(r.source)
+        stored = raw_keys[r.source]
+        parts = []
+        if subjects and r.id not in subject_errors:
+            parts.append(f"source system {len(subject_keys.get(r.id, set()))} row(s) (kept "
+                         "out of every run; delete them there)")
+        parts.append(f"raw/{r.source} {'not stored' if stored is None else len(located & stored)}")
+        parts.append("exports " + (", ".join(f"{w}: {n}" for w, n in sorted(exported.items()))
+                                   or "0"))
+        print("    rows now: " + "; ".join(parts))
     return 0
 
 
@@ -291,6 +377,9 @@ def register(subparsers) -> None:
                      "shell history)")
     req.add_argument("--subject-id-stdin", action="store_true",
                      help="read subject identifiers from stdin, one per line")
+    req.add_argument("--allow-unkeyed", action="store_true",
+                     help="without FTDATA_SUBJECT_HASH_KEY, store subject ids as unkeyed "
+                     "SHA-256 (guessable from a list of identifiers; reported as unkeyed)")
     req.add_argument("--reason", default="")
     req.add_argument("--requester", default=None, help="default: the current user")
     req.add_argument("--catalog-url", default=None, help=url_help)

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from ftdata_pipeline.config.safe_regex import check_regex, check_regexes
+from ftdata_pipeline.formats import FORMAT_NAMES
 from ftdata_pipeline.records import ANNOTATION_MAPPABLE_FIELDS, KINDS, MAPPABLE_FIELDS, SPLITS
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -687,23 +688,27 @@ class SplitConfig(Strict):
         return {s: float(ratios.get(s, 0.0)) for s in SPLITS}
 
 
-FORMATS = (
-    "openai_chat",
-    "openai_preference",
-    "trl_messages",
-    "trl_prompt_completion",
-    "trl_preference",
-    "trl_text",
-    "alpaca",
-    "sharegpt",
-    "bedrock_prompt_completion",
-    "bedrock_conversation",
-    "classification_jsonl",
-)
+# The one list of export formats is the registry in ftdata_pipeline.formats.
+FORMATS = FORMAT_NAMES
 
 
 class ExportConfig(Strict):
     formats: list[Literal[FORMATS]] = Field(min_length=1)  # type: ignore[valid-type]
+    instruction: str | None = Field(
+        None,
+        description="classification in a chat format: the instruction the user turn carries "
+        "before the text; the label is the assistant's answer (default: 'Classify the "
+        "following text. Answer with exactly one label from: <label_set>.')",
+    )
+    max_drop_fraction: float | None = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="size guard: the export may not have fewer records than the published "
+        "one by more than this share (0 records always fails); null disables the share "
+        "check. FTDATA_ALLOW_SHRINK=<dataset>[,...] (or '*') accepts an intended shrink for "
+        "one run; the previous export is kept otherwise",
+    )
 
 
 class ExpectationConfig(Strict):

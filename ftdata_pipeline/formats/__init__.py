@@ -1,16 +1,13 @@
-"""Export formats: one module per trainer family, one small class per format, registered by name.
+"""Export formats: one module per trainer family, one small class per format.
 
-Each format class defines:
-  NAME: str            the name used in recipes (exports.formats)
-  KINDS: tuple[str]    dataset kinds it can express
-  STRICT: bool         True when the trainer rejects unknown keys: provenance then goes to a
-                       line-aligned sidecar file instead of inline keys
-  to_example(record: dict) -> dict   (staticmethod) one canonical record (a dict of its columns) -> one JSON line
+Every format registers itself with ``@export_format`` (see ``registry``); importing this package
+imports every format module, so ``FORMATS_BY_NAME`` (and the config's list of formats, derived
+from it) is complete.
 """
 
 from __future__ import annotations
 
-from ftdata_pipeline.formats import (
+from ftdata_pipeline.formats import (  # noqa: F401 - imported to register their formats
     alpaca,
     bedrock,
     classification,
@@ -18,18 +15,7 @@ from ftdata_pipeline.formats import (
     sharegpt,
     trl,
 )
+from ftdata_pipeline.formats.registry import REGISTRY, format_names
 
-_FORMATS = (
-    openai.OpenAIChat,
-    openai.OpenAIPreference,
-    trl.Messages,
-    trl.PromptCompletion,
-    trl.Preference,
-    trl.Text,
-    alpaca.Alpaca,
-    sharegpt.ShareGPT,
-    bedrock.PromptCompletion,
-    bedrock.Conversation,
-    classification.Classification,
-)
-FORMATS_BY_NAME = {m.NAME: m for m in _FORMATS}
+FORMATS_BY_NAME = REGISTRY
+FORMAT_NAMES = format_names()

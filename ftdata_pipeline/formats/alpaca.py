@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import StrictStr
+
 from ftdata_pipeline.formats.common import conversation, last_assistant_index
+from ftdata_pipeline.formats.registry import export_format
+from ftdata_pipeline.formats.validation import Open, empty_texts, schema_problems
 
 
 def _pairs(turns: list[dict[str, str]]) -> list[list[str]]:
@@ -26,12 +30,22 @@ def _pairs(turns: list[dict[str, str]]) -> list[list[str]]:
     return pairs
 
 
+class _Line(Open):
+    instruction: StrictStr
+    input: StrictStr
+    output: StrictStr
+    system: StrictStr | None = None
+    history: list[tuple[StrictStr, StrictStr]] | None = None
+
+
+@export_format
 class Alpaca:
     """``{"instruction", "input", "output"}`` plus ``system`` and ``history`` when present."""
 
     NAME = "alpaca"
-    KINDS = ("chat_sft",)
+    KINDS = ("chat_sft", "classification")
     STRICT = False
+    CHAT = True
 
     @staticmethod
     def to_example(record: dict[str, Any]) -> dict[str, Any]:
@@ -52,3 +66,9 @@ class Alpaca:
         if history:
             example["history"] = history
         return example
+
+    @staticmethod
+    def validate(example: dict[str, Any]) -> list[str]:
+        return schema_problems(_Line, example) or empty_texts(
+            [("instruction", example["instruction"]), ("output", example["output"])]
+        )

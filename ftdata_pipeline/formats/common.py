@@ -50,3 +50,34 @@ def last_assistant_index(turns: list[dict[str, str]], record: dict[str, Any]) ->
         if turns[i]["role"] == "assistant":
             return i
     raise ValueError(f"record {record.get('record_id')!r} has no assistant turn")
+
+
+def merge_turns(turns: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Consecutive turns of one role joined by a blank line, for schemas that need alternation."""
+    merged: list[dict[str, str]] = []
+    for turn in turns:
+        if merged and merged[-1]["role"] == turn["role"]:
+            merged[-1] = {**merged[-1], "content": merged[-1]["content"] + "\n\n" + turn["content"]}
+        else:
+            merged.append(dict(turn))
+    return merged
+
+
+def default_instruction(label_set: list[str] | None) -> str:
+    """The instruction a classification example carries in a chat format when the recipe
+    gives none: the task and the allowed answers."""
+    labels = ", ".join(label_set or [])
+    return f"Classify the following text. Answer with exactly one label from: {labels}."
+
+
+def classification_as_chat(record: dict[str, Any], instruction: str) -> dict[str, Any]:
+    """A classification record as a chat exchange: the recipe's instruction and the text
+    (user), answered by the label (assistant). Provenance and system prompt are kept; the
+    record's other text fields (a ticket's agent reply) are not part of this example."""
+    return {
+        **{k: record.get(k) for k in ("record_id", "source", "source_key", "system")},
+        "messages": [
+            {"role": "user", "content": f"{instruction}\n\n{record['text']}"},
+            {"role": "assistant", "content": record["label"]},
+        ],
+    }

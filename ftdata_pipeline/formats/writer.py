@@ -3,6 +3,17 @@
 Layout: ``<out_dir>/<format>/<split>.jsonl`` (+ ``<split>.provenance.jsonl`` for strict formats)
 and ``<out_dir>/manifest.json``. Nothing time-dependent is written, so the same records and
 config give byte-identical files; the manifest's sha256 sums make that checkable.
+
+Every line is checked against its trainer's rules (the format's ``validate``) before anything
+is written. A record with a line that breaks them is left out of *every* format of the export
+(so one line number still serves all of a split's files) and returned as a reject with the
+format and the reason (rule ``format_invalid``); the manifest counts them.
+
+Writing is two steps, so checks can run on the staged files before they are published:
+``stage_exports`` builds the complete new export in a temp directory, ``StagedExport.publish``
+swaps it in (``discard`` drops it and keeps the previous export). ``write_exports`` does both.
+Publishing is crash-safe (see ``publish``): the published path is a symlink swapped atomically
+onto a complete version directory, and whatever a killed run left is cleaned at the next run.
 """
 
 from __future__ import annotations
@@ -11,18 +22,21 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from ftdata_pipeline.config.models import RecipeConfig
-from ftdata_pipeline.formats import FORMATS_BY_NAME
-from ftdata_pipeline.records import RECORD_ID, SOURCE, SOURCE_KEY, SPLITS
+from ftdata_pipeline.formats import FORMATS_BY_NAME, publish
+from ftdata_pipeline.formats.common import classification_as_chat, default_instruction
+from ftdata_pipeline.records import RECORD_ID, REJECT_SCHEMA, SOURCE, SOURCE_KEY, SPLITS
 
 MANIFEST = "manifest.json"
 PROVENANCE_SUFFIX = ".provenance.jsonl"
+REJECT_STAGE = "exports"
+FORMAT_INVALID = "format_invalid"
 
 
 def _line(obj: dict[str, Any]) -> str:
@@ -43,12 +57,7 @@ def _write_file(path: Path, lines: list[str]) -> dict[str, Any]:
     return {"records": len(lines), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+_fsync_dir = publish.fsync_dir
 
 
 def _split_frames(df: pl.DataFrame) -> dict[str, pl.DataFrame]:
@@ -63,58 +72,181 @@ def _split_frames(df: pl.DataFrame) -> dict[str, pl.DataFrame]:
     return {s: f for s, f in frames.items() if f.height}
 
 
-def _write_tree(df: pl.DataFrame, recipe: RecipeConfig, root: Path, config_hash: str) -> dict:
-    frames = _split_frames(df)
-    files: list[dict[str, Any]] = []
+def _formats(recipe: RecipeConfig) -> list[Any]:
+    formats = []
     for fmt_name in recipe.exports.formats:
         fmt = FORMATS_BY_NAME[fmt_name]
         if recipe.kind not in fmt.KINDS:
             raise ValueError(f"format {fmt_name!r} does not support kind {recipe.kind!r}")
-        for split, frame in frames.items():
-            examples, sidecar = [], []
-            for record in frame.iter_rows(named=True):
-                example = fmt.to_example(record)
-                if fmt.STRICT:
-                    sidecar.append(_line(_provenance(record)))
-                else:
-                    example = {**example, **_provenance(record)}
-                examples.append(_line(example))
-            outputs = [(f"{fmt_name}/{split}.jsonl", examples)]
+        formats.append(fmt)
+    return formats
+
+
+def instruction_for(recipe: RecipeConfig) -> str:
+    return recipe.exports.instruction or default_instruction(recipe.label.label_set)
+
+
+def example_for(fmt: Any, record: dict[str, Any], kind: str, instruction: str) -> dict[str, Any]:
+    """One record as one line of ``fmt``: in a chat format, a classification record is the
+    recipe's instruction and the text, answered by the label."""
+    if kind == "classification" and fmt.CHAT:
+        record = classification_as_chat(record, instruction)
+    return fmt.to_example(record)
+
+
+def line_problems(fmt: Any, record: dict[str, Any], kind: str, instruction: str):
+    """(example or None, reasons): the line and what breaks its trainer's rules."""
+    try:
+        example = example_for(fmt, record, kind, instruction)
+    except (KeyError, TypeError, ValueError) as exc:
+        # A record that cannot be expressed at all (no assistant turn, a missing field).
+        return None, [f"cannot build a line: {exc}"]
+    return example, fmt.validate(example)
+
+
+def _render(frame: pl.DataFrame, recipe: RecipeConfig, formats: list[Any]):
+    """Lines per format for one split, and the records left out with their reasons."""
+    instruction = instruction_for(recipe)
+    lines: dict[str, tuple[list[str], list[str]]] = {f.NAME: ([], []) for f in formats}
+    rejected: list[tuple[str, str]] = []  # (record_id, detail)
+    for record in frame.iter_rows(named=True):
+        examples, reasons = [], []
+        for fmt in formats:
+            example, problems = line_problems(fmt, record, recipe.kind, instruction)
+            reasons += [f"{fmt.NAME}: {p}" for p in problems]
+            examples.append(example)
+        if reasons:
+            rejected.append((record[RECORD_ID], "; ".join(reasons)))
+            continue
+        for fmt, example in zip(formats, examples, strict=True):
+            data, sidecar = lines[fmt.NAME]
             if fmt.STRICT:
-                outputs.append((f"{fmt_name}/{split}{PROVENANCE_SUFFIX}", sidecar))
-            for rel, lines in outputs:
-                facts = _write_file(root / rel, lines)
-                files.append({"path": rel, "format": fmt_name, "split": split, **facts})
+                sidecar.append(_line(_provenance(record)))
+            else:
+                example = {**example, **_provenance(record)}
+            data.append(_line(example))
+    return lines, rejected
+
+
+def _write_tree(df: pl.DataFrame, recipe: RecipeConfig, root: Path, config_hash: str):
+    formats = _formats(recipe)
+    frames = _split_frames(df)
+    files: list[dict[str, Any]] = []
+    rejected: dict[str, str] = {}
+    written: dict[str, int] = {}
+    for split, frame in frames.items():
+        lines, split_rejected = _render(frame, recipe, formats)
+        rejected.update(split_rejected)
+        written[split] = frame.height - len(split_rejected)
+        if not written[split]:
+            continue
+        for fmt in formats:
+            examples, sidecar = lines[fmt.NAME]
+            outputs = [(f"{fmt.NAME}/{split}.jsonl", examples)]
+            if fmt.STRICT:
+                outputs.append((f"{fmt.NAME}/{split}{PROVENANCE_SUFFIX}", sidecar))
+            for rel, content in outputs:
+                facts = _write_file(root / rel, content)
+                files.append({"path": rel, "format": fmt.NAME, "split": split, **facts})
+    by_format: dict[str, int] = {}
+    for detail in rejected.values():
+        for fmt_name in sorted({part.split(":", 1)[0] for part in detail.split("; ")}):
+            by_format[fmt_name] = by_format.get(fmt_name, 0) + 1
     manifest = {
         "dataset": recipe.name,
         "kind": recipe.kind,
         "config_hash": config_hash,
-        "splits": {s: f.height for s, f in frames.items()},
+        "splits": {s: n for s, n in written.items() if n},
         "files": sorted(files, key=lambda f: f["path"]),
+        "rejected": {"records": len(rejected), "by_format": dict(sorted(by_format.items()))},
     }
     _write_file(root / MANIFEST, [json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"])
     for directory in sorted({(root / f["path"]).parent for f in files}) + [root]:
         _fsync_dir(directory)
-    return manifest
+    ids = sorted(rejected)
+    rejects = df.filter(pl.col(RECORD_ID).is_in(ids)).sort(RECORD_ID).with_columns(
+        pl.lit(REJECT_STAGE).alias("stage"),
+        pl.lit(FORMAT_INVALID).alias("rule"),
+        pl.lit(None, REJECT_SCHEMA["score"]).alias("score"),
+        pl.col(RECORD_ID).replace_strict(rejected, default=None, return_dtype=pl.String)
+        .alias("detail"),
+    )
+    kept = df.filter(~pl.col(RECORD_ID).is_in(ids))
+    return manifest, kept, rejects
 
 
-def _swap_in(new: Path, target: Path) -> None:
-    """Replace ``target`` by ``new`` with renames, restoring ``target`` if the swap fails."""
-    if not target.exists():
-        os.rename(new, target)
-        _fsync_dir(target.parent)
-        return
-    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    previous = aside / target.name
-    os.rename(target, previous)
+@dataclass
+class StagedExport:
+    """A complete new export in a temp directory, not yet published at ``out_dir``.
+
+    It holds the dataset's export lock until ``publish`` or ``discard``.
+    """
+
+    staging: Path
+    out_dir: Path
+    manifest: dict
+    kept: pl.DataFrame  # the records written (lineage is built from these)
+    rejected: pl.DataFrame  # full rows + stage/rule/score/detail of the records left out
+    recovered: list[str] = field(default_factory=list)  # what recovery cleaned before staging
+    version: str | None = None
+    _lock: publish.ExportLock | None = None
+
+    def publish(self) -> str:
+        try:
+            self.version = publish.publish(
+                self.staging, self.out_dir, (self.staging / MANIFEST).read_bytes()
+            )
+        except BaseException:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            raise
+        finally:
+            self._release()
+        return self.version
+
+    def discard(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+def _is_complete(directory: Path) -> bool:
+    return (directory / MANIFEST).is_file() and not verify_exports(directory)
+
+
+def recover_exports(out_dir: Path) -> list[str]:
+    """Clean up after a killed export run (temp and stale directories, a missing published
+    path); safe to call any time."""
+    out_dir = Path(out_dir)
+    lock = publish.ExportLock(out_dir)
     try:
-        os.rename(new, target)
+        return publish.recover(out_dir, _is_complete)
+    finally:
+        lock.release()
+
+
+def stage_exports(
+    df: pl.DataFrame, recipe: RecipeConfig, out_dir: Path, *, config_hash: str
+) -> StagedExport:
+    """Build every export format of ``recipe`` for each split of ``df`` in a temp directory
+    beside ``out_dir``; nothing at ``out_dir`` changes until ``publish``."""
+    out_dir = Path(out_dir)
+    lock = publish.ExportLock(out_dir)
+    try:
+        recovered = publish.recover(out_dir, _is_complete)
+        tmp = publish.make_staging(out_dir)
+        try:
+            manifest, kept, rejected = _write_tree(df, recipe, tmp, config_hash)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     except BaseException:
-        os.rename(previous, target)
-        aside.rmdir()
+        lock.release()
         raise
-    _fsync_dir(target.parent)
-    shutil.rmtree(aside, ignore_errors=True)
+    return StagedExport(tmp, out_dir, manifest, kept, rejected, recovered, _lock=lock)
 
 
 def write_exports(
@@ -122,21 +254,13 @@ def write_exports(
 ) -> dict:
     """Write every export format of ``recipe`` for each split in ``df``; return the manifest.
 
-    The new export is built in a sibling temp directory and swapped in by renames, so readers
-    see either the previous export or the complete new one; on failure the previous one stays.
+    The new export is built in a temp directory and published by an atomic symlink swap, so
+    readers see either the previous export or the complete new one; on failure (or a kill at
+    any point) the previous one stays.
     """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    # mkdtemp makes the directory owner-only; the export itself is meant to be readable.
-    tmp.chmod(0o755)
-    try:
-        manifest = _write_tree(df, recipe, tmp, config_hash)
-        _swap_in(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return manifest
+    staged = stage_exports(df, recipe, out_dir, config_hash=config_hash)
+    staged.publish()
+    return staged.manifest
 
 
 def read_manifest(out_dir: Path) -> dict:
@@ -167,3 +291,36 @@ def verify_exports(out_dir: Path) -> list[str]:
                 f"{entry['path']}: {records} records on disk, manifest says {entry['records']}"
             )
     return problems
+
+
+def validate_export_files(out_dir: Path, *, max_reasons: int = 5) -> dict[str, Any]:
+    """Re-read every data file listed in the manifest and check each line against its format's
+    trainer rules, independently of the writer. Returns ``{"lines": n, "invalid": n,
+    "problems": ["<file>:<line>: <reason>", ...]}`` (reasons name keys, never content)."""
+    out_dir = Path(out_dir)
+    manifest = read_manifest(out_dir)
+    lines_seen = invalid = 0
+    problems: list[str] = []
+    for entry in manifest.get("files", []):
+        if entry["path"].endswith(PROVENANCE_SUFFIX):
+            continue
+        fmt = FORMATS_BY_NAME.get(entry["format"])
+        if fmt is None:
+            invalid += 1
+            problems.append(f"{entry['path']}: unknown format {entry['format']!r}")
+            continue
+        with open(out_dir / entry["path"], encoding="utf-8") as fh:
+            for number, raw in enumerate(fh, start=1):
+                lines_seen += 1
+                try:
+                    example = json.loads(raw)
+                    reasons = (
+                        fmt.validate(example) if isinstance(example, dict) else ["not an object"]
+                    )
+                except json.JSONDecodeError as exc:
+                    reasons = [f"not valid JSON ({exc.msg})"]
+                if reasons:
+                    invalid += 1
+                    if len(problems) < max_reasons:
+                        problems.append(f"{entry['path']}:{number}: {'; '.join(reasons)}")
+    return {"lines": lines_seen, "invalid": invalid, "problems": problems}

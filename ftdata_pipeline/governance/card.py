@@ -269,6 +269,16 @@ def _share(n: int, total: int) -> str:
     return f"{100 * n / total:.1f}%" if total else "—"
 
 
+def _erasure_line(erasure: dict) -> str:
+    line = (f"Erasure requests on these sources: {erasure.get('requests', 0)} "
+            f"({erasure.get('fulfilled', 0)} fulfilled, {erasure.get('pending', 0)} pending).")
+    if erasure.get("unkeyed"):
+        line += (f" **{erasure['unkeyed']} identify their data subject by an UNKEYED hash** "
+                 "(SHA-256, confirmable from a list of e-mails); re-request them with "
+                 "`FTDATA_SUBJECT_HASH_KEY` set.")
+    return line
+
+
 def _markdown(facts: dict, plots: list[str]) -> str:
     kind = facts["kind"]
     lines = [
@@ -389,6 +399,8 @@ def _markdown(facts: dict, plots: list[str]) -> str:
         "holding a source's records. `ftdata erasure request` removes rows from the next "
         "materialization on (see the catalog's audit log: `ftdata catalog audit`).",
         "",
+        _erasure_line(facts.get("erasure") or {}),
+        "",
         "## Evaluation",
         "",
         f"Task: {evaluation['task']}. Suggested metrics: {', '.join(evaluation['metrics'])}.",
@@ -412,14 +424,20 @@ def render_card(
     manifest: dict,
     out_dir: Path,
     version: dict | None = None,
+    erasure: dict | None = None,
 ) -> dict:
-    """Write README.md, card.json and the plots into ``out_dir``; return their paths."""
+    """Write README.md, card.json and the plots into ``out_dir``; return their paths.
+
+    ``erasure``: counts of the erasure requests on the card's sources (``requests``,
+    ``pending``, ``fulfilled``, ``unkeyed``), from the catalog.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     facts = _facts(
         recipe, sources, stage_counts, label_stats, split_stats, redaction_stats, manifest,
         version,
     )
+    facts["erasure"] = erasure or {"requests": 0, "pending": 0, "fulfilled": 0, "unkeyed": 0}
     plots = [SPLIT_PLOT]
     _split_plot(facts, out_dir / SPLIT_PLOT)
     if recipe.kind == "classification":

@@ -76,11 +76,32 @@ def who() -> tuple[str, str]:
     return user, socket.gethostname()
 
 
+def _private_sqlite_file(database: str) -> None:
+    """Create the SQLite file owner-only (0600; its directory 0700 when created here) before
+    SQLite opens it. SQLite gives the ``-wal`` and ``-shm`` files the database file's mode, so
+    they are owner-only too. The catalog holds lineage and erasure subjects."""
+    path = Path(database)
+    missing = []
+    parent = path.parent
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        # an existing catalog from an earlier version is tightened too (when we own it)
+        if name.exists() and name.stat().st_uid == os.getuid():
+            os.chmod(name, 0o600)
+
+
 def make_engine(url: str) -> sa.Engine:
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(parsed.database)
         # Several Dagster step processes may write at once: wait for the lock instead of
         # failing, and use WAL so readers (the CLI) don't block writers.
         engine = sa.create_engine(url, connect_args={"timeout": 60})
@@ -122,6 +143,37 @@ def current_revision(engine: sa.Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+_PG_MIGRATION_LOCK = 0x66746461  # advisory lock id ("ftda")
+
+
+@contextmanager
+def migration_lock(engine: sa.Engine) -> Iterator[None]:
+    """Hold a cross-process lock while the schema is checked and migrated."""
+    backend = engine.url.get_backend_name()
+    database = engine.url.database
+    if backend == "sqlite" and database and database != ":memory:":
+        import fcntl
+
+        fd = os.open(f"{database}.migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+    elif backend == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATION_LOCK})
+                conn.commit()
+    else:
+        yield
+
+
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     with engine.begin() as conn:
         command.upgrade(alembic_config(connection=conn), revision)
@@ -147,12 +199,19 @@ class Catalog:
             self.ensure_schema()
 
     def ensure_schema(self) -> None:
-        """Upgrade to head once per process (a no-op when the database is already there)."""
+        """Upgrade to head once per process (a no-op when the database is already there).
+
+        Serialized across processes too (several Dagster steps open a fresh catalog at once):
+        the revision is checked and the migration run under a lock -- an ``flock`` beside a
+        SQLite file, a PostgreSQL advisory lock -- so one process migrates and the others
+        then find the schema at head.
+        """
         with _upgrade_lock:
             if self.url in _upgraded:
                 return
-            if current_revision(self.engine) != head_revision():
-                upgrade(self.engine)
+            with migration_lock(self.engine):
+                if current_revision(self.engine) != head_revision():
+                    upgrade(self.engine)
             _upgraded.add(self.url)
 
     def dispose(self) -> None:
@@ -172,6 +231,11 @@ class Catalog:
         )
         session.add(entry)
         return entry
+
+    def log(self, action: str, **fields: Any) -> None:
+        """An audit entry on its own (e.g. a refused erasure)."""
+        with self.session() as s:
+            self.audit(s, action, **fields)
 
     def audit_log(self, *, limit: int = 50, dataset: str | None = None) -> list[AuditEntry]:
         with self.session() as s:
@@ -272,6 +336,7 @@ class Catalog:
         manifest: dict[str, Any],
         lineage: Iterable[dict[str, Any]],
         sources: Iterable[str],
+        action: str = "materialize",
     ) -> DatasetVersion:
         """Store a dataset version, its export files and its lineage; write the audit entry.
 
@@ -322,7 +387,7 @@ class Catalog:
             if batch:
                 s.execute(sa.insert(LineageRecord), batch)
             self.audit(
-                s, "materialize", run_id=run_id, dataset=dataset, config_hash=config_hash,
+                s, action, run_id=run_id, dataset=dataset, config_hash=config_hash,
                 previous_config_hash=previous.config_hash if previous else None,
                 details=self._changes(s, dataset, run_id, version, previous),
             )
@@ -445,10 +510,16 @@ class Catalog:
         subject_hashes: Iterable[tuple[str, str]] = (),
         requester: str | None = None,
         reason: str = "",
+        key_fingerprint: str | None = None,
     ) -> int:
-        """Record an erasure request; ``subject_hashes`` are (scheme, digest), never values."""
+        """Record an erasure request; ``subject_hashes`` are (scheme, digest), never values,
+        and ``key_fingerprint`` identifies the key keyed digests were made with."""
         items = [ErasureItem(match="key", value=str(k)) for k in keys]
-        items += [ErasureItem(match="subject", value=d, scheme=sc) for sc, d in subject_hashes]
+        items += [
+            ErasureItem(match="subject", value=d, scheme=sc,
+                        key_fingerprint=key_fingerprint if sc == "hmac-sha256" else None)
+            for sc, d in subject_hashes
+        ]
         if not items:
             raise ValueError("an erasure request needs at least one key or subject id")
         user, _ = who()
@@ -510,9 +581,10 @@ class Catalog:
         with self.session() as s:
             rows = s.execute(
                 sa.select(ErasureItem.request_id, ErasureItem.match, ErasureItem.value,
-                          ErasureItem.scheme)
+                          ErasureItem.scheme, ErasureItem.key_fingerprint)
                 .join(ErasureRequest)
                 .where(ErasureRequest.source == source)
                 .order_by(ErasureItem.id)
             ).all()
-        return [ErasureRule(request_id=r, match=m, value=v, scheme=sc) for r, m, v, sc in rows]
+        return [ErasureRule(request_id=r, match=m, value=v, scheme=sc, fingerprint=fp)
+                for r, m, v, sc, fp in rows]

@@ -171,6 +171,8 @@ class ErasureItem(Base):
     match: Mapped[str] = mapped_column(sa.String(10))  # key | subject
     value: Mapped[str] = mapped_column(sa.String(300))  # source key, or subject hash
     scheme: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)  # subject hashing
+    # identifies the key a keyed subject hash was made with (never the key itself)
+    key_fingerprint: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
 
     request: Mapped[ErasureRequest] = relationship(back_populates="items")
 

@@ -25,10 +25,12 @@ from dagster import (
 
 from ftdata_pipeline import __version__
 from ftdata_pipeline.config.models import ProjectConfig, RecipeConfig, SourceConfig
-from ftdata_pipeline.formats.writer import read_manifest, write_exports
+from ftdata_pipeline.formats.writer import read_manifest, stage_exports
 from ftdata_pipeline.governance.card import render_card
+from ftdata_pipeline.governance.erasure import erasure_summary
 from ftdata_pipeline.orchestration.checks import CheckPlan, run_checks
 from ftdata_pipeline.orchestration.errors import step_errors
+from ftdata_pipeline.orchestration.export_checks import export_check_results, export_check_specs
 from ftdata_pipeline.orchestration.governance import (
     CatalogResource,
     dagster_owner,
@@ -267,29 +269,52 @@ def _exports_asset(recipe: RecipeConfig, cfg_hash: str) -> AssetsDefinition:
         metadata={**_zone(False), "formats": ", ".join(recipe.exports.formats)},
         code_version=f"{__version__}-{cfg_hash[:12]}",
         kinds={"json"},
+        check_specs=export_check_specs(stage_key(recipe.name, "exports")),
         required_resource_keys={"storage", "catalog"},
     )
     def _exports(context: AssetExecutionContext, split: pl.LazyFrame) -> MaterializeResult:
         storage: PipelineStorage = context.resources.storage
         out_dir = storage.exports_dir(recipe.name)
         split_df = split.collect()
+        # Built aside and checked before it is published: a failing check keeps the previous
+        # export at the published path.
         with step_errors(restricted=False):
-            manifest = write_exports(split_df, recipe, out_dir, config_hash=cfg_hash)
+            staged = stage_exports(split_df, recipe, out_dir, config_hash=cfg_hash)
+        if staged.recovered:
+            context.log.warning(f"{recipe.name}: cleaned after a killed run: {staged.recovered}")
+        # an export a killed run published but never recorded is recorded now
+        context.resources.catalog.reconcile_export(recipe.name, out_dir)
+        checks = export_check_results(staged, recipe.name, recipe.exports.max_drop_fraction)
+        manifest = staged.manifest
+        # Records no trainer rule allowed are kept in full, with format and reason.
+        storage.write_rejects(recipe.name, "exports", staged.rejected, restricted=False)
+        if not all(c.passed for c in checks):
+            staged.discard()
+            context.log.error(f"{recipe.name}: export checks failed; previous export kept")
+            return MaterializeResult(
+                check_results=checks,
+                metadata={"published": False, "path": MetadataValue.path(str(out_dir)),
+                          "config_hash": cfg_hash},
+            )
+        staged.publish()
         context.log.info(f"{recipe.name}: wrote {len(manifest['files'])} files to {out_dir}")
         # dataset version, export files and one lineage row per exported record
         governance = context.resources.catalog.record_export(
-            context.run_id, recipe, cfg_hash, manifest, split_df
+            context.run_id, recipe, cfg_hash, manifest, staged.kept
         )
         return MaterializeResult(
             data_version=DataVersion(
                 hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
             ),
+            check_results=checks,
             metadata={
                 **governance,
+                "published": True,
                 "path": MetadataValue.path(str(out_dir)),
                 "manifest": MetadataValue.json(manifest),
                 "files": len(manifest["files"]),
                 "records_per_split": MetadataValue.json(manifest["splits"]),
+                "records_rejected": manifest["rejected"]["records"],
                 "config_hash": cfg_hash,
             }
         )
@@ -331,6 +356,7 @@ def _card_asset(recipe: RecipeConfig, project: ProjectConfig, cfg_hash: str) -> 
                     s: getattr(catalog.latest_raw(s), "data_version", None) for s in card_sources
                 },
             },
+            erasure=erasure_summary(catalog, card_sources),
         )
         meta = {
             "card": MetadataValue.path(str(paths["markdown"])),
@@ -380,6 +406,8 @@ def _rejected_asset(recipe: RecipeConfig, cfg_hash: str) -> AssetsDefinition:
             )
             for s in REJECT_STAGES
         ]
+        # records the exports left out (a trainer rule); from the latest exports run
+        frames.append(storage.read_reject_index(recipe.name, "exports", restricted=False))
         index = pl.concat(frames, how="vertical").cast(REJECT_SCHEMA).sort(
             ["stage", "rule", "record_id"]
         )

@@ -115,9 +115,13 @@ def run_checks(
         if one_row_per_input:
             accounted = rows_in == df.height + rows_rejected
             meta = {"rows_in": rows_in, "rows_out": df.height, "rows_rejected": rows_rejected}
-        else:  # outputs are derived rows (preference pairs): the stage accounts for its inputs
-            accounted = rows_in is not None and rows_rejected <= rows_in
-            meta = {"rows_in": rows_in, "rows_rejected": rows_rejected, "rows_out": df.height}
+        else:
+            # Outputs are preference pairs: every input response is in a pair or rejected.
+            # The responses used are counted from the pairs themselves (their source keys).
+            used = pairs_inputs(df)
+            accounted = rows_in == used + rows_rejected
+            meta = {"rows_in": rows_in, "responses_in_pairs": used,
+                    "rows_rejected": rows_rejected, "rows_out": df.height}
         yield AssetCheckResult(
             check_name=ROWS_ACCOUNTED,
             passed=bool(accounted),
@@ -148,6 +152,19 @@ def run_checks(
     if plan.stage == "split":
         leakage = split_leakage(df)
         yield _suite_result(SPLITS_DISJOINT, leakage, leakage_expectations(), f"{suite_prefix}_leak")
+
+
+def pairs_inputs(pairs: pl.DataFrame) -> int:
+    """Distinct input rows (source, source_key) that a frame of preference pairs was built
+    from; a pair's ``source_key`` is ``"<chosen key>><rejected key>"``."""
+    if pairs.is_empty():
+        return 0
+    return (
+        pairs.select(pl.col("source"), pl.col("source_key").str.split(">"))
+        .explode("source_key")
+        .unique()
+        .height
+    )
 
 
 def _licence_result(plan: CheckPlan, governance: dict) -> AssetCheckResult:

@@ -22,7 +22,7 @@ from dagster import (
 
 from ftdata_pipeline import __version__
 from ftdata_pipeline.governance.catalog import Catalog
-from ftdata_pipeline.governance.erasure import ErasureOutcome, apply_erasure
+from ftdata_pipeline.governance.erasure import ErasureError, ErasureOutcome, apply_erasure
 from ftdata_pipeline.governance.lineage import export_lineage
 from ftdata_pipeline.governance.versions import frame_hash, source_input_version
 from ftdata_pipeline.records import TEXT_FIELDS
@@ -103,7 +103,13 @@ class CatalogResource(ConfigurableResource):
         """Store the source's governance facts; drop rows under erasure; fulfil requests."""
         catalog = self.catalog()
         catalog.upsert_source(name, cfg, config_hash)
-        outcome = apply_erasure(name, cfg, Path(root), df, catalog.erasure_rules(name))
+        try:
+            outcome = apply_erasure(name, cfg, Path(root), df, catalog.erasure_rules(name))
+        except ErasureError as exc:
+            # e.g. a subject request hashed with another key: not applied, not fulfilled
+            catalog.log("erasure_refused", run_id=run_id, source=name,
+                        details={"reason": str(exc)})
+            raise
         catalog.fulfil_erasures(name, run_id, outcome.per_request)
         return outcome
 
@@ -128,6 +134,12 @@ class CatalogResource(ConfigurableResource):
             rows_rejected=result.rows_rejected, drops=result.drop_counts(),
             data_version=version,
         )
+
+    def reconcile_export(self, dataset: str, out_dir: Path) -> Any:
+        """Record an export a killed run published without recording it (None: in agreement)."""
+        from ftdata_pipeline.governance.reconcile import reconcile_export
+
+        return reconcile_export(self.catalog(), dataset, out_dir)
 
     def record_export(
         self, run_id: str, recipe: Any, cfg_hash: str, manifest: dict, split_df: pl.DataFrame

@@ -16,15 +16,17 @@ REJECT_COLUMNS = ("stage", "rule", "score", "detail")
 class StageResult:
     """What a stage kept, what it dropped (full rows + stage/rule/score/detail), and its stats.
 
-    ``rows_in`` counts input rows; the invariant ``rows_in == rows_kept + rows_rejected`` holds
-    for every stage. ``rows_kept`` counts *input* rows that were kept: a stage whose output rows
-    differ from its input rows (rankings -> preference pairs) says so in ``stats``.
+    ``rows_in`` counts input rows; the invariant ``rows_in == rows_kept + rows_rejected`` must
+    hold for every stage, and both sides are measured, never derived from each other:
+    ``rows_kept`` is ``kept.height``, or, for a stage whose output rows are derived from its
+    inputs (rankings -> preference pairs), ``inputs_kept``: the input rows it used, counted.
     """
 
     kept: pl.DataFrame
     rejected: pl.DataFrame
     rows_in: int
     stats: dict[str, Any] = field(default_factory=dict)
+    inputs_kept: int | None = None
 
     @property
     def rows_rejected(self) -> int:
@@ -32,7 +34,7 @@ class StageResult:
 
     @property
     def rows_kept(self) -> int:
-        return self.rows_in - self.rows_rejected
+        return self.kept.height if self.inputs_kept is None else self.inputs_kept
 
     def drop_counts(self) -> dict[str, int]:
         """Rows dropped per rule, sorted by rule name."""

@@ -427,6 +427,7 @@ def _rankings(df: pl.DataFrame) -> StageResult:
         kept=kept,
         rejected=concat_rejects([rejected], df).sort("record_id"),
         rows_in=df.height,
+        inputs_kept=used.len(),
         stats={
             "method": "rankings",
             "pairs": kept.height,

@@ -6,6 +6,7 @@ import pytest
 
 from ftdata_pipeline.formats import FORMATS_BY_NAME
 from ftdata_pipeline.formats.common import chat_messages
+from ftdata_pipeline.formats.writer import example_for
 
 CHAT = {
     "record_id": "r1",
@@ -46,7 +47,7 @@ CASES = [
         CLASSIFICATION,
         {
             "messages": [
-                {"role": "user", "content": "Card declined"},
+                {"role": "user", "content": "Route this ticket.\n\nCard declined"},
                 {"role": "assistant", "content": "billing"},
             ]
         },
@@ -129,7 +130,11 @@ CASES = [
 
 @pytest.mark.parametrize(("name", "record", "expected"), CASES)
 def test_format_output(name, record, expected):
-    assert FORMATS_BY_NAME[name].to_example(record) == expected
+    kind = "classification" if "label" in record else "chat_sft"
+    example = example_for(FORMATS_BY_NAME[name], record, kind, "Route this ticket.")
+    assert example == expected
+    # every expected line is one its trainer accepts
+    assert FORMATS_BY_NAME[name].validate(expected) == []
 
 
 def test_every_registered_format_is_covered():

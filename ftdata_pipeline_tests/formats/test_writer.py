@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import polars as pl
@@ -38,6 +39,16 @@ def _frame() -> pl.DataFrame:
             schema_overrides={"messages": pl.List(MESSAGE)},
         )
     )
+
+
+def _only_published(tmp_path: Path, out: Path) -> None:
+    """Beside the published symlink: its lock and exactly one version, the published one."""
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f".{out.name}.lock", f".{out.name}.versions", out.name
+    ]
+    assert out.is_symlink()
+    versions = tmp_path / f".{out.name}.versions"
+    assert [p.name for p in versions.iterdir()] == [Path(out.readlink()).name]
 
 
 def _lines(path: Path) -> list[dict]:
@@ -120,7 +131,7 @@ def test_rewrite_replaces_previous_export_and_leaves_no_temp_dirs(tmp_path):
     write_exports(_frame(), _recipe(["trl_messages"]), out, config_hash="two")
     assert read_manifest(out)["config_hash"] == "two"
     assert not (out / "openai_chat").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["exports"]
+    _only_published(tmp_path, out)
 
 
 def test_failure_mid_write_keeps_previous_export(tmp_path, monkeypatch):
@@ -142,33 +153,36 @@ def test_failure_mid_write_keeps_previous_export(tmp_path, monkeypatch):
         write_exports(_frame(), _recipe(), out, config_hash="two")
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["exports"]
+    _only_published(tmp_path, out)
 
 
-def test_failure_on_swap_restores_previous_export(tmp_path, monkeypatch):
+def test_failure_on_swap_keeps_previous_export(tmp_path, monkeypatch):
     out = tmp_path / "exports"
     write_exports(_frame(), _recipe(), out, config_hash="one")
-    real_rename = writer.os.rename
+    real_replace = os.replace
 
-    def failing_rename(src, dst):
-        if Path(src).name.startswith(".exports.tmp-"):
+    def failing_replace(src, dst):
+        if Path(dst) == out:
             raise OSError("rename failed")
-        return real_rename(src, dst)
+        return real_replace(src, dst)
 
-    monkeypatch.setattr(writer.os, "rename", failing_rename)
+    monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError, match="rename failed"):
         write_exports(_frame(), _recipe(), out, config_hash="two")
     monkeypatch.undo()
     assert read_manifest(out)["config_hash"] == "one"
     assert verify_exports(out) == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["exports"]
+    # the next run cleans what the failed one left
+    write_exports(_frame(), _recipe(), out, config_hash="three")
+    assert read_manifest(out)["config_hash"] == "three"
+    _only_published(tmp_path, out)
 
 
 def test_records_without_split_are_an_error(tmp_path):
     df = _frame().with_columns(pl.lit(None, pl.String).alias("split"))
     with pytest.raises(ValueError, match="3 record"):
         write_exports(df, _recipe(), tmp_path / "exports", config_hash="x")
-    assert list(tmp_path.iterdir()) == []
+    assert not (tmp_path / "exports").exists()
 
 
 def test_format_not_supporting_kind_is_an_error(tmp_path):

@@ -52,7 +52,7 @@ def tiny(tmp_path, monkeypatch):
     (config / "datasets" / f"{DATASET}.yaml").write_text(yaml.safe_dump(RECIPE))
     monkeypatch.setenv("FTDATA_PROJECT_ROOT", str(ROOT))
     monkeypatch.setenv("FTDATA_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("FTDATA_SUBJECT_HASH_KEY", raising=False)
+    monkeypatch.setenv("FTDATA_SUBJECT_HASH_KEY", "test-subject-key-" + "7" * 32)
     return config, tmp_path / "home", [json.loads(x) for x in lines]
 
 

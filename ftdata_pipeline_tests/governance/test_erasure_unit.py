@@ -33,23 +33,40 @@ def _source(tmp_path, subject_field="email"):
     return cfg, load_source("s", cfg, tmp_path)
 
 
+K1 = "k1-" + "a" * 40
+K2 = "k2-" + "b" * 40
+
+
 def test_subject_hash_normalizes_and_is_keyed(monkeypatch):
     monkeypatch.delenv("FTDATA_SUBJECT_HASH_KEY", raising=False)
-    scheme, plain = subject_hash(" Ann@Example.COM ")
-    assert scheme == "sha256" and plain == subject_hash("ann@example.com")[1]
+    scheme, plain = subject_hash(" Ann@Example.COM ", allow_unkeyed=True)
+    assert scheme == "sha256" and plain == subject_hash("ann@example.com", "sha256")[1]
     assert "ann" not in plain
-    monkeypatch.setenv("FTDATA_SUBJECT_HASH_KEY", "k1")
+    monkeypatch.setenv("FTDATA_SUBJECT_HASH_KEY", K1)
     scheme, keyed = subject_hash("ann@example.com")
     assert scheme == "hmac-sha256" and keyed != plain
-    monkeypatch.setenv("FTDATA_SUBJECT_HASH_KEY", "k2")
+    monkeypatch.setenv("FTDATA_SUBJECT_HASH_KEY", K2)
     assert subject_hash("ann@example.com")[1] != keyed
     monkeypatch.delenv("FTDATA_SUBJECT_HASH_KEY")
     with pytest.raises(ErasureError, match="FTDATA_SUBJECT_HASH_KEY"):
         subject_hash("ann@example.com", "hmac-sha256")
 
 
+def test_hashing_without_a_key_is_refused_unless_allowed(monkeypatch):
+    monkeypatch.delenv("FTDATA_SUBJECT_HASH_KEY", raising=False)
+    with pytest.raises(ErasureError, match="FTDATA_SUBJECT_HASH_KEY .*not set.*--allow-unkeyed"):
+        subject_hash("ann@example.com")
+    assert subject_hash("ann@example.com", allow_unkeyed=True)[0] == "sha256"
+
+
+def test_a_short_subject_key_is_refused_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("FTDATA_SUBJECT_HASH_KEY", "x" * 31)
+    with pytest.raises(ErasureError, match="FTDATA_SUBJECT_HASH_KEY is 31 bytes; .* at least 32"):
+        subject_hash("ann@example.com")
+
+
 def test_apply_erasure_by_key_and_subject(tmp_path, monkeypatch):
-    monkeypatch.setenv("FTDATA_SUBJECT_HASH_KEY", "secret")
+    monkeypatch.setenv("FTDATA_SUBJECT_HASH_KEY", K1)
     cfg, df = _source(tmp_path)
     scheme, digest = subject_hash("ANN@example.com")
     rules = [ErasureRule(1, "key", "B"), ErasureRule(2, "subject", digest, scheme),
