@@ -1,0 +1,592 @@
+"""The project's own Presidio recognizers: phone numbers, payment cards, names in context,
+street addresses and labelled dates of birth.
+
+Each is a ``LocalRecognizer`` that scores its matches itself, including the context words it
+needs (Presidio's context enhancer is not used for them: ``context`` is left empty), so the
+score a match gets is decided here and tested here.
+
+Scores: >= 0.5 is redacted at the default threshold (0.4) on its own; 0.25 needs a context word
+within the few words before the match (+0.35).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import phonenumbers
+import regex
+from presidio_analyzer import AnalysisExplanation, LocalRecognizer, RecognizerResult
+
+from ftdata_pipeline.stages.pii.lexicon import dictionary_words, given_names, is_known_name
+from ftdata_pipeline.stages.pii.phone_regions import DEFAULT_PHONE_REGIONS
+
+CONTEXT_BOOST = 0.35
+CONTEXT_CHARS = 40  # how far before a match a context word counts
+
+
+class _Recognizer(LocalRecognizer):
+    """Common plumbing: results with recognizer metadata, context lookup before a match."""
+
+    ENTITY = ""
+
+    def __init__(self, language: str, name: str | None = None):
+        super().__init__(
+            supported_entities=[self.ENTITY],
+            supported_language=language,
+            name=name or type(self).__name__,
+        )
+
+    def load(self) -> None:  # nothing to load: patterns are compiled at import
+        pass
+
+    def _result(self, start: int, end: int, score: float, why: str) -> RecognizerResult:
+        return RecognizerResult(
+            entity_type=self.ENTITY,
+            start=start,
+            end=end,
+            score=min(1.0, score),
+            analysis_explanation=AnalysisExplanation(
+                recognizer=self.name, original_score=score, textual_explanation=why
+            ),
+            recognition_metadata={
+                RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+            },
+        )
+
+    @staticmethod
+    def _has_context(text: str, start: int, words: re.Pattern[str]) -> bool:
+        return bool(words.search(text[max(0, start - CONTEXT_CHARS) : start]))
+
+
+# --------------------------------------------------------------------------------------------
+# phone numbers
+# --------------------------------------------------------------------------------------------
+
+
+_PHONE_CONTEXT = re.compile(
+    r"(?i)\b(?:phone|tel|telephone|tlf|mobile|mob|cell|cellphone|call|called|calling|ring|"
+    r"text|sms|whatsapp|fax|number|no\.|contact|reach|dial|landline|desk|office|hotline|"
+    r"handy|telefon|t[ée]l[ée]phone|tel[ée]fono|celular|m[óo]vil|portable)\b"
+)
+
+# A run of digit groups with phone separators (space, dot, dash, slash, parentheses), optional
+# '+'/'00' country prefix and extension. Not inside a longer token: not after a letter, digit,
+# ':' (clock times "19:29:05.147508"), '.', '/' or '-', and not followed by more of them.
+_PHONE_CANDIDATE = regex.compile(
+    r"(?<![\w.:/@#+-])"
+    r"(?:\+|\b00)?\(?\d[\d \t().\-/]{5,24}\d"
+    r"(?:[ \t]?(?:x|ext\.?|extension)[ \t]?\d{1,6})?"
+    r"(?![\w:@]|[.,/-]\d)"
+)
+_DATE_LIKE = re.compile(
+    r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{4}[-/]\d{4})$"
+)
+_IP_LIKE = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
+_BAD_SEPARATORS = re.compile(r"[.\-/]{2}|\(\)|\(\d*$|^\d*\)")
+_EXTENSION = re.compile(r"[ \t]?(?:x|ext\.?|extension)[ \t]?\d{1,6}$")
+
+
+class PhoneNumberRecognizer(_Recognizer):
+    """Phone numbers checked by libphonenumber over a list of regions, plus context words.
+
+    Candidates are digit runs in phone layouts; each is parsed once with its '+'/'00' country
+    code, or else as a national number of each configured region. Scores:
+    - a valid number (libphonenumber's metadata: length and prefixes of a real numbering
+      plan) written with separators or a country code: 0.6;
+    - a valid number written as one bare digit run, or only a *possible* number (right length
+      for a region): 0.25, redacted with a context word before it ("call me on", "Mobile:").
+    Presidio's own PhoneRecognizer asks only for valid numbers in 8 regions, through
+    PhoneNumberMatcher once per region over the whole text; one parse per candidate is cheaper.
+    """
+
+    ENTITY = "PHONE_NUMBER"
+
+    def __init__(self, language: str, regions: Iterable[str] = DEFAULT_PHONE_REGIONS):
+        super().__init__(language, name="PhoneNumberRecognizer")
+        self.regions = tuple(regions)
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        if sum(c.isdigit() for c in text) < 7:
+            return []
+        out = []
+        for m in _PHONE_CANDIDATE.finditer(text):
+            start, end = m.span()
+            value = m.group().rstrip(" \t")
+            # an opening parenthesis is part of the number only if it is closed inside it
+            if value.startswith("(") and ")" not in value:
+                value, start = value[1:], start + 1
+            if value.endswith(")") and "(" not in value:
+                value = value[:-1]
+            end = start + len(value)
+            score = self._score(value)
+            if score and score < 0.4 and self._has_context(text, start, _PHONE_CONTEXT):
+                score += CONTEXT_BOOST
+            if score:
+                out.append(self._result(start, end, score, "phone number (libphonenumber)"))
+        return out
+
+    def _score(self, value: str) -> float:
+        core = _EXTENSION.sub("", value)
+        digits = sum(c.isdigit() for c in core)
+        if not 7 <= digits <= 15 or _BAD_SEPARATORS.search(core):
+            return 0.0
+        if _DATE_LIKE.match(core) or _IP_LIKE.match(core):
+            return 0.0
+        separated = any(not c.isdigit() for c in core.lstrip("+"))
+        international = core.startswith(("+", "00"))
+        if international:
+            number = _parse(core.replace("00", "+", 1) if core.startswith("00") else core, None)
+            if number is None:
+                return 0.0
+            if phonenumbers.is_valid_number(number):
+                return 0.6
+            return 0.4 if phonenumbers.is_possible_number(number) and digits >= 10 else 0.0
+        possible = False
+        for region in self.regions:
+            number = _parse(core, region)
+            if number is None:
+                continue
+            if phonenumbers.is_valid_number(number):
+                return 0.6 if separated else 0.25
+            possible = possible or phonenumbers.is_possible_number(number)
+        # All dots and no validity: more often a version or an id ("1.234.567") than a phone.
+        if possible and not re.fullmatch(r"[\d.]+", core):
+            return 0.25
+        return 0.0
+
+
+def _parse(value: str, region: str | None):
+    try:
+        return phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# payment cards
+# --------------------------------------------------------------------------------------------
+
+_CARD_CANDIDATE = regex.compile(r"(?<![\w+.,/-])\d(?:[ -]?\d){11,18}(?![\w]|[.,/-]\d)")
+_CARD_CONTEXT = re.compile(
+    r"(?i)\b(?:card|cc|credit|debit|visa|master ?card|amex|american express|discover|jcb|"
+    r"diners|maestro|unionpay|mir|rupay|elo|hipercard|payment|charge[ds]?|pan)\b"
+)
+# Issuer identification number prefixes of the card brands (ISO/IEC 7812 registrations as
+# published by the networks), with the lengths each brand issues.
+_BRANDS: tuple[tuple[str, range], ...] = (
+    (r"4", range(13, 20)),  # Visa (13, 16, 19)
+    (r"5[1-5]|2(?:22[1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)", range(16, 17)),  # Mastercard
+    (r"3[47]", range(15, 16)),  # American Express
+    (r"6011|64[4-9]|65", range(16, 20)),  # Discover
+    (r"35(?:2[89]|[3-8]\d)", range(16, 20)),  # JCB
+    (r"2131|1800", range(15, 16)),  # JCB (old 15-digit ranges)
+    (r"30[0-5]|309|36|3[89]", range(14, 20)),  # Diners Club
+    (r"5[06-9]|6\d", range(12, 20)),  # Maestro (12-19 digits)
+    (r"62", range(16, 20)),  # UnionPay
+    (r"220[0-4]", range(16, 17)),  # Mir
+    (r"60|65|81|82|508", range(16, 17)),  # RuPay
+)
+_BRAND_RES = tuple((re.compile(f"^(?:{p})"), lengths) for p, lengths in _BRANDS)
+
+
+def luhn_ok(candidate: str) -> bool:
+    digits = [int(c) for c in candidate if c.isdigit()]
+    if not digits:
+        return False
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def card_brand_ok(digits: str) -> bool:
+    return any(p.match(digits) and len(digits) in n for p, n in _BRAND_RES)
+
+
+class PaymentCardRecognizer(_Recognizer):
+    """Card numbers of every brand, 12-19 digits, contiguous or grouped, with a Luhn check.
+
+    A Luhn-valid number with a known brand prefix and length scores 1.0 at 13+ digits; 12-digit
+    numbers (Maestro) and numbers whose brand prefix is unknown need a context word ("card",
+    "Visa", "charge"): 1 in 10 random digit runs passes Luhn.
+    """
+
+    ENTITY = "CREDIT_CARD"
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        if sum(c.isdigit() for c in text) < 12:
+            return []
+        out = []
+        for m in _CARD_CANDIDATE.finditer(text):
+            value = m.group()
+            digits = "".join(c for c in value if c.isdigit())
+            if not luhn_ok(digits) or len(set(digits)) < 3:
+                continue
+            groups = re.split(r"[ -]", value)
+            if len(groups) > 1 and not _card_grouping(groups):
+                continue  # "1234 5678 90" style runs: phone or id groups, not a card layout
+            score = 1.0 if card_brand_ok(digits) and len(digits) >= 13 else 0.25
+            if score < 0.4 and self._has_context(text, m.start(), _CARD_CONTEXT):
+                score += CONTEXT_BOOST
+            out.append(self._result(m.start(), m.end(), score, "card number (Luhn)"))
+        return out
+
+
+def _card_grouping(groups: list[str]) -> bool:
+    """Printed card layouts: 4-4-4-x groups, Amex/Diners 4-6-4/5, or one group of 4 + rest."""
+    sizes = [len(g) for g in groups]
+    if all(s == 4 for s in sizes[:-1]) and 1 <= sizes[-1] <= 7:
+        return True
+    return sizes[0] == 4 and len(sizes) == 3 and sizes[1] == 6 and sizes[2] in (4, 5)
+
+
+# --------------------------------------------------------------------------------------------
+# names in context
+# --------------------------------------------------------------------------------------------
+
+_UP = "A-ZÀ-ÖØ-ÞĀ-Ž"
+_LOW = "a-zß-öø-ÿā-ž"
+_CAP_WORD = rf"[{_UP}][{_LOW}]+(?:[-'’][{_UP}]?[{_LOW}]+)?"
+_INITIAL = rf"[{_UP}]\.?"
+_PARTICLE = r"(?:van|von|der|den|de|del|della|di|da|dos|das|du|le|la|bin|al|ten|ter|zu|y)"
+# 1-4 name words: capitalized words, initials between them, lower-case particles before a
+# capitalized word ("Ludwig van Beethoven", "Leigha C Mackay").
+_CAP_NAME = (
+    rf"{_CAP_WORD}(?:[ ](?:{_PARTICLE}[ ])?(?:{_CAP_WORD}|{_INITIAL}(?=[ ]{_CAP_WORD}))){{0,3}}"
+)
+_LOW_WORD = rf"[{_LOW}]{{2,}}"
+_LOW_NAME = rf"{_LOW_WORD}(?:[ ]{_LOW_WORD})?"
+
+# Labels of a field that holds a person's name ("Name: Jan Novák", "User: jan.novak").
+_FIELD_LABELS = (
+    r"(?:full[ ]|first[ ]|last[ ]|customer[ ]|client[ ]|contact[ ]|account[ ]|user[ ]|"
+    r"display[ ]|legal[ ]|sender[ ]|recipient[ ])?name|customer|client|user|username|contact|"
+    r"contact[ ]person|agent|rep|representative|employee|patient|account[ ]holder|"
+    r"card[ ]?holder|attn|attention|from|to|cc|signed|requested[ ]by|reported[ ]by|"
+    r"assigned[ ]to|assignee|owner|author|reviewer|submitted[ ]by|caller|guest|tenant|"
+    r"beneficiary|nom|nombre|vorname|nachname|nome"
+)
+# Cues in running text after which a name follows.
+_GREETINGS = (
+    r"dear|hi|hello|hey|hiya|good[ ](?:morning|afternoon|evening)|morning|evening|"
+    r"thanks|thank[ ]you|thx|cheers|bye|welcome|congrats|congratulations|sorry|ok|okay|"
+    r"hola|bonjour|hallo|ciao|ol[áa]|salut|gracias|merci|danke|grazie|obrigad[oa]"
+)
+_INTRODUCTIONS = (
+    r"my[ ]name[ ]is|name's|i[ ]am|i'm|this[ ]is|it's|call[ ]me|i[ ]spoke[ ](?:with|to)|"
+    r"spoke[ ](?:with|to)|talked[ ]to|talking[ ]to|speak[ ](?:with|to)|ask[ ]for|"
+    r"follow[ ]up[ ]with|followed[ ]up[ ]with|forward(?:ed)?[ ](?:this|it)[ ]to|"
+    r"cc(?:'d|ed)?|signed[ ]by|on[ ]behalf[ ]of|according[ ]to|assigned[ ]to|"
+    r"contact(?:ed)?|escalate[ ]to|transfer(?:red)?[ ]to|reach(?:ed)?[ ]out[ ]to|"
+    r"(?:my|our|his|her|their)[ ](?:colleague|manager|boss|partner|husband|wife|son|"
+    r"daughter|mother|father|brother|sister|friend|assistant|accountant|lawyer|doctor|"
+    r"client|customer|tenant|landlord|neighbour|neighbor|coworker|co-worker|supervisor|"
+    r"technician|agent)|mr\.?|mrs\.?|ms\.?|miss|mx\.?|dr\.?|prof\.?|sir|madam|herr|frau|"
+    r"mme\.?|mlle\.?|sr\.?|sra\.?|señor|señora|signor|signora|sig\.?|agent|technician"
+)
+_SIGN_OFFS = (
+    r"(?:best|kind|warm|warmest|many|with)?[ ]?regards|best(?:[ ]wishes)?|sincerely|"
+    r"yours(?:[ ](?:truly|sincerely|faithfully))?|cheers|thanks(?:[ ]again)?|thank[ ]you|"
+    r"many[ ]thanks|all[ ]the[ ]best|take[ ]care|respectfully|cordially|talk[ ]soon|"
+    r"saludos|atentamente|cordialement|bien[ ]à[ ]vous|grüße|gruß|mit[ ]freundlichen[ ]grüßen|"
+    r"met[ ]vriendelijke[ ]groet|groeten|distinti[ ]saluti|saluti|cumprimentos|"
+    r"atenciosamente|pozdrawiam|s[ ]pozdravem|med[ ]vänliga[ ]hälsningar|hilsen|mvh|"
+    r"ystävällisin[ ]terveisin|--|—|-"
+)
+# Words that follow a cue without being a name ("Hi team", "Thanks all", "This is urgent").
+_NOT_NAMES = frozenset(
+    """
+    team all everyone everybody there sir madam customer customers folks guys again support
+    admin sales billing the this that these those please thanks thank you your yours our we i
+    me my it its is was a an and or but so for to of in on at by with from as not no yes ok
+    okay sure just now here still also very really what when where why how who which any
+    some again everyone hello hi hey dear good morning afternoon evening night day week
+    today tomorrow yesterday mister missus user customer client agent guest anyone someone
+    best kind regards sincerely cheers manager colleague friend partner sorry great
+    """.split()
+)
+
+
+def _cue_pattern(cues: str, name: str, after: str) -> regex.Pattern[str]:
+    return regex.compile(rf"(?i:\b(?:{cues}))(?:{after})(?-i:(?P<name>{name}))", regex.MULTILINE)
+
+
+# Each entry: (pattern, base score, whether lower-case names are allowed, the cue's kind).
+_NAME_PATTERNS: tuple[tuple[regex.Pattern[str], float, str], ...] = (
+    (_cue_pattern(_FIELD_LABELS, _CAP_NAME, r"[ \t]*:[ \t]*"), 0.85, "field"),
+    (_cue_pattern(_FIELD_LABELS, _LOW_NAME, r"[ \t]*:[ \t]*"), 0.85, "field-lower"),
+    (regex.compile(
+        rf"(?:^|(?<=[.!?\n]\s*))(?i:{_GREETINGS})[ \t]*,?[ \t]+(?-i:(?P<name>{_CAP_NAME}))",
+        regex.MULTILINE), 0.85, "greeting"),
+    (regex.compile(
+        rf"(?:^|(?<=[.!?\n]\s*))(?i:{_GREETINGS})[ \t]*,?[ \t]+(?P<name>{_LOW_NAME})",
+        regex.MULTILINE), 0.85, "greeting-lower"),
+    (regex.compile(
+        rf"\b(?i:{_INTRODUCTIONS})[ \t]+(?-i:(?P<name>{_CAP_NAME}))"), 0.85, "introduction"),
+    (regex.compile(
+        rf"\b(?i:my[ ]name[ ]is|i'm|i[ ]am|this[ ]is|call[ ]me)[ \t]+(?P<name>{_LOW_NAME})"),
+        0.85, "introduction-lower"),
+    (regex.compile(
+        rf"(?:^|(?<=[.!?\n]\s*))(?i:{_SIGN_OFFS})[ \t]*[,.!]?[ \t]*\n?[ \t]*"
+        rf"(?-i:(?P<name>{_CAP_NAME}))[ \t]*(?=\n|$|\Z|[,(])",
+        regex.MULTILINE), 0.85, "sign-off"),
+    (regex.compile(
+        rf"(?:^|(?<=[.!?\n]\s*))(?i:{_SIGN_OFFS})[ \t]*[,.!]?[ \t]*\n?[ \t]*"
+        rf"(?P<name>{_LOW_NAME})[ \t]*(?=\n|$|\Z)",
+        regex.MULTILINE), 0.85, "sign-off-lower"),
+    # A signature: 2-4 capitalized name words alone on a line after a finished sentence or a
+    # blank line, or ending the text.
+    (regex.compile(
+        rf"(?:(?<=[.!?,:;][ \t]*\n[ \t]*)|(?<=\n[ \t]*\n[ \t]*)|(?<=^[ \t]*))"
+        rf"(?P<name>{_CAP_WORD}(?:[ ](?:{_INITIAL}[ ])?{_CAP_WORD}){{1,3}})[ \t]*(?=\n|\Z)",
+        regex.MULTILINE), 0.6, "signature"),
+)
+
+
+class NameInContextRecognizer(_Recognizer):
+    """Names where support texts and chats put them, which the small NER model misses.
+
+    Field labels ("Name:", "Customer:", "User:"), greetings ("Hi Jan", "thanks maria"),
+    introductions ("my name is", "spoke with", "follow up with", "Mr."), sign-offs ("Best
+    regards,\\nJan Novák") and signature lines. A capitalized run after a strong cue is taken
+    as a name unless it is a role word ("Hi team") or a dictionary word followed by more text
+    ("Customer: Please help"); lower-case names (chat) must be in the given-name list.
+    """
+
+    ENTITY = "PERSON"
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        out: list[RecognizerResult] = []
+        for pattern, score, kind in _NAME_PATTERNS:
+            for m in pattern.finditer(text):
+                start, end = m.span("name")
+                name = self._trim(text, start, end, kind)
+                if name is None:
+                    continue
+                start, end = name
+                out.append(self._result(start, end, score, f"name after {kind} cue"))
+        return out
+
+    def _trim(self, text: str, start: int, end: int, kind: str) -> tuple[int, int] | None:
+        words = text[start:end].split(" ")
+        # Cut at the first word that is not a name: role words, or a plain dictionary word
+        # that is neither a known given nor family name ("Hi Jan Support" -> "Jan").
+        kept: list[str] = []
+        for i, w in enumerate(words):
+            lw = w.casefold().rstrip(".")
+            if lw in _NOT_NAMES:
+                break
+            if kind.endswith("lower"):
+                if lw not in given_names() and not (kept and is_known_name(lw)):
+                    break
+            elif i > 0 and len(w) > 1 and lw in dictionary_words() and not is_known_name(lw):
+                break
+            kept.append(w)
+        while kept and len(kept[-1].rstrip(".")) <= 1:  # no trailing initial or particle
+            kept.pop()
+        while kept and kept[-1].casefold() in _PARTICLE_WORDS:
+            kept.pop()
+        if not kept:
+            return None
+        first = kept[0].casefold()
+        if kind in ("introduction", "field", "greeting", "sign-off", "signature"):
+            # One dictionary word after a cue ("This is Urgent", "Customer: Thanks") is not a
+            # name unless it is a known one; a capitalized word outside the dictionary is.
+            single_word_not_name = (
+                len(kept) == 1 and first in dictionary_words() and not is_known_name(first)
+            )
+            if single_word_not_name:
+                return None
+            if kind == "signature" and not any(is_known_name(w) for w in kept):
+                # a heading or a product line ("Getting Started", "Acme Cloud Storage")
+                return None
+        # A single capitalized word followed by more words of the sentence is the start of a
+        # sentence, not a name ("Customer: Please help me"), unless it is a known name.
+        span_end = start + len(" ".join(kept))
+        rest = text[span_end : span_end + 3]
+        if (
+            kind in ("field", "introduction")
+            and len(kept) == 1
+            and re.match(r" [a-z]", rest)
+            and not is_known_name(first)
+        ):
+            return None
+        return start, span_end
+
+
+_PARTICLE_WORDS = frozenset(_PARTICLE.strip("(?:)").split("|"))
+
+
+# --------------------------------------------------------------------------------------------
+# street addresses
+# --------------------------------------------------------------------------------------------
+
+# Street-type words, English and the main European languages.
+_STREET_TYPES_AFTER = (
+    r"street|st|avenue|ave|av|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|way|"
+    r"terrace|ter|crescent|cres|close|square|sq|parkway|pkwy|highway|hwy|heights|hts|landing|"
+    r"row|circle|cir|trail|trl|path|walk|grove|gardens|gdns|mews|hill|park|view|ridge|point|"
+    r"pike|alley|plaza|loop|run|pass|crossing|glen|green|vale|wharf|quay|esplanade|parade|"
+    r"rise|causeway|expressway|freeway|turnpike|route|rte"
+)
+_STREET_TYPES_BEFORE = (
+    r"rue|avenue|av|boulevard|bd|bvd|chemin|allée|impasse|quai|place|route|cours|passage|"
+    r"via|viale|piazza|piazzale|corso|vicolo|largo|strada|calle|avenida|avda|paseo|plaza|"
+    r"camino|carrer|carretera|ronda|rua|praça|travessa|estrada|alameda|largo|ulica|ul|aleja|"
+    r"al|plac|ulice|utca|út|tér|strada|bulevardul|calea|odos|leoforos|oktober|straße"
+)
+# German/Dutch/Nordic compounds end in their street word: "Hauptstraße 5", "Kerkstraat 12".
+_STREET_SUFFIXES = (
+    r"straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|steig|chaussee|pfad|"
+    r"straat|laan|gracht|plein|kade|singel|dreef|"
+    r"vej|gade|gatan|gata|vägen|veien|veg|stræde|torget|"
+    r"katu|tie|polku|kuja|"
+    r"ská|ová|ní|utca|út"
+)
+_NUM = r"\d{1,5}(?:[ ]?[A-Za-z](?![A-Za-z]))?(?:[-/]\d{1,4}[A-Za-z]?)?"
+_SNAME = rf"[{_UP}0-9][\w'’.-]*"
+_UNIT = (
+    r"(?:,?[ \t]*(?:\\n|\n)?[ \t]*(?:apt\.?|apartment|suite|ste\.?|unit|flat|floor|fl\.?|"
+    r"room|rm\.?|bldg\.?|building|#|app\.?|appartement|étage|piso|wohnung|whg\.?)[ \t]*#?"
+    r"[A-Za-z]?\d{1,5}[A-Za-z]?)"
+)
+_ADDRESS_PATTERNS: tuple[tuple[regex.Pattern[str], float], ...] = (
+    # "676 Maple Landing Suite 954", "22 Pollen Crescent", "3240 Meadow Drive"
+    (regex.compile(
+        rf"\b{_NUM},?[ \t]+(?:{_SNAME}[ \t]+){{0,4}}(?i:{_STREET_TYPES_AFTER})\b\.?"
+        rf"(?:[ \t]+(?i:north|south|east|west|n|s|e|w|ne|nw|se|sw)\b\.?)?{_UNIT}?"), 0.7),
+    # "Via Pasquale Scura 127", "12 rue de la Paix", "Calle Mayor, 5", "ul. Długa 4"
+    (regex.compile(
+        rf"(?:\b{_NUM},?[ \t]+)?\b(?i:{_STREET_TYPES_BEFORE})\b\.?[ \t]+"
+        rf"(?:(?i:de|del|della|delle|dei|degli|di|da|do|dos|das|des|du|la|le|les|los|las|"
+        rf"el|l'|d')[ \t']*)*{_SNAME}(?:[ \t]+{_SNAME}){{0,3}},?[ \t]+{_NUM}\b{_UNIT}?"),
+        0.7),
+    (regex.compile(
+        rf"(?:\b{_NUM},?[ \t]+)?\b(?i:{_STREET_TYPES_BEFORE})\b\.?[ \t]+"
+        rf"(?:(?i:de|del|della|delle|dei|degli|di|da|do|dos|das|des|du|la|le|les|los|las|"
+        rf"el|l'|d')[ \t']*)*[{_UP}][\w'’-]+(?:[ \t]+[{_UP}][\w'’-]+){{0,3}}"), 0.45),
+    # "Hauptstraße 5", "Kerkstraat 12a", "Strojírenská 1006"
+    (regex.compile(rf"\b[{_UP}][\w-]*(?i:{_STREET_SUFFIXES})[ \t]+{_NUM}\b{_UNIT}?"), 0.7),
+    # "Auf dem Berg 5" style: handled by labels below. Units on their own: "Suite 026".
+    (regex.compile(
+        r"\b(?:Apt\.?|Apartment|Suite|Ste\.|Unit|Flat)[ \t]*#?[A-Za-z]?\d{1,5}[A-Za-z]?\b"),
+        0.5),
+    # PO boxes
+    (regex.compile(
+        r"(?i)\b(?:p\.?[ \t]?o\.?[ \t]?box|post[ \t]office[ \t]box|postfach|apartado(?:[ \t]de"
+        r"[ \t]correos)?|bo[iî]te[ \t]postale|case[ \t]postale|casilla|caixa[ \t]postal|"
+        r"postbus|box)[ \t]*#?[ \t]*\d{1,6}\b"), 0.75),
+)
+# "Address: <anything up to the end of the line>" is an address whatever its layout.
+_ADDRESS_LABEL = regex.compile(
+    r"(?i)\b(?:address|addr|street|home address|shipping address|billing address|"
+    r"mailing address|postal address|ship to|deliver to|adresse|dirección|direccion|"
+    r"indirizzo|endereço|anschrift|adres)[ \t]*:[ \t]*(?P<addr>[^\n]{4,120}?)[ \t]*(?=\n|$)",
+    regex.MULTILINE,
+)
+
+
+class StreetAddressRecognizer(_Recognizer):
+    """Street addresses: house number + street name + street-type word (English and the main
+    European languages, type word before or after the name, German/Dutch/Nordic compounds),
+    unit/apartment/suite, PO boxes, and anything after an "Address:" label on its line."""
+
+    ENTITY = "STREET_ADDRESS"
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        out = []
+        for pattern, score in _ADDRESS_PATTERNS:
+            for m in pattern.finditer(text):
+                if not any(c.isdigit() for c in m.group()) and score < 0.5:
+                    # a street type word and a name without a number: only next to "address"
+                    if not re.search(r"(?i)address|live|located|ship|deliver|street", text):
+                        continue
+                out.append(self._result(m.start(), m.end(), score, "street address layout"))
+        for m in _ADDRESS_LABEL.finditer(text):
+            out.append(self._result(*m.span("addr"), 0.8, "address label"))
+        return out
+
+
+# City + postcode: "Springfield, IL 62704", "75008 Paris", "1012 AB Amsterdam", "SW1A 1AA".
+_POSTCODE_CITY = (
+    regex.compile(
+        rf"\b[{_UP}][{_LOW}]+(?:[ -][{_UP}][{_LOW}]+){{0,3}},[ \t]*[A-Z]{{2}}[ \t]+"
+        r"\d{5}(?:-\d{4})?\b"),
+    regex.compile(
+        rf"\b(?:[A-Z]{{1,2}}-)?\d{{4,5}}(?:[ \t][A-Z]{{2}})?[ \t]+[{_UP}][{_LOW}]{{2,}}"
+        rf"(?:[ -](?:(?:am|an|im|sur|de|del|la|le|en)[ -])?[{_UP}][{_LOW}]+){{0,2}}\b"),
+    regex.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}\b"),  # UK postcode
+)
+
+
+class PostcodeCityRecognizer(_Recognizer):
+    """A postcode with its city (US, continental European and UK layouts) as a LOCATION.
+
+    "2024 Release" would fit the European layout: a number-led match is kept only when the
+    word is not a dictionary word or when an address-like word is near.
+    """
+
+    ENTITY = "LOCATION"
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        out = []
+        for i, pattern in enumerate(_POSTCODE_CITY):
+            for m in pattern.finditer(text):
+                if i == 1:
+                    word = re.sub(r"^[A-Z-]*[\d \t]+(?:[A-Z]{2}[ \t]+)?", "", m.group())
+                    first = word.split()[0].casefold() if word.split() else ""
+                    if first in dictionary_words() and not re.search(
+                        r"(?i)address|street|\bst\b|road|avenue|box|suite|apt|ship|city", text
+                    ):
+                        continue
+                out.append(self._result(m.start(), m.end(), 0.6, "postcode and city"))
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# dates of birth
+# --------------------------------------------------------------------------------------------
+
+_MONTHS = (
+    r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
+)
+_DATE = (
+    rf"(?:\d{{4}}[-/.]\d{{1,2}}[-/.]\d{{1,2}}|\d{{1,2}}[-/.]\d{{1,2}}[-/.]\d{{2,4}}|"
+    rf"\d{{1,2}}(?:st|nd|rd|th)?[ \t]+(?:of[ \t]+)?(?:{_MONTHS})\.?,?[ \t]+\d{{4}}|"
+    rf"(?:{_MONTHS})\.?[ \t]+\d{{1,2}}(?:st|nd|rd|th)?,?[ \t]+\d{{4}})"
+)
+_DOB = regex.compile(
+    rf"(?i)\b(?:d\.?o\.?b\.?|date[ \t]of[ \t]birth|birth[ \t]?date|birthday|born(?:[ \t]on)?|"
+    rf"geboren(?:[ \t]am)?|geburtsdatum|n[ée]e?[ \t]le|date[ \t]de[ \t]naissance|"
+    rf"fecha[ \t]de[ \t]nacimiento|nacid[oa][ \t]el|data[ \t]di[ \t]nascita|nat[oa][ \t]il|"
+    rf"data[ \t]de[ \t]nascimento)[ \t]*(?:is|was|:|-)?[ \t]*(?P<date>{_DATE})"
+)
+
+
+class DateOfBirthRecognizer(_Recognizer):
+    """A date right after a birth-date label ("DOB: 04/07/1986", "born on 3 May 1990")."""
+
+    ENTITY = "DATE_OF_BIRTH"
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        return [
+            self._result(*m.span("date"), 0.9, "labelled date of birth")
+            for m in _DOB.finditer(text)
+        ]
+
+
+def project_recognizers(language: str, phone_regions: Iterable[str]) -> list[LocalRecognizer]:
+    """Every recognizer of this module, configured for a language and phone regions."""
+    return [
+        PhoneNumberRecognizer(language, phone_regions),
+        PaymentCardRecognizer(language, name="PaymentCardRecognizer"),
+        NameInContextRecognizer(language, name="NameInContextRecognizer"),
+        StreetAddressRecognizer(language, name="StreetAddressRecognizer"),
+        PostcodeCityRecognizer(language, name="PostcodeCityRecognizer"),
+        DateOfBirthRecognizer(language, name="DateOfBirthRecognizer"),
+    ]
