@@ -27,7 +27,7 @@ _TECH = """
 ai ml llm api apis sdk cli gui ui ux url json yaml toml xml csv html css sql nosql graphql rest
 grpc http https tcp udp ssh ssl tls dns vpn cdn oauth jwt saml ldap sso mfa 2fa
 python java javascript typescript kotlin swift rust go golang ruby php perl scala haskell
-elixir erlang clojure lua dart julia matlab fortran cobol bash zsh powershell c# f# c++
+elixir erlang clojure lua dart julia django jinja celery matlab fortran cobol bash zsh powershell c# f# c++
 linux unix ubuntu debian fedora centos alpine windows macos ios android chromeos freebsd
 docker kubernetes k8s helm terraform ansible puppet chef vagrant nginx apache tomcat
 postgres postgresql mysql mariadb sqlite redis mongodb cassandra elasticsearch kafka
@@ -45,8 +45,7 @@ json-ld markdown latex jupyter notebook colab vscode vim emacs intellij pycharm 
 
 
 @functools.lru_cache(maxsize=1)
-def dictionary_words() -> frozenset[str]:
-    """Lower-case English dictionary words from the installed spaCy model's lemma index."""
+def _lemma_index() -> dict[str, frozenset[str]]:
     import spacy
 
     from ftdata_pipeline.stages.pii.engine import SPACY_MODELS
@@ -54,7 +53,31 @@ def dictionary_words() -> frozenset[str]:
     nlp = spacy.load(SPACY_MODELS["en"], exclude=["tok2vec", "tagger", "parser", "ner",
                                                    "attribute_ruler", "senter"])
     table = nlp.get_pipe("lemmatizer").lookups.get_table("lemma_index")
-    return frozenset(w.replace("_", " ") for pos in table for w in table[pos])
+    return {pos: frozenset(w.replace("_", " ") for w in table[pos]) for pos in table}
+
+
+def dictionary_words() -> frozenset[str]:
+    """Lower-case English dictionary words from the installed spaCy model's lemma index."""
+    return _all_words()
+
+
+@functools.lru_cache(maxsize=1)
+def _all_words() -> frozenset[str]:
+    return frozenset().union(*_lemma_index().values())
+
+
+@functools.lru_cache(maxsize=1)
+def common_words() -> frozenset[str]:
+    """Dictionary words that are also verbs, adjectives or adverbs ("will", "grace", "rose").
+
+    The index lists proper names too, as lower-case nouns ("dennis", "paris"); a word found
+    only as a noun may be a name, one found as a verb or adjective is an ordinary word as well.
+    """
+    from spacy.strings import get_string_id
+
+    index = _lemma_index()  # keyed by the hash of the part of speech
+    noun = get_string_id("noun")
+    return frozenset().union(*(words for pos, words in index.items() if pos != noun))
 
 
 def _names_of(value) -> list[str]:
@@ -112,3 +135,32 @@ def tech_terms() -> frozenset[str]:
     # be) stay names: a package list must not switch off person detection.
     names = given_names() | family_names()
     return frozenset(_TECH) | frozenset(d for d in dists if len(d) > 2 and d not in names)
+
+
+@functools.lru_cache(maxsize=1)
+def place_names() -> frozenset[str]:
+    """Cities, countries, states and regions of every Faker locale, lower case (Latin script).
+
+    Tells a name the NER model took for a place ("Kateřina" as LOCATION) from a real place.
+    """
+    import faker.providers.address as address
+
+    places: set[str] = set()
+    for module in pkgutil.iter_modules(address.__path__):
+        provider = getattr(
+            importlib.import_module(f"faker.providers.address.{module.name}"), "Provider", None
+        )
+        if provider is None:
+            continue
+        for attr in ("cities", "city_names", "countries", "states", "provinces", "regions"):
+            places.update(v.casefold() for v in _names_of(vars(provider).get(attr)))
+    return frozenset(places)
+
+
+@functools.lru_cache(maxsize=1)
+def street_suffixes() -> tuple[str, ...]:
+    """English street-type words: the USPS Publication 28 suffixes as Faker ships them."""
+    from faker.providers.address.en_US import Provider
+
+    words = {w.casefold() for w in Provider.street_suffixes}
+    return tuple(sorted(words, key=lambda w: (-len(w), w)))

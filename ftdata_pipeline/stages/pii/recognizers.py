@@ -11,6 +11,7 @@ within the few words before the match (+0.35).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -18,7 +19,15 @@ import phonenumbers
 import regex
 from presidio_analyzer import AnalysisExplanation, LocalRecognizer, RecognizerResult
 
-from ftdata_pipeline.stages.pii.lexicon import dictionary_words, given_names, is_known_name
+from ftdata_pipeline.stages.pii.lexicon import (
+    common_words,
+    dictionary_words,
+    given_names,
+    is_known_name,
+    place_names,
+    street_suffixes,
+    tech_terms,
+)
 from ftdata_pipeline.stages.pii.phone_regions import DEFAULT_PHONE_REGIONS
 
 CONTEXT_BOOST = 0.35
@@ -277,7 +286,8 @@ _GREETINGS = (
     r"hola|bonjour|hallo|ciao|ol[áa]|salut|gracias|merci|danke|grazie|obrigad[oa]"
 )
 _INTRODUCTIONS = (
-    r"my[ ]name[ ]is|name's|i[ ]am|i'm|this[ ]is|it's|call[ ]me|i[ ]spoke[ ](?:with|to)|"
+    r"my[ ]name[ ]is|(?:first|last|maiden|middle|full|family|given|sur)?[ ]?name[ ](?:is|was)|"
+    r"name\?|name's|i[ ]am|i'm|this[ ]is|it's|call[ ]me|i[ ]spoke[ ](?:with|to)|"
     r"spoke[ ](?:with|to)|talked[ ]to|talking[ ]to|speak[ ](?:with|to)|ask[ ]for|"
     r"follow[ ]up[ ]with|followed[ ]up[ ]with|forward(?:ed)?[ ](?:this|it)[ ]to|"
     r"cc(?:'d|ed)?|signed[ ]by|on[ ]behalf[ ]of|according[ ]to|assigned[ ]to|"
@@ -420,95 +430,221 @@ class NameInContextRecognizer(_Recognizer):
 
 _PARTICLE_WORDS = frozenset(_PARTICLE.strip("(?:)").split("|"))
 
+_RUN_WORD = r"\p{Lu}[\p{Ll}\p{M}]+(?:[-'’]\p{Lu}?[\p{Ll}\p{M}]+)?"
+_NAME_RUN = regex.compile(
+    rf"(?<![\p{{L}}\d_.@/#-])(?:{_RUN_WORD})(?:[ ](?:{_PARTICLE}[ ])?(?:{_RUN_WORD}|\p{{Lu}}\.?"
+    rf"(?=[ ]\p{{Lu}})))*(?![\p{{L}}\d_@/])"
+)
+# "Marek: What a wife." - a speaker's name at the start of a line, before a colon.
+_SPEAKER = regex.compile(rf"^[ \t]*(?P<name>{_RUN_WORD}(?:[ ]{_RUN_WORD})?)[ \t]*:", regex.M)
+
+
+def _name_evidence(word: str, run_len: int) -> bool:
+    """A capitalized word that is a known given or family name and not an ordinary word."""
+    w = word.casefold()
+    if not is_known_name(w) or w in common_words() or w in tech_terms():
+        return False
+    return run_len > 1 or w not in place_names()
+
+
+class KnownNameRecognizer(_Recognizer):
+    """Capitalized words that are known given or family names (the name lists of every Faker
+    locale), wherever they stand: the small NER model misses many names outside its training
+    distribution ("Sini shouted at Curtis"). Ordinary words that are also names ("Will",
+    "Grace", "Rose") count only next to another name word; a lone name that is also a place
+    ("Florence") is left to the NER model. The span is the whole run of name words.
+    """
+
+    ENTITY = "PERSON"
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        out = []
+        for m in _NAME_RUN.finditer(text):
+            words = m.group().split(" ")
+            flags = [_name_evidence(w, len(words)) for w in words]
+            if not any(flags):
+                continue
+            # trim leading / trailing words that are plain dictionary words ("The", "Cautionary")
+            lo, hi = 0, len(words)
+            while lo < hi and not flags[lo] and not _weak_name(words[lo]):
+                lo += 1
+            while hi > lo and not flags[hi - 1] and not _weak_name(words[hi - 1]):
+                hi -= 1
+            start = m.start() + len(" ".join(words[:lo])) + (1 if lo else 0)
+            end = start + len(" ".join(words[lo:hi]))
+            out.append(self._result(start, end, 0.6, "known given or family name"))
+        for m in _SPEAKER.finditer(text):
+            words = m.group("name").split(" ")
+            if any(is_known_name(w) and w.casefold() not in tech_terms() for w in words):
+                out.append(self._result(*m.span("name"), 0.6, "speaker name"))
+        return out
+
+
+def _weak_name(word: str) -> bool:
+    """A run word kept inside a name: an initial, a known name, or not a dictionary word."""
+    w = word.casefold().rstrip(".")
+    if len(w) == 1 or w in _NOT_NAMES:
+        return len(w) == 1
+    return is_known_name(w) or w not in dictionary_words()
+
 
 # --------------------------------------------------------------------------------------------
 # street addresses
 # --------------------------------------------------------------------------------------------
 
-# Street-type words, English and the main European languages.
-_STREET_TYPES_AFTER = (
-    r"street|st|avenue|ave|av|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|way|"
-    r"terrace|ter|crescent|cres|close|square|sq|parkway|pkwy|highway|hwy|heights|hts|landing|"
-    r"row|circle|cir|trail|trl|path|walk|grove|gardens|gdns|mews|hill|park|view|ridge|point|"
-    r"pike|alley|plaza|loop|run|pass|crossing|glen|green|vale|wharf|quay|esplanade|parade|"
-    r"rise|causeway|expressway|freeway|turnpike|route|rte"
+# Street-type words after the name: the USPS suffixes (lexicon.street_suffixes) plus British
+# and Commonwealth ones and the usual abbreviations.
+_STREET_TYPES_EXTRA = (
+    r"st|ave|av|rd|blvd|ln|dr|ct|pl|ter|cres|cl|sq|pkwy|hwy|hts|cir|trl|gdns|rte|close|"
+    r"gardens|mews|parade|esplanade|wharf|quay|rise|vale|wynd|row|walk|grove"
 )
+# Street-type words before the name (French, Italian, Spanish, Portuguese, Catalan, Polish,
+# Czech, Romanian, Greek transliterated) and after it as a separate word (German, Hungarian,
+# Nordic, Dutch).
 _STREET_TYPES_BEFORE = (
-    r"rue|avenue|av|boulevard|bd|bvd|chemin|allée|impasse|quai|place|route|cours|passage|"
-    r"via|viale|piazza|piazzale|corso|vicolo|largo|strada|calle|avenida|avda|paseo|plaza|"
-    r"camino|carrer|carretera|ronda|rua|praça|travessa|estrada|alameda|largo|ulica|ul|aleja|"
-    r"al|plac|ulice|utca|út|tér|strada|bulevardul|calea|odos|leoforos|oktober|straße"
+    r"rue|r\.|r|avenue|av|boulevard|bd|bvd|chemin|allée|impasse|quai|place|route|cours|"
+    r"passage|via|viale|piazza|piazzale|corso|vicolo|largo|strada|stradone|calle|c/|avenida|"
+    r"avda|paseo|plaza|camino|carrer|carretera|ronda|rua|rúa|praça|travessa|estrada|alameda|"
+    r"ulica|ul\.|aleja|al\.|plac|ulice|náměstí|bulevardul|calea|odos|leoforos"
 )
-# German/Dutch/Nordic compounds end in their street word: "Hauptstraße 5", "Kerkstraat 12".
+_STREET_TYPES_WORD_AFTER = (
+    r"straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|utca|u\.|út|tér|kapu|sor|körút|"
+    r"köz|vej|gade|gata|gatan|vägen|veien|katu|tie|laan|straat|steeg|plein|kade"
+)
+# German/Dutch/Nordic/Central European compounds end in their street word.
 _STREET_SUFFIXES = (
     r"straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|steig|chaussee|pfad|"
     r"straat|laan|gracht|plein|kade|singel|dreef|"
-    r"vej|gade|gatan|gata|vägen|veien|veg|stræde|torget|"
+    r"vej|gade|gatan|gata|vägen|veien|veg|stræde|torget|stígur|stíg|braut|"
     r"katu|tie|polku|kuja|"
     r"ská|ová|ní|utca|út"
 )
 _NUM = r"\d{1,5}(?:[ ]?[A-Za-z](?![A-Za-z]))?(?:[-/]\d{1,4}[A-Za-z]?)?"
-_SNAME = rf"[{_UP}0-9][\w'’.-]*"
+_W = r"\p{Lu}[\p{Ll}\p{M}'’.-]*"  # a capitalized word in any script (Latin, Greek, Cyrillic)
+_SNAME = rf"(?:{_W}|\d+(?:st|nd|rd|th)?)"
 _UNIT = (
-    r"(?:,?[ \t]*(?:\\n|\n)?[ \t]*(?:apt\.?|apartment|suite|ste\.?|unit|flat|floor|fl\.?|"
+    r"(?:,?[ \t]*\n?[ \t]*(?:apt\.?|apartment|suite|ste\.?|unit|flat|floor|fl\.?|"
     r"room|rm\.?|bldg\.?|building|#|app\.?|appartement|étage|piso|wohnung|whg\.?)[ \t]*#?"
     r"[A-Za-z]?\d{1,5}[A-Za-z]?)"
 )
-_ADDRESS_PATTERNS: tuple[tuple[regex.Pattern[str], float], ...] = (
-    # "676 Maple Landing Suite 954", "22 Pollen Crescent", "3240 Meadow Drive"
-    (regex.compile(
-        rf"\b{_NUM},?[ \t]+(?:{_SNAME}[ \t]+){{0,4}}(?i:{_STREET_TYPES_AFTER})\b\.?"
-        rf"(?:[ \t]+(?i:north|south|east|west|n|s|e|w|ne|nw|se|sw)\b\.?)?{_UNIT}?"), 0.7),
-    # "Via Pasquale Scura 127", "12 rue de la Paix", "Calle Mayor, 5", "ul. Długa 4"
-    (regex.compile(
-        rf"(?:\b{_NUM},?[ \t]+)?\b(?i:{_STREET_TYPES_BEFORE})\b\.?[ \t]+"
-        rf"(?:(?i:de|del|della|delle|dei|degli|di|da|do|dos|das|des|du|la|le|les|los|las|"
-        rf"el|l'|d')[ \t']*)*{_SNAME}(?:[ \t]+{_SNAME}){{0,3}},?[ \t]+{_NUM}\b{_UNIT}?"),
-        0.7),
-    (regex.compile(
-        rf"(?:\b{_NUM},?[ \t]+)?\b(?i:{_STREET_TYPES_BEFORE})\b\.?[ \t]+"
-        rf"(?:(?i:de|del|della|delle|dei|degli|di|da|do|dos|das|des|du|la|le|les|los|las|"
-        rf"el|l'|d')[ \t']*)*[{_UP}][\w'’-]+(?:[ \t]+[{_UP}][\w'’-]+){{0,3}}"), 0.45),
-    # "Hauptstraße 5", "Kerkstraat 12a", "Strojírenská 1006"
-    (regex.compile(rf"\b[{_UP}][\w-]*(?i:{_STREET_SUFFIXES})[ \t]+{_NUM}\b{_UNIT}?"), 0.7),
-    # "Auf dem Berg 5" style: handled by labels below. Units on their own: "Suite 026".
-    (regex.compile(
-        r"\b(?:Apt\.?|Apartment|Suite|Ste\.|Unit|Flat)[ \t]*#?[A-Za-z]?\d{1,5}[A-Za-z]?\b"),
-        0.5),
-    # PO boxes
-    (regex.compile(
-        r"(?i)\b(?:p\.?[ \t]?o\.?[ \t]?box|post[ \t]office[ \t]box|postfach|apartado(?:[ \t]de"
-        r"[ \t]correos)?|bo[iî]te[ \t]postale|case[ \t]postale|casilla|caixa[ \t]postal|"
-        r"postbus|box)[ \t]*#?[ \t]*\d{1,6}\b"), 0.75),
+# Following lines of an address block: a short line of capitalized words, a postcode, a
+# country ("Nicosia", "Cyprus 20187", "SW1A 1AA", ", CO").
+_BLOCK_LINE = regex.compile(
+    r"\n[ \t]*,?[ \t]*(?:[\p{Lu}\d][\p{L}\p{M}\d .,'’()-]{0,45}|\p{Lu}{2}[ \t]+\d{3,6})[ \t]*(?=\n|$)"
 )
-# "Address: <anything up to the end of the line>" is an address whatever its layout.
+_PARTICLES_ADDR = (
+    r"(?:(?i:de|del|della|delle|dei|degli|di|da|do|dos|das|des|du|la|le|les|los|las|el|van|"
+    r"von|der|den|l'|d')[ \t']+)"
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _address_patterns() -> tuple[tuple[regex.Pattern[str], float, bool], ...]:
+    after = "|".join(re.escape(w) for w in street_suffixes()) + "|" + _STREET_TYPES_EXTRA
+    direction = r"(?:[ \t]+(?i:north|south|east|west|n|s|e|w|ne|nw|se|sw)\b\.?)?"
+    return (
+        # "676 Maple Landing Suite 954", "22 Pollen Crescent", "3240 Meadow Drive"
+        (regex.compile(
+            rf"\b{_NUM},?[ \t]+(?:{_PARTICLES_ADDR}?{_SNAME}[ \t]+){{0,4}}(?i:{after})\b\.?"
+            rf"{direction}{_UNIT}?"), 0.7, True),
+        # "Via Pasquale Scura 127", "12 rue de la Paix", "Calle Mayor, 5", "R Irene Lisboa 23"
+        (regex.compile(
+            rf"(?:\b{_NUM},?[ \t]+)?(?<![\p{{L}}])(?i:{_STREET_TYPES_BEFORE})(?:(?<=\.)|\b)[ \t]*"
+            rf"{_PARTICLES_ADDR}*{_W}(?:[ \t]+{_PARTICLES_ADDR}*{_W}){{0,3}},?[ \t]+{_NUM}\b"
+            rf"{_UNIT}?"), 0.7, True),
+        # "Brandenburgische Straße 12", "Tompa u. 2.", "Csabai kapu 38."
+        (regex.compile(
+            rf"\b{_W}(?:[ \t]+{_W}){{0,2}}[ \t]+(?i:{_STREET_TYPES_WORD_AFTER})(?:(?<=\.)|\b)"
+            rf"[ \t]*{_NUM}\b\.?{_UNIT}?"), 0.7, True),
+        # "Hauptstraße 5", "Kerkstraat 12a", "Strojírenská 1006", "Brekkustíg 4"
+        (regex.compile(rf"\b\p{{Lu}}[\p{{L}}\p{{M}}-]*(?i:{_STREET_SUFFIXES})[ \t]+{_NUM}\b"
+                       rf"{_UNIT}?"), 0.7, True),
+        # "379 Dalmatinova 108", "33514 Buitenburen 28": number, street name, number
+        (regex.compile(
+            rf"\b\d{{1,5}}[ \t]+{_W}(?:[ \t]+{_PARTICLES_ADDR}?{_W}){{0,3}}[ \t]+\d{{1,4}}"
+            rf"[A-Za-z]?\b\.?{_UNIT}?"), 0.6, True),
+        # "at the corner of Sidumula 60 and Ootsuki Walks"
+        (regex.compile(
+            rf"(?i:corner[ \t]+of)[ \t]+(?:{_SNAME}[ \t]+){{0,4}}{_SNAME}[ \t]+(?i:and|&)"
+            rf"[ \t]+(?:{_SNAME}[ \t]*){{1,4}}(?:\b(?i:{after})\b\.?)?"), 0.7, False),
+        # US military mail: "USNV Eberhardt\nFPO AP 30872", "PSC 1234, Box 5678\nAPO AE 09012"
+        (regex.compile(
+            r"\b(?:USNS|USNV|USS|USCGC|PSC|CMR|Unit)[ \t]+[\w]+(?:,?[ \t]+Box[ \t]+\d+)?"
+            r"[ \t,]*\n?[ \t]*(?:FPO|APO|DPO)[ \t]+A[AEP][ \t]+\d{5}\b"), 0.8, False),
+        # Units on their own: "Suite 026", "Apt. 559"
+        (regex.compile(
+            r"\b(?:Apt\.?|Apartment|Suite|Ste\.|Unit|Flat)[ \t]*#?[A-Za-z]?\d{1,5}[A-Za-z]?\b"),
+            0.5, False),
+        # PO boxes
+        (regex.compile(
+            r"(?i)\b(?:p\.?[ \t]?o\.?[ \t]?box|post[ \t]office[ \t]box|postfach|apartado(?:[ \t]"
+            r"de[ \t]correos)?|bo[iî]te[ \t]postale|case[ \t]postale|casilla|caixa[ \t]postal|"
+            r"postbus)[ \t]*#?[ \t]*\d{1,6}\b"), 0.75, False),
+        # A street name and a type word without a number ("Lange Parks St."): weak, redacted
+        # next to an address word ("corner of", "lives on", "street").
+        (regex.compile(
+            rf"\b{_W}(?:[ \t]+{_PARTICLES_ADDR}?{_W}){{0,2}}[ \t]+(?-i:(?:{after.title()}|"
+            rf"St|Ave|Rd|Blvd|Ln|Dr)\b\.?)"), 0.25, False),
+    )
+
+
+_ADDRESS_CONTEXT = re.compile(
+    r"(?i)\b(?:address|corner|street|located|lives?|living|moved|move|stop|deliver|ship|"
+    r"near|between|intersection|on|at|to|in|refers)\b"
+)
+# "Address: <anything up to the end of the line, or the next lines of its block>".
 _ADDRESS_LABEL = regex.compile(
-    r"(?i)\b(?:address|addr|street|home address|shipping address|billing address|"
+    r"(?i)\b(?:address|addr|home address|shipping address|billing address|"
     r"mailing address|postal address|ship to|deliver to|adresse|dirección|direccion|"
-    r"indirizzo|endereço|anschrift|adres)[ \t]*:[ \t]*(?P<addr>[^\n]{4,120}?)[ \t]*(?=\n|$)",
+    r"indirizzo|endereço|anschrift|adres)[ \t]*:[ \t]*\n?[ \t]*"
+    r"(?P<addr>[^\n]{4,120}?)[ \t]*(?=\n|$)",
     regex.MULTILINE,
 )
 
 
 class StreetAddressRecognizer(_Recognizer):
     """Street addresses: house number + street name + street-type word (English and the main
-    European languages, type word before or after the name, German/Dutch/Nordic compounds),
-    unit/apartment/suite, PO boxes, and anything after an "Address:" label on its line."""
+    European languages, type word before or after the name, compounds), unit/apartment/suite,
+    PO boxes, military mail, street corners, anything after an "Address:" label; then the short
+    lines of the same address block (city, region, postcode, country)."""
 
     ENTITY = "STREET_ADDRESS"
 
     def analyze(self, text, entities, nlp_artifacts=None):
         out = []
-        for pattern, score in _ADDRESS_PATTERNS:
+        for pattern, score, blockable in _address_patterns():
             for m in pattern.finditer(text):
-                if not any(c.isdigit() for c in m.group()) and score < 0.5:
-                    # a street type word and a name without a number: only next to "address"
-                    if not re.search(r"(?i)address|live|located|ship|deliver|street", text):
+                start, end = m.span()
+                value = m.group()
+                if score < 0.4:
+                    first = value.split()[0].casefold()
+                    if first in _NOT_NAMES or not self._has_context(text, start, _ADDRESS_CONTEXT):
                         continue
-                out.append(self._result(m.start(), m.end(), score, "street address layout"))
+                    score_ = score + CONTEXT_BOOST
+                else:
+                    score_ = score
+                if blockable and score >= 0.6:
+                    end = _block_end(text, end)
+                out.append(self._result(start, end, score_, "street address layout"))
         for m in _ADDRESS_LABEL.finditer(text):
-            out.append(self._result(*m.span("addr"), 0.8, "address label"))
+            start, end = m.span("addr")
+            out.append(self._result(start, _block_end(text, end), 0.8, "address label"))
         return out
+
+
+def _block_end(text: str, end: int) -> int:
+    """Extend an address over up to four following short lines of the same block."""
+    for _ in range(4):
+        m = _BLOCK_LINE.match(text, end)
+        if not m or re.search(r"[.!?:]\s*$", m.group()) or _looks_like_sentence(m.group()):
+            break
+        end = m.end()
+    return end
+
+
+def _looks_like_sentence(line: str) -> bool:
+    words = line.split()
+    return len(words) > 5 or sum(w[:1].islower() for w in words) > 1
 
 
 # City + postcode: "Springfield, IL 62704", "75008 Paris", "1012 AB Amsterdam", "SW1A 1AA".
@@ -586,6 +722,7 @@ def project_recognizers(language: str, phone_regions: Iterable[str]) -> list[Loc
         PhoneNumberRecognizer(language, phone_regions),
         PaymentCardRecognizer(language, name="PaymentCardRecognizer"),
         NameInContextRecognizer(language, name="NameInContextRecognizer"),
+        KnownNameRecognizer(language, name="KnownNameRecognizer"),
         StreetAddressRecognizer(language, name="StreetAddressRecognizer"),
         PostcodeCityRecognizer(language, name="PostcodeCityRecognizer"),
         DateOfBirthRecognizer(language, name="DateOfBirthRecognizer"),

@@ -26,7 +26,12 @@ from bisect import bisect_right
 
 from presidio_analyzer import RecognizerResult
 
-from ftdata_pipeline.stages.pii.lexicon import dictionary_words, is_known_name, tech_terms
+from ftdata_pipeline.stages.pii.lexicon import (
+    dictionary_words,
+    is_known_name,
+    place_names,
+    tech_terms,
+)
 
 NER = "SpacyRecognizer"
 SOFT_TYPES = frozenset({"PERSON", "LOCATION", "NRP", "URL", "ORGANIZATION"})
@@ -272,6 +277,31 @@ def _propagate(text: str, people: list[RecognizerResult]) -> list[RecognizerResu
     return out
 
 
+def _names_not_places(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
+    """A NER LOCATION that is a known person name and no known place becomes a PERSON
+    ("Lina Okafor wrote", "my kid Kateřina"): the small model confuses the two most often."""
+    out = []
+    for r in results:
+        if r.entity_type == "LOCATION" and (r.recognition_metadata or {}).get(
+            "recognizer_name"
+        ) == NER:
+            value = text[r.start : r.end]
+            words = [w.casefold() for w in re.findall(r"[^\W\d_]+", value)]
+            if (
+                words
+                and value.casefold() not in place_names()
+                and not any(w in place_names() for w in words)
+                and any(is_known_name(w) for w in words)
+                and all(is_known_name(w) or w not in dictionary_words() for w in words)
+            ):
+                r = RecognizerResult(
+                    "PERSON", r.start, r.end, r.score, r.analysis_explanation,
+                    r.recognition_metadata,
+                )
+        out.append(r)
+    return out
+
+
 def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
     """Apply the precision rules, then grow and propagate person names."""
     if not results:
@@ -279,6 +309,7 @@ def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
     regions = code_regions(text) if ("`" in text or "~~~" in text or "    " in text
                                     or "\t" in text) else []
     kept = [r for r in results if keep(text, r, regions)]
+    kept = _names_not_places(text, kept)
     people = [_grow(text, r) if r.entity_type == "PERSON" else r for r in kept]
     persons = [r for r in people if r.entity_type == "PERSON"]
     if persons:
