@@ -65,8 +65,12 @@ class _Recognizer(LocalRecognizer):
         )
 
     @staticmethod
-    def _has_context(text: str, start: int, words: re.Pattern[str]) -> bool:
-        return bool(words.search(text[max(0, start - CONTEXT_CHARS) : start]))
+    def _has_context(text: str, start: int, words: re.Pattern[str], end: int | None = None) -> bool:
+        """A context word in the few words before the match (or, given ``end``, right after
+        it on the same line: "0480 49 24 35 fax")."""
+        if words.search(text[max(0, start - CONTEXT_CHARS) : start]):
+            return True
+        return end is not None and bool(words.search(text[end : end + 12].split("\n")[0]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,7 +134,7 @@ class PhoneNumberRecognizer(_Recognizer):
                 value = value[:-1]
             end = start + len(value)
             score = self._score(value)
-            if score and score < 0.4 and self._has_context(text, start, _PHONE_CONTEXT):
+            if score and score < 0.4 and self._has_context(text, start, _PHONE_CONTEXT, end):
                 score += CONTEXT_BOOST
             if score:
                 out.append(self._result(start, end, score, "phone number (libphonenumber)"))
@@ -240,7 +244,7 @@ class PaymentCardRecognizer(_Recognizer):
                 continue  # "1234 5678 90" style runs: phone or id groups, not a card layout
             score = 1.0 if card_brand_ok(digits) and len(digits) >= 13 else 0.25
             if score < 0.4 and self._has_context(text, m.start(), _CARD_CONTEXT):
-                score += CONTEXT_BOOST
+                score = 0.75  # above a phone layout's 0.6: "card number 676127809140"
             out.append(self._result(m.start(), m.end(), score, "card number (Luhn)"))
         return out
 
@@ -463,6 +467,10 @@ class KnownNameRecognizer(_Recognizer):
             words = m.group().split(" ")
             flags = [_name_evidence(w, len(words)) for w in words]
             if not any(flags):
+                if len(words) >= 2 and all(_unknown_word(w) for w in words):
+                    # two or more capitalized words in no dictionary, name list or tech list
+                    # ("Sherip Arsanukayev", "Czcibor Borkowski"): a foreign name
+                    out.append(self._result(m.start(), m.end(), 0.5, "unknown capitalized run"))
                 continue
             # trim leading / trailing words that are plain dictionary words ("The", "Cautionary")
             lo, hi = 0, len(words)
@@ -475,9 +483,20 @@ class KnownNameRecognizer(_Recognizer):
             out.append(self._result(start, end, 0.6, "known given or family name"))
         for m in _SPEAKER.finditer(text):
             words = m.group("name").split(" ")
-            if any(is_known_name(w) and w.casefold() not in tech_terms() for w in words):
+            if any(_name_evidence(w, 1) for w in words):
                 out.append(self._result(*m.span("name"), 0.6, "speaker name"))
         return out
+
+
+def _unknown_word(word: str) -> bool:
+    w = word.casefold()
+    return (
+        len(w) > 2
+        and w not in dictionary_words()
+        and w not in tech_terms()
+        and w not in place_names()
+        and not any(c.isdigit() for c in w)
+    )
 
 
 def _weak_name(word: str) -> bool:
@@ -530,7 +549,12 @@ _UNIT = (
 # Following lines of an address block: a short line of capitalized words, a postcode, a
 # country ("Nicosia", "Cyprus 20187", "SW1A 1AA", ", CO").
 _BLOCK_LINE = regex.compile(
-    r"\n[ \t]*,?[ \t]*(?:[\p{Lu}\d][\p{L}\p{M}\d .,'’()-]{0,45}|\p{Lu}{2}[ \t]+\d{3,6})[ \t]*(?=\n|$)"
+    r"\n(?:[ \t]*\n)?[ \t]*,?[ \t]*(?:[\p{Lu}\d][\p{L}\p{M}\d .,'’()-]{0,45}|\p{Lu}{2}[ \t]+\d{3,6})[ \t]*(?=\n|$)"
+)
+_POSTCODE_LINE = regex.compile(
+    r"^[^\n\p{L}\d]*(?P<line>(?:\p{Lu}[\p{L}\p{M} .'-]{1,40}[ \t]+)?(?:[A-Z]{1,2}-)?\d{4,6}"
+    r"(?:-\d{3,4})?)[ \t]*(?=\n|$)",
+    regex.M,
 )
 _PARTICLES_ADDR = (
     r"(?:(?i:de|del|della|delle|dei|degli|di|da|do|dos|das|des|du|la|le|les|los|las|el|van|"
@@ -629,6 +653,11 @@ class StreetAddressRecognizer(_Recognizer):
         for m in _ADDRESS_LABEL.finditer(text):
             start, end = m.span("addr")
             out.append(self._result(start, _block_end(text, end), 0.8, "address label"))
+        if out:
+            # a postcode line closing the block ("Cyprus 20187"), within a few lines after
+            last = max(r.end for r in out)
+            for m in _POSTCODE_LINE.finditer(text, last, min(len(text), last + 250)):
+                out.append(self._result(*m.span("line"), 0.6, "postcode line of an address"))
         return out
 
 

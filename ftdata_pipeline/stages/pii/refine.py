@@ -27,6 +27,7 @@ from bisect import bisect_right
 from presidio_analyzer import RecognizerResult
 
 from ftdata_pipeline.stages.pii.lexicon import (
+    common_words,
     dictionary_words,
     is_known_name,
     place_names,
@@ -173,6 +174,13 @@ def keep(text: str, r: RecognizerResult, regions: list[tuple[int, int]]) -> bool
             return False
         if r.entity_type == "PERSON" and _dictionary_only(value):
             return False
+        if (
+            r.entity_type == "PERSON"
+            and " " not in value.strip()
+            and value.casefold() in common_words()
+            and re.search(r"(?:^|[.!?:]\s+|\n\s*)$", text[: r.start])
+        ):
+            return False  # "May I ask", "Will you": an ordinary word starting a sentence
     return True
 
 
@@ -262,7 +270,8 @@ def _propagate(text: str, people: list[RecognizerResult]) -> list[RecognizerResu
             lw = w.casefold()
             if lw in _CUE_WORDS or lw in tech_terms():
                 continue
-            if is_known_name(lw) or lw not in dictionary_words():
+            # only distinctive words: "Okafor", not "Street" (also a family name) or "de"
+            if lw not in dictionary_words() and lw not in _PARTICLES:
                 words.add(w)
     if not words:
         return []
@@ -310,6 +319,13 @@ def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
                                     or "\t" in text) else []
     kept = [r for r in results if keep(text, r, regions)]
     kept = _names_not_places(text, kept)
+    addresses = [(r.start, r.end) for r in kept if r.entity_type == "STREET_ADDRESS"]
+    if addresses:  # a name or place inside an address is part of the address
+        kept = [
+            r for r in kept
+            if r.entity_type not in ("PERSON", "LOCATION")
+            or not any(a <= r.start and r.end <= b for a, b in addresses)
+        ]
     people = [_grow(text, r) if r.entity_type == "PERSON" else r for r in kept]
     persons = [r for r in people if r.entity_type == "PERSON"]
     if persons:
