@@ -199,7 +199,9 @@ def build_dataset_assets(
         )
 
     def run_redact(context, curated: pl.LazyFrame) -> StageResult:
-        return redact(curated, recipe.redact, get_redactor(recipe.redact))
+        # sources declared free of PII are scanned, not redacted (a warning if PII is found)
+        scan_only = frozenset(s for s in recipe.sources if not project.sources[s].contains_pii)
+        return redact(curated, recipe.redact, get_redactor(recipe.redact), scan_only)
 
     label_ins = {"redacted": AssetIn(stage_key(name, "redacted"))}
     if recipe.label.annotations:

@@ -73,6 +73,16 @@ class Operators:
         ).hexdigest()
         return f"<{entity}_{digest[: spec.length]}>"
 
+    def describe(self, entity: str) -> str:
+        """How spans of ``entity`` are replaced, in words (for metadata and the card)."""
+        spec = self._specs.get(entity)
+        if spec is None or spec.type == "placeholder":
+            template = spec.value if spec is not None and spec.value else self.cfg.placeholder
+            return f"placeholder {template.format(entity=entity)}"
+        if spec.type == "mask":
+            return f"mask with {spec.masking_char!r}, last {spec.chars_to_keep} characters kept"
+        return f"pseudonym (keyed HMAC-SHA256, {spec.length} hex digits)"
+
     def apply(self, text: str, spans: list[Span]) -> str:
         """``text`` with each (non-overlapping, sorted) span replaced."""
         if not spans:

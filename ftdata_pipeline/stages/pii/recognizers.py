@@ -237,7 +237,7 @@ class PaymentCardRecognizer(_Recognizer):
         for m in _CARD_CANDIDATE.finditer(text):
             value = m.group()
             digits = "".join(c for c in value if c.isdigit())
-            if not luhn_ok(digits) or len(set(digits)) < 3:
+            if not luhn_ok(digits) or len(set(digits)) < 2:
                 continue
             groups = re.split(r"[ -]", value)
             if len(groups) > 1 and not _card_grouping(groups):
