@@ -97,6 +97,7 @@ _DATE_LIKE = re.compile(
     r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{4}[-/]\d{4})$"
 )
 _IP_LIKE = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
+_SSN_LIKE = re.compile(r"^\d{3}-\d{2}-\d{4}$")  # the US SSN layout, left to its recognizer
 _BAD_SEPARATORS = re.compile(r"[.\-/]{2}|\(\)|\(\d*$|^\d*\)")
 _EXTENSION = re.compile(r"[ \t]?(?:x|ext\.?|extension)[ \t]?\d{1,6}$")
 
@@ -145,8 +146,10 @@ class PhoneNumberRecognizer(_Recognizer):
         digits = sum(c.isdigit() for c in core)
         if not 7 <= digits <= 15 or _BAD_SEPARATORS.search(core):
             return 0.0
-        if _DATE_LIKE.match(core) or _IP_LIKE.match(core):
+        if _DATE_LIKE.match(core) or _IP_LIKE.match(core) or _SSN_LIKE.match(core):
             return 0.0
+        if re.fullmatch(r"[\d.]+", core) and core.count(".") < 2:
+            return 0.0  # "20240501.3", "1234.5678": a build number or an amount
         separated = any(not c.isdigit() for c in core.lstrip("+"))
         international = core.startswith(("+", "00"))
         if international:
@@ -165,6 +168,7 @@ class PhoneNumberRecognizer(_Recognizer):
                 return 0.6 if separated else 0.25
             possible = possible or phonenumbers.is_possible_number(number)
         # All dots and no validity: more often a version or an id ("1.234.567") than a phone.
+        # (valid numbers written with dots come in 3+ groups: "06.12.34.56.78", "555.123.4567")
         if possible and not re.fullmatch(r"[\d.]+", core):
             return 0.25
         return 0.0
@@ -551,6 +555,10 @@ _UNIT = (
 _BLOCK_LINE = regex.compile(
     r"\n(?:[ \t]*\n)?[ \t]*,?[ \t]*(?:[\p{Lu}\d][\p{L}\p{M}\d .,'’()-]{0,45}|\p{Lu}{2}[ \t]+\d{3,6})[ \t]*(?=\n|$)"
 )
+_MONTHS_SHORT = (
+    r"jan|january|feb|february|mar|march|apr|april|may|jun|june|jul|july|aug|august|sep|sept|"
+    r"september|oct|october|nov|november|dec|december"
+)
 _POSTCODE_LINE = regex.compile(
     r"^[^\n\p{L}\d]*(?P<line>(?:\p{Lu}[\p{L}\p{M} .'-]{1,40}[ \t]+)?(?:[A-Z]{1,2}-)?\d{4,6}"
     r"(?:-\d{3,4})?)[ \t]*(?=\n|$)",
@@ -583,9 +591,10 @@ def _address_patterns() -> tuple[tuple[regex.Pattern[str], float, bool], ...]:
         # "Hauptstraße 5", "Kerkstraat 12a", "Strojírenská 1006", "Brekkustíg 4"
         (regex.compile(rf"\b\p{{Lu}}[\p{{L}}\p{{M}}-]*(?i:{_STREET_SUFFIXES})[ \t]+{_NUM}\b"
                        rf"{_UNIT}?"), 0.7, True),
-        # "379 Dalmatinova 108", "33514 Buitenburen 28": number, street name, number
+        # "379 Dalmatinova 108", "33514 Buitenburen 28": number, street name, number (not a
+        # date: "3 May 1990")
         (regex.compile(
-            rf"\b\d{{1,5}}[ \t]+{_W}(?:[ \t]+{_PARTICLES_ADDR}?{_W}){{0,3}}[ \t]+\d{{1,4}}"
+            rf"\b\d{{1,5}}[ \t]+(?!(?i:{_MONTHS_SHORT})\b){_W}(?:[ \t]+{_PARTICLES_ADDR}?{_W}){{0,3}}[ \t]+\d{{1,4}}"
             rf"[A-Za-z]?\b\.?{_UNIT}?"), 0.6, True),
         # "at the corner of Sidumula 60 and Ootsuki Walks"
         (regex.compile(

@@ -145,7 +145,11 @@ def _dictionary_only(value: str) -> bool:
     """Every word is an English dictionary word and none is a known given or family name."""
     words = [w.strip(".,:;!?'\"()").casefold() for w in _words(value)]
     dic = dictionary_words()
-    return bool(words) and all(w in dic and not is_known_name(w) for w in words)
+
+    def in_dictionary(w: str) -> bool:  # the lemma index holds base forms: "dimensions"
+        return any(f in dic for f in (w, w[:-1], w[:-2], w[:-3]) if len(f) > 2) or w in dic
+
+    return bool(words) and all(in_dictionary(w) and not is_known_name(w) for w in words)
 
 
 def keep(text: str, r: RecognizerResult, regions: list[tuple[int, int]]) -> bool:
@@ -319,12 +323,18 @@ def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
                                     or "\t" in text) else []
     kept = [r for r in results if keep(text, r, regions)]
     kept = _names_not_places(text, kept)
-    addresses = [(r.start, r.end) for r in kept if r.entity_type == "STREET_ADDRESS"]
-    if addresses:  # a name or place inside an address is part of the address
+    addresses = [(r.start, r.end, r.score) for r in kept if r.entity_type == "STREET_ADDRESS"]
+    if addresses:
+        # a name or place inside an address is part of the address; so are house and unit
+        # numbers that a phone layout would take ("4987 3614 Northwest Boulevard")
         kept = [
             r for r in kept
-            if r.entity_type not in ("PERSON", "LOCATION")
-            or not any(a <= r.start and r.end <= b for a, b in addresses)
+            if not (
+                (r.entity_type in ("PERSON", "LOCATION")
+                 and any(a <= r.start and r.end <= b for a, b, _ in addresses))
+                or (r.entity_type == "PHONE_NUMBER"
+                    and any(r.start < b and a < r.end and r.score <= sc for a, b, sc in addresses))
+            )
         ]
     people = [_grow(text, r) if r.entity_type == "PERSON" else r for r in kept]
     persons = [r for r in people if r.entity_type == "PERSON"]
