@@ -2,12 +2,16 @@
 
     ftdata pii redact --recipe NAME --input IN.jsonl --field FIELD --output OUT.jsonl
     ftdata pii scan   --recipe NAME --input IN.jsonl --field FIELD [--show-values]
+    ftdata pii evaluate --recipe NAME [--n 2000] [--neg 1000]
 
 Both use the same redactor as the recipe's ``redacted`` asset (recognizers, threshold, allow
 list, operators). ``scan`` changes nothing and prints entity types, counts and character
 offsets; found values are printed only with ``--show-values``. ``redact`` writes the output
 file atomically (temporary file, then rename). ``FIELD`` may be a string field or ``messages``
-(a list of ``{"role", "content"}``), whose contents are all processed.
+(a list of ``{"role", "content"}``), whose contents are all processed. ``evaluate`` measures
+the recipe's detection on presidio-evaluator's generated sentences and on PII-free package
+documentation, prints the figures, records them for the dataset card, and exits 1 when a
+target is missed.
 """
 
 from __future__ import annotations
@@ -42,6 +46,16 @@ def register(subparsers) -> None:
         "--show-values", action="store_true", help="also print the found values (sensitive!)"
     )
     scan.set_defaults(func=_cmd_scan)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="measure the recipe's detection on independent data and record the figures",
+    )
+    ev.add_argument("--recipe", required=True, help="recipe whose redact settings apply")
+    ev.add_argument("--n", type=int, default=2000, help="presidio-evaluator sentences")
+    ev.add_argument("--neg", type=int, default=1000, help="negative (PII-free) records")
+    ev.add_argument("--no-record", action="store_true", help="print only; do not record")
+    ev.set_defaults(func=_cmd_evaluate)
 
 
 def _redactor(args):
@@ -81,17 +95,45 @@ def _read(path: Path) -> list[dict]:
 
 
 def _texts(rows: list[dict], field: str) -> list[tuple[int, int | None, str]]:
-    """(row index, turn or None, text) for every non-empty text of the field."""
+    """(row index, turn or None, text) for every non-empty text of the field.
+
+    An object or list (in the field, or as a message's content) is handed to the redactor as
+    its JSON text, which the redactor reads value by value (keys such as ``name`` tell what a
+    value is); ``_put`` turns the redacted text back into the object, so nested values are
+    redacted in place and never written out as a string.
+    """
     out = []
     for i, row in enumerate(rows):
         value = row.get(field)
-        if isinstance(value, str) and value:
-            out.append((i, None, value))
-        elif field == "messages" and isinstance(value, list):
+        if field == "messages" and isinstance(value, list):
             for t, msg in enumerate(value):
-                if isinstance(msg, dict) and isinstance(msg.get("content"), str) and msg["content"]:
-                    out.append((i, t, msg["content"]))
+                if isinstance(msg, dict) and msg.get("content"):
+                    text = _as_text(msg["content"])
+                    if text:
+                        out.append((i, t, text))
+        else:
+            text = _as_text(value)
+            if text:
+                out.append((i, None, text))
     return out
+
+
+def _as_text(value) -> str | None:
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, (dict, list)) and value:
+        return json.dumps(value, ensure_ascii=False)
+    return None
+
+
+def _put(old, new: str):
+    """The redacted value in the shape of the original (a string, or the object again)."""
+    if isinstance(old, str):
+        return new
+    try:
+        return json.loads(new)
+    except ValueError:  # a replacement broke the JSON: redact the leaves one by one instead
+        raise _Fail("internal error: redacted JSON value does not parse", 1) from None
 
 
 def _run(func, args) -> int:
@@ -117,9 +159,10 @@ def _redact(args) -> int:
     redacted, spans = redactor.redact_texts([t for _, _, t in items])
     for (i, turn, _), new in zip(items, redacted, strict=True):
         if turn is None:
-            rows[i][args.field] = new
+            rows[i][args.field] = _put(rows[i][args.field], new)
         else:
-            rows[i][args.field][turn]["content"] = new
+            msg = rows[i][args.field][turn]
+            msg["content"] = _put(msg["content"], new)
     out = args.output
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
@@ -155,3 +198,54 @@ def _scan(args) -> int:
     for entity, n in sorted(counts.items()):
         print(f"  {entity}: {n}")
     return 0
+
+
+def _cmd_evaluate(args) -> int:
+    return _run(_evaluate, args)
+
+
+def _evaluate(args) -> int:
+    from ftdata_pipeline.config.loader import load_project
+    from ftdata_pipeline.stages.pii import independent_eval as ie
+    from ftdata_pipeline.stages.pii.eval_record import record
+
+    redactor = _redactor(args)
+    cfg = load_project(args.config_dir).recipes[args.recipe].redact
+    positives = ie.presidio_evaluator_examples(args.n)
+    redacted, spans = redactor.redact_texts([ex.text for ex in positives])
+    scores = ie.score(positives, spans, redacted)
+    negatives = ie.negative_examples(args.neg)
+    neg = ie.score_negative(negatives, redactor.spans(negatives))
+    figures = {
+        "presidio-evaluator": {
+            "sentences": args.n,
+            "pattern_recall": round(scores.recall(ie.PATTERN_ENTITIES), 3),
+            "pattern_leak_free": round(scores.leak_free(ie.PATTERN_ENTITIES), 3),
+            **{
+                f"{t}_{m}": round(getattr(scores.per_type[t], m), 3)
+                for t in ("PERSON", "STREET_ADDRESS")
+                if t in scores.per_type and scores.per_type[t].gold
+                for m in ("recall", "precision", "leak_free")
+            },
+        },
+        "negative": {
+            "records": args.neg,
+            "words_kept": round(neg.words_kept_share, 3),
+            "records_untouched": round(neg.untouched_share, 3),
+        },
+    }
+    print(f"presidio-evaluator ({args.n} sentences):")
+    for entity, s in scores.per_type.items():
+        if s.gold:
+            print(f"  {entity}: recall {s.recall:.3f} precision {s.precision:.3f} "
+                  f"leak-free {s.leak_free:.3f} ({s.gold} values)")
+    print(f"negative ({args.neg} records): words kept {neg.words_kept_share:.3f}, "
+          f"records untouched {neg.untouched_share:.3f}")
+    if not args.no_record:
+        key = record(cfg, {"sets": figures, "measured_with": f"ftdata pii evaluate --n {args.n} "
+                           f"--neg {args.neg}"})
+        print(f"recorded for detection configuration {key}")
+    fails = scores.failures() + neg.failures()
+    for fail in fails:
+        print(f"target missed: {fail}", file=sys.stderr)
+    return 1 if fails else 0

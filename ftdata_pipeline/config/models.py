@@ -8,6 +8,7 @@ config (``url_env``), never from the YAML itself.
 from __future__ import annotations
 
 import re
+import string
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator,
 from ftdata_pipeline.config.safe_regex import check_regex, check_regexes
 from ftdata_pipeline.formats import FORMAT_NAMES
 from ftdata_pipeline.records import ANNOTATION_MAPPABLE_FIELDS, KINDS, MAPPABLE_FIELDS, SPLITS
+from ftdata_pipeline.stages.pii.phone_regions import DEFAULT_PHONE_REGIONS
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description="lower_snake_case identifier")]
@@ -544,6 +546,23 @@ class CustomRecognizerConfig(Strict):
         return self
 
 
+def _check_placeholder(template: str) -> str:
+    """A placeholder template may use ``{entity}`` and nothing else (checked as str.format
+    would read it, so a stray brace or an unknown field fails validation, not the run)."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise ValueError(f"invalid placeholder {template!r}: {exc} (write literal braces as "
+                         "'{{' and '}}')") from None
+    unknown = sorted({f for f in fields if f != "entity"})
+    if unknown:
+        raise ValueError(
+            f"placeholder {template!r} uses unknown field(s) {unknown}; only {{entity}} is "
+            "available"
+        )
+    return template
+
+
 class OperatorSpec(Strict):
     """How one entity type is anonymized.
 
@@ -555,6 +574,11 @@ class OperatorSpec(Strict):
 
     type: Literal["placeholder", "mask", "pseudonym"] = "placeholder"
     value: str | None = Field(None, description="placeholder: replacement text ({entity} allowed)")
+
+    @field_validator("value")
+    @classmethod
+    def _value_fields(cls, value: str | None) -> str | None:
+        return None if value is None else _check_placeholder(value)
     chars_to_keep: int = Field(4, ge=0, description="mask: trailing characters left visible")
     masking_char: str = Field("*", min_length=1, max_length=1, description="mask: character")
     length: int = Field(8, ge=6, le=64, description="pseudonym: hex digits of the HMAC kept")
@@ -575,13 +599,25 @@ class RedactConfig(Strict):
             "IP_ADDRESS",
             "LOCATION",
             "URL",
+            "STREET_ADDRESS",
+            "DATE_OF_BIRTH",
         ],
         description="Presidio entity types to detect (custom recognizers' entities are added)",
+    )
+    phone_regions: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] = Field(
+        default_factory=lambda: list(DEFAULT_PHONE_REGIONS),
+        description="ISO 3166 regions whose national phone layouts libphonenumber checks "
+        "(numbers with a '+' country code are found whatever the list)",
     )
     score_threshold: float = Field(0.4, ge=0, le=1)
     placeholder: str = Field(
         "<{entity}>", description="replacement text; {entity} becomes the entity type"
     )
+
+    @field_validator("placeholder")
+    @classmethod
+    def _placeholder_fields(cls, placeholder: str) -> str:
+        return _check_placeholder(placeholder)
     batch_size: int = Field(128, gt=0, description="texts per spaCy nlp.pipe batch")
     allow_list: list[str] = Field(
         default_factory=list,

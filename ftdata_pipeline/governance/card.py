@@ -133,6 +133,21 @@ def _limitations(facts: dict) -> list[str]:
     return notes
 
 
+def _evaluation_lines(ev: dict) -> list[str]:
+    """The recorded detection quality of the configuration that ran (or that there is none)."""
+    if not ev:
+        return []
+    if ev.get("status") != "measured":
+        return [f"Detection quality of this configuration (`{ev.get('detection_config')}`): "
+                f"not evaluated ({ev.get('how', '')}).", ""]
+    lines = [f"Detection quality of this configuration (`{ev['detection_config']}`), measured on "
+             "independent data:", ""]
+    rows = []
+    for name, figures in sorted((ev.get("sets") or {}).items()):
+        rows.append([name, ", ".join(f"{k} {v}" for k, v in sorted(figures.items()))])
+    return lines + _table(["evaluation set", "figures"], rows)
+
+
 def _facts(recipe, sources, stage_counts, label_stats, split_stats, redaction_stats, manifest,
            version=None):
     version = version or {}
@@ -158,6 +173,9 @@ def _facts(recipe, sources, stage_counts, label_stats, split_stats, redaction_st
             "score_threshold": recipe.redact.score_threshold,
             "placeholder": recipe.redact.placeholder,
             "entities": _sorted_counts(redaction_stats.get("entities")),
+            "operators": dict(sorted((redaction_stats.get("operators") or {}).items())),
+            "evaluation": redaction_stats.get("evaluation") or {},
+            "warnings": list(redaction_stats.get("warnings") or []),
             "other": {
                 k: v
                 for k, v in sorted(redaction_stats.items())
@@ -324,16 +342,20 @@ def _markdown(facts: dict, plots: list[str]) -> str:
         "",
         f"Text fields were scanned with {pii['engine']} for: {', '.join(pii['entity_types'])} "
         f"(score threshold {pii['score_threshold']}). Each detected span was replaced by the "
-        f"placeholder `{pii['placeholder']}`, where `{{entity}}` is the entity type "
-        "(for example `" + pii["placeholder"].replace("{entity}", "EMAIL_ADDRESS") + "`).",
+        "operator of its entity type, as listed below (types without an operator of their "
+        f"own get the placeholder `{pii['placeholder']}`, where `{{entity}}` is the type, for "
+        "example `" + pii["placeholder"].replace("{entity}", "EMAIL_ADDRESS") + "`).",
         "",
     ]
     if pii["entities"]:
         lines += _table(
-            ["entity type", "spans replaced"], [[k, v] for k, v in pii["entities"].items()]
+            ["entity type", "operator applied", "spans replaced"],
+            [[k, pii["operators"].get(k), v] for k, v in pii["entities"].items()],
         )
     else:
         lines += ["No PII spans were detected.", ""]
+    lines += _evaluation_lines(pii["evaluation"])
+    lines += [f"- warning: {w}" for w in pii["warnings"]] + ([""] if pii["warnings"] else [])
     if pii["other"]:
         lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in pii["other"].items()] + [""]
     lines += ["## Records per stage", ""]

@@ -220,9 +220,11 @@ def build_dataset_assets(
         )
 
     def run_redact(context, curated: pl.LazyFrame) -> StageResult:
+        # sources declared free of PII are scanned, not redacted (a warning if PII is found)
+        scan_only = frozenset(s for s in recipe.sources if not project.sources[s].contains_pii)
         # The step owns its PII worker pool: stopped when the step ends, however it ends.
         with worker_pools():
-            return redact(curated, recipe.redact, get_redactor(recipe.redact))
+            return redact(curated, recipe.redact, get_redactor(recipe.redact), scan_only)
 
     label_ins = {"redacted": AssetIn(stage_key(name, "redacted"))}
     if recipe.label.annotations:

@@ -144,13 +144,20 @@ def _explode_messages(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def redact(
-    records: pl.LazyFrame, cfg: RedactConfig, redactor: PiiRedactor | None = None
+    records: pl.LazyFrame,
+    cfg: RedactConfig,
+    redactor: PiiRedactor | None = None,
+    scan_only_sources: frozenset[str] = frozenset(),
 ) -> StageResult:
     """Replace PII in all text fields and message contents; add ``pii_entities`` per record.
 
     With ``cfg.max_pii_density`` set, records denser in PII than that are rejected (rule
     ``pii_density``, score = the density): a text that is mostly identifiers teaches little once
     redacted and is the riskiest to keep. Rejected rows are stored redacted as well.
+
+    Records of ``scan_only_sources`` (sources declared ``contains_pii: false``) are scanned but
+    left as they are: what the scan finds there is counted per source and entity type and
+    reported as a warning (the independent ``no_residual_pii`` check still applies to them).
     """
     df = records.collect()
     columns = df.columns
@@ -161,7 +168,20 @@ def redact(
     flat = _flatten_texts(df, text_fields, with_messages).sort(_ROW, _FIELD, _TURN)
     redactor = redactor or get_redactor(cfg)
     texts = flat[_TEXT].to_list()
-    new_texts, spans = redactor.redact_texts(texts)
+    spans = redactor.spans(texts)
+    scan_only = _scan_only_mask(df, flat, scan_only_sources)
+    undeclared: dict[str, dict[str, int]] = {}
+    if any(scan_only):
+        sources = flat.join(df.select(_ROW, "source"), on=_ROW, how="left")["source"].to_list()
+        for keep_as_is, src, text_spans in zip(scan_only, sources, spans, strict=True):
+            if keep_as_is:
+                for entity, *_ in text_spans:
+                    per = undeclared.setdefault(src, {})
+                    per[entity] = per.get(entity, 0) + 1
+        spans = [[] if keep_as_is else s for keep_as_is, s in zip(scan_only, spans, strict=True)]
+    new_texts = [
+        redactor.operators.apply(t, s) for t, s in zip(texts, spans, strict=True)
+    ]
     flat = flat.with_columns(
         pl.Series(_NEW, new_texts, dtype=pl.String),
         pl.Series(_N, [len(s) for s in spans], dtype=pl.Int32),
@@ -212,8 +232,21 @@ def redact(
     stats = {
         "texts_scanned": flat.height,
         "entities": dict(sorted(entity_counts.items())),
+        "operators": {e: redactor.operators.describe(e) for e in sorted(entity_counts)},
         "records_with_pii": int((out[PII_COUNT_COLUMN] > 0).sum()),
+        "evaluation": evaluation_figures(cfg),
     }
+    if scan_only_sources:
+        stats["scan_only_sources"] = sorted(scan_only_sources)
+        stats["undeclared_pii"] = {k: dict(sorted(v.items())) for k, v in sorted(undeclared.items())}
+        stats["warnings"] = [
+            f"source {src!r} is declared contains_pii: false but the scan found "
+            f"{sum(found.values())} possible PII span(s) ("
+            + ", ".join(f"{e}: {n}" for e, n in sorted(found.items()))
+            + "); they were left unredacted as declared - review the source or set "
+            "contains_pii: true"
+            for src, found in sorted(undeclared.items())
+        ]
     if cfg.max_pii_density is not None:
         stats["records_dropped_pii_density"] = sum(r.height for r in rejects)
     return StageResult(
@@ -222,6 +255,26 @@ def redact(
         rows_in=df.height,
         stats=stats,
     )
+
+
+def _scan_only_mask(df: pl.DataFrame, flat: pl.DataFrame, sources: frozenset[str]) -> list[bool]:
+    """Per flat text: whether its record comes from a source declared free of PII."""
+    if not sources or "source" not in df.columns:
+        return [False] * flat.height
+    marked = df.select(_ROW, pl.col("source").is_in(sorted(sources)).alias("__scan_only"))
+    return flat.join(marked, on=_ROW, how="left")["__scan_only"].fill_null(False).to_list()
+
+
+def evaluation_figures(cfg: RedactConfig) -> dict:
+    """The recorded evaluation of this detection configuration, or a note that there is none.
+
+    ``ftdata pii evaluate`` records, per detection configuration (hash of the settings that
+    decide which spans are found), the figures measured on the independent sets; the card and
+    the stage metadata show the ones of the configuration that actually ran.
+    """
+    from ftdata_pipeline.stages.pii.eval_record import lookup
+
+    return lookup(cfg)
 
 
 def _density_expr(cfg: RedactConfig) -> pl.Expr:
@@ -294,8 +347,29 @@ RESIDUAL_TYPES = (
     "IBAN_CODE",
     "IP_ADDRESS",
     "PHONE_NUMBER",
+    "STREET_ADDRESS",
     "US_SSN",
 )
+
+
+def _street_patterns() -> list[str]:
+    """Street addresses in Polars' (Rust) regex syntax: a house number, one to four name
+    words and a street-type word (the USPS suffixes and their abbreviations); a European street
+    word before the name and a house number after it; a compound street name ("...straße 5");
+    PO boxes. Written apart from the recognizer's patterns, so the two do not share a gap."""
+    from ftdata_pipeline.stages.pii.lexicon import street_suffixes
+
+    types = "|".join(street_suffixes()) + "|st|ave|rd|blvd|ln|dr|ct|pl|pkwy|hwy|ter|sq|cres"
+    word = r"\p{Lu}[\p{L}'.-]*"
+    return [
+        rf"\b\d{{1,5}}[A-Za-z]?\s+(?:{word}\s+){{1,4}}(?i:{types})\b",
+        rf"(?i:\b(?:rue|via|viale|corso|piazza|calle|avenida|avda\.|rua|carrer|paseo|plaza|"
+        rf"ulica|ul\.|chemin|boulevard|avenue))\s+(?:{word}\s+|(?i:de|del|la|le|da|do|di|des|"
+        rf"du)\s+){{1,4}}\d{{1,5}}\b",
+        r"\b\p{Lu}\p{Ll}+(?i:straße|strasse|weg|gasse|platz|allee|straat|laan|gracht|vej|gade|"
+        r"gatan|vägen|veien)\s+\d{1,5}\b",
+        r"(?i)\b(?:p\.?\s?o\.?\s?box|postfach|apartado|postbus)\s*#?\s*\d{1,6}\b",
+    ]
 
 
 def _count_valid(matches: pl.Series, validator) -> int:
@@ -320,7 +394,7 @@ def residual_pii_counts(df: pl.DataFrame) -> dict[str, int]:
     """Regex count of obvious PII left in a (redacted) frame, per type; all types present.
 
     Independent of Presidio on purpose, so a blind spot of one is not a blind spot of both.
-    IP addresses are IPv4 and IPv6.
+    IP addresses are IPv4 and IPv6; street addresses are numbered streets and PO boxes.
     Placeholders such as ``<EMAIL_ADDRESS>`` never match.
     """
     texts = _all_texts(df)
@@ -347,6 +421,11 @@ def residual_pii_counts(df: pl.DataFrame) -> dict[str, int]:
         (phones.str.count_matches(r"\d") >= 10).sum() if phones.len() else 0
     )
     texts = texts.str.replace_all(_PHONE, " ")
+
+    counts["STREET_ADDRESS"] = 0
+    for pattern in _street_patterns():
+        counts["STREET_ADDRESS"] += int(texts.str.count_matches(pattern).sum() or 0)
+        texts = texts.str.replace_all(pattern, " ")
 
     ipv6 = texts.str.extract_all(_IPV6).explode().drop_nulls()
     n_ipv6 = int((ipv6.str.count_matches(_HEX) >= 3).sum()) if ipv6.len() else 0

@@ -60,7 +60,15 @@ SPLITS = {
         "test": {"billing": 2, "other": 7},
     },
 }
-REDACTION = {"entities": {"PERSON": 31, "EMAIL_ADDRESS": 12}, "records_redacted": 40}
+REDACTION = {
+    "entities": {"PERSON": 31, "EMAIL_ADDRESS": 12},
+    "operators": {
+        "PERSON": "pseudonym (keyed HMAC-SHA256, 8 hex digits)",
+        "EMAIL_ADDRESS": "placeholder <EMAIL_ADDRESS>",
+    },
+    "evaluation": {"status": "not evaluated", "detection_config": "abc", "how": "run it"},
+    "records_redacted": 40,
+}
 MANIFEST = {
     "dataset": "ticket_triage",
     "kind": "classification",
@@ -87,7 +95,9 @@ def test_card_mentions_sources_counts_pii_exports_and_metrics(tmp_path):
         "| tickets | records | support-ops | proprietary-internal | confidential | yes | — |" in md
     )
     assert "unrelated" not in md  # only the recipe's own sources
-    assert "| EMAIL_ADDRESS | 12 |" in md and "| PERSON | 31 |" in md
+    assert "| EMAIL_ADDRESS | placeholder <EMAIL_ADDRESS> | 12 |" in md
+    assert "| PERSON | pseudonym (keyed HMAC-SHA256, 8 hex digits) | 31 |" in md
+    assert "not evaluated" in md  # the evaluation status of the configuration that ran
     assert "`<EMAIL_ADDRESS>`" in md
     assert "- records redacted: 40" in md
     assert "| curated | 120 | 100 | 20 | empty: 5, exact_duplicate: 15 |" in md

@@ -130,6 +130,31 @@ def test_no_planted_email_reaches_exports(demo_run, project):
     assert leaked == []
 
 
+# The demo's address phrases (ftdata_pipeline/demo/phrases.py) around a Faker address.
+_ADDRESS_PHRASE = re.compile(
+    r"(?:My address is|Ship it to|The delivery address on the order is) (.+?)(?: please)?\."
+    r"(?:\s|$)"
+)
+
+
+def test_no_planted_address_reaches_exports(demo_run, project):
+    """Neither a whole planted address, nor its street line, nor its city/state/postcode tail."""
+    home, _ = demo_run
+    tickets = pl.read_ndjson(Path(project.root) / "demo_data" / "support_tickets.jsonl")
+    raw_text = "\n".join(
+        tickets.select(pl.concat_str(["subject", "body", "agent_reply"], ignore_nulls=True))
+        .to_series()
+        .to_list()
+    )
+    planted = set(_ADDRESS_PHRASE.findall(raw_text))
+    assert len(planted) > 50, "demo tickets should plant postal addresses in their text"
+    exported = "\n".join(p.read_text("utf-8") for p in (home / "exports").rglob("*.jsonl"))
+    parts = {a for a in planted} | {a.split(",")[0] for a in planted}
+    parts |= {a.split(",")[-1].strip() for a in planted if "," in a}
+    leaked = sorted(x for x in parts if len(x) > 6 and x in exported)
+    assert leaked == []
+
+
 def test_restricted_zone_is_owner_only(demo_run):
     home, _ = demo_run
     restricted = home / "restricted"

@@ -58,7 +58,7 @@ CUSTOM = RedactConfig(
 @pytest.fixture(scope="module")
 def custom(request) -> PiiRedactor:
     mp = pytest.MonkeyPatch()
-    mp.setenv(KEY_ENV, "test-key-not-secret")
+    mp.setenv(KEY_ENV, "5d0c8e9b1a7f3246" "e1b9c07d4a2f8365" "90ab3cd1e27f4856" "b3a8c1d0e9f27465")
     request.addfinalizer(mp.undo)
     return get_redactor(CUSTOM)
 
@@ -186,7 +186,7 @@ def test_pseudonym_is_consistent_and_keyed(custom, monkeypatch):
     assert ops.replacement("PERSON", "x") != other_type
     assert "John" not in "".join(redacted) and "Maria" not in "".join(redacted)
     # another key gives other pseudonyms (a redactor is cached per key, never per value)
-    monkeypatch.setenv(KEY_ENV, "another-key")
+    monkeypatch.setenv(KEY_ENV, "a1b2c3d4e5f60718293a4b5c6d7e8f90" "0f9e8d7c6b5a49382716a5b4c3d2e1f0")
     other = get_redactor(CUSTOM)
     assert other is not custom
     assert other.redact_texts(texts[:1])[0] != redacted[:1]
@@ -200,6 +200,41 @@ def test_pseudonym_without_key_names_the_variable(monkeypatch):
     monkeypatch.setenv("FTDATA_PSEUDONYM_KEY", "")
     with pytest.raises(PseudonymKeyMissing, match="FTDATA_PSEUDONYM_KEY"):
         PiiRedactor(cfg)
+
+
+@pytest.mark.parametrize(
+    "weak",
+    [
+        "k",  # one character: found by trying 100 candidates
+        "correct horse battery",  # a short passphrase
+        "0" * 64,  # 64 hex digits but one repeated character
+        "abcdef0123" * 3,  # 30 hex digits: 120 bits
+        "c2VjcmV0LWtleQ==",  # base64 of 10 bytes
+    ],
+)
+def test_weak_pseudonym_key_refused_naming_the_variable(monkeypatch, weak):
+    monkeypatch.setenv("FTDATA_PSEUDONYM_KEY", weak)
+    cfg = RedactConfig(operators={"PERSON": {"type": "pseudonym"}})
+    with pytest.raises(PseudonymKeyMissing, match="FTDATA_PSEUDONYM_KEY.*256") as info:
+        PiiRedactor(cfg)
+    assert len(weak) < 4 or weak not in str(info.value)  # the message never repeats the key
+
+
+@pytest.mark.parametrize(
+    "strong",
+    [
+        "3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b",  # hex, 32 bytes
+        "q2Jx0Zr8cJ5mC9vA1nE7sT4uW6yB3dF8gH0kL2pR5tY=",  # base64 of 32 bytes
+        "Vq7#pL2!xR9@mK4$tW8&zB1^cN6*hJ3%dF5(gS0)yU",  # 42 random printable characters
+    ],
+)
+def test_strong_pseudonym_key_accepted(monkeypatch, strong):
+    from ftdata_pipeline.key_strength import key_bits
+
+    monkeypatch.setenv("FTDATA_PSEUDONYM_KEY", strong)
+    assert key_bits(strong) >= 256
+    cfg = RedactConfig(operators={"PERSON": {"type": "pseudonym"}})
+    assert PiiRedactor(cfg).operators.replacement("PERSON", "Jan").startswith("<PERSON_")
 
 
 # --- records: density drop and every text field ----------------------------------------------------

@@ -45,16 +45,16 @@ from presidio_analyzer.nlp_engine import (
     NlpEngineProvider,
     SpacyNlpEngine,
 )
-from presidio_analyzer.predefined_recognizers import (
-    CreditCardRecognizer,
-    IbanRecognizer,
-    PhoneRecognizer,
-)
+from presidio_analyzer.predefined_recognizers import IbanRecognizer
 from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import ConflictResolutionStrategy, OperatorConfig
 from spacy.attrs import IDX, LOWER
 
 from ftdata_pipeline.config.models import CustomRecognizerConfig, RedactConfig
+from ftdata_pipeline.stages.pii.phone_regions import DEFAULT_PHONE_REGIONS
+from ftdata_pipeline.stages.pii.recognizers import luhn_ok, project_recognizers
+from ftdata_pipeline.stages.pii.refine import refine
+from ftdata_pipeline.stages.pii.segments import split_texts
 
 # Installed spaCy model per language. Only offline packages: Presidio would otherwise try to
 # download en_core_web_lg at run time.
@@ -166,11 +166,13 @@ def nlp_engine(language: str) -> NlpEngine:
 
 
 @functools.lru_cache(maxsize=16)
-def analyzer_engine(language: str, custom_json: str = "[]") -> AnalyzerEngine:
+def analyzer_engine(
+    language: str, custom_json: str = "[]", phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS
+) -> AnalyzerEngine:
     """An analyzer with the project's recognizer choices plus the recipe's custom recognizers.
 
-    Cached per (language, custom recognizers); each has its own registry, so one recipe's
-    recognizers never leak into another's.
+    Cached per (language, custom recognizers, phone regions); each has its own registry, so one
+    recipe's recognizers never leak into another's.
     """
     engine = AnalyzerEngine(nlp_engine=nlp_engine(language), supported_languages=[language])
     # UK_NHS is a bare 10-digit checksum pattern: about 1 in 11 ten-digit numbers pass it, phone
@@ -181,9 +183,12 @@ def analyzer_engine(language: str, custom_json: str = "[]") -> AnalyzerEngine:
     # ES49 5746 ..." was missed). Its own default flags are case-sensitive.
     engine.registry.remove_recognizer("IbanRecognizer")
     engine.registry.add_recognizer(IbanRecognizer(supported_language=language))
+    # Phone numbers and cards: the project's recognizers (libphonenumber over the configured
+    # regions with context; every card brand of 12-19 digits) replace Presidio's US-centred
+    # phone matcher and 13-16 digit card pattern.
     engine.registry.remove_recognizer("PhoneRecognizer")
-    engine.registry.add_recognizer(_GatedPhoneRecognizer(supported_language=language))
-    for recognizer in _extra_recognizers(language):
+    engine.registry.remove_recognizer("CreditCardRecognizer")
+    for recognizer in project_recognizers(language, phone_regions):
         engine.registry.add_recognizer(recognizer)
     customs = _parse_customs(custom_json)
     for spec in customs:
@@ -193,144 +198,6 @@ def analyzer_engine(language: str, custom_json: str = "[]") -> AnalyzerEngine:
 
 def _parse_customs(custom_json: str) -> list[CustomRecognizerConfig]:
     return [CustomRecognizerConfig.model_validate(d) for d in json.loads(custom_json)]
-
-
-def _extra_recognizers(language: str) -> list[PatternRecognizer]:
-    """Cover layouts the built-in recognizers miss but ``residual_pii_counts`` would flag."""
-    cards = CreditCardRecognizer(
-        # Presidio's pattern knows neither Mastercard's 2-series (2221-2720), JCB's 15-digit 2131
-        # range, nor 17-19 digit Visa/Maestro/UnionPay numbers. Luhn validation still applies.
-        patterns=[
-            Pattern("JCB 2131", r"\b2131[- ]?\d{4}[- ]?\d{4}[- ]?\d{3}\b", 0.3),
-            Pattern("Mastercard 2-series", r"\b2[2-7]\d{2}(?:[- ]?\d{4}){3}\b", 0.3),
-            Pattern("Cards 17-19 digits", r"\b[3-6]\d{3}(?:[- ]?\d{4}){3}[- ]?\d{1,3}\b", 0.3),
-        ],
-        supported_language=language,
-        name="CreditCardExtraRecognizer",
-    )
-    return [cards, _PhoneLayoutRecognizer(language), _NameCueRecognizer(language)]
-
-
-class _NameCueRecognizer(PatternRecognizer):
-    """Capitalized words right after a salutation, sign-off or introduction: names.
-
-    The small spaCy model misses or mislabels (as a place) many names in exactly the positions
-    where support texts put them: "Dear Eddie Beasley", "Best regards,\nJavier Reed", "my name
-    is Alyssa Day". These cues are specific enough for a high score (0.9), which also wins over the
-    NER model calling the same words a LOCATION.
-    Matching is case-sensitive (a name starts upper-case); greetings to roles ("Hi Team",
-    "Dear Customer") are discarded.
-    """
-
-    _CUES = [
-        r"\bDear ", r"\bHi ", r"\bHello ", r"\bHey ", r"\b[Mm]y name is ", r"\bI'm ",
-        r"\bThis is ", r"\b[Ss]poke with ", r"\b[Tt]alked to ",
-        r"\bMr\. ", r"\bMrs\. ", r"\bMs\. ", r"\bDr\. ",
-        r"\b(?:[Bb]est|[Kk]ind|[Ww]arm)? ?[Rr]egards,?\s+", r"\bBest,?\s+", r"\bThanks,\s+",
-        r"\bThank you,\s+", r"\bCheers,\s+", r"\bSincerely,?\s+",
-    ]
-    _WORD = r"[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]+(?:[-'][A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]+)?"
-    _NAME = rf"{_WORD}(?: {_WORD}){{0,2}}\b"
-    _FULL_NAME = rf"{_WORD}(?: {_WORD}){{1,2}}"
-    NOT_NAMES = frozenset(
-        "team support all everyone there sir madam customer customers folks guys again "
-        "acme admin sales billing the this that there please thanks thank".split()
-    )
-
-    def __init__(self, language: str):
-        # Presidio compiles with the `regex` module, whose look-behinds may vary in width: the
-        # match is the name alone.
-        cues = "|".join(f"(?:{c})" for c in self._CUES)
-        super().__init__(
-            supported_entity="PERSON",
-            patterns=[
-                Pattern("Name after cue", rf"(?<={cues}){self._NAME}", 0.9),
-                # Signatures: two or three capitalized words alone on a line that follows a
-                # finished sentence or a blank line ("Thank you for your help.\nTyler Lynch"),
-                # or ending the text after punctuation ("Saludos, Dionisia Porta").
-                Pattern(
-                    "Signature line",
-                    rf"(?<=(?:[.!?,:;]|^)[ \t]*\n){self._FULL_NAME}(?=[ \t]*(?:\n|\Z))",
-                    0.6,
-                ),
-                Pattern(
-                    "Trailing name", rf"(?<=[.!?,][ \t]+){self._FULL_NAME}(?=[ \t]*\Z)", 0.6
-                ),
-            ],
-            supported_language=language,
-            name="NameCueRecognizer",
-            global_regex_flags=re.MULTILINE,
-        )
-
-    def invalidate_result(self, pattern_text: str) -> bool:
-        return pattern_text.split()[0].casefold() in self.NOT_NAMES
-
-
-_SEVEN_DIGITS = re.compile(r"(?:\d\D{0,4}){7}")
-
-
-class _GatedPhoneRecognizer(PhoneRecognizer):
-    """Presidio's libphonenumber recognizer, skipped on texts that cannot hold a phone number.
-
-    libphonenumber's matcher is the costliest recognizer (~15% of analysis time on support
-    texts); no region's numbers are shorter than 7 digits, and most texts have none.
-    """
-
-    def analyze(self, text, entities, nlp_artifacts=None):
-        if not _SEVEN_DIGITS.search(text):
-            return []
-        return super().analyze(text, entities, nlp_artifacts)
-
-
-class _PhoneLayoutRecognizer(PatternRecognizer):
-    """Phone numbers by layout: separated North American groups, or '+' and 10+ digits.
-
-    The built-in recognizer asks libphonenumber for *valid* numbers, so well-formed numbers with
-    unassigned area codes (typical of test data), extensions or a German "(0)" pass unredacted.
-    A leading '+' or separators make these layouts specific enough without validation.
-    """
-
-    PATTERNS = [
-        Pattern(
-            "Phone with separators",
-            r"(?:\+?\b\d{1,3}[ .-])?(?:\(\d{3}\) ?|\b\d{3}[.-])\d{3}[.-]\d{4}"
-            r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?\b",
-            0.5,
-        ),
-        Pattern(
-            "International",
-            r"\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?:\s?(?:x|ext\.?)\s?\d{1,6})?\b",
-            0.5,
-        ),
-        # Ten bare digits are as often ids or amounts as phone numbers: weak on their own,
-        # redacted only next to a context word ("call 2125550143").
-        Pattern("Ten digits (weak)", r"\b\d{10}\b", 0.1),
-    ]
-
-    def __init__(self, language: str):
-        super().__init__(
-            supported_entity="PHONE_NUMBER",
-            patterns=self.PATTERNS,
-            context=["phone", "call", "mobile", "cell", "tel", "number", "fax", "reach"],
-            supported_language=language,
-            name="PhoneLayoutRecognizer",
-        )
-
-    def invalidate_result(self, pattern_text: str) -> bool:
-        # Shorter '+' runs are more often prices, scores or versions than phone numbers.
-        return sum(c.isdigit() for c in pattern_text) < 10
-
-
-def luhn_ok(candidate: str) -> bool:
-    digits = [int(c) for c in candidate if c.isdigit()]
-    if not digits:
-        return False
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
 
 
 def mod97_ok(candidate: str) -> bool:
@@ -382,24 +249,43 @@ class Detector:
     def __init__(self, cfg: RedactConfig):
         self.cfg = cfg
         customs = "[" + ",".join(r.model_dump_json() for r in cfg.recognizers) + "]"
-        self.analyzer = analyzer_engine(cfg.language, customs)
+        self.analyzer = analyzer_engine(cfg.language, customs, tuple(cfg.phone_regions))
         self._batch = BatchAnalyzerEngine(analyzer_engine=self.analyzer)
         self._anonymizer = AnonymizerEngine()
         self._entities = cfg.all_entities
         self._keep = {entity: OperatorConfig("keep") for entity in self._entities}
 
     def analyze(self, texts: Sequence[str]) -> list[list[RecognizerResult]]:
-        """Raw Presidio detections per text, batched through spaCy's nlp.pipe."""
+        """Raw Presidio detections per text, batched through spaCy's nlp.pipe.
+
+        JSON values and pieces of long texts are analyzed separately (see ``segments``) and
+        their detections moved back to the offsets of the text they came from.
+        """
         if not texts:
             return []
-        return self._batch.analyze_iterator(
-            list(texts),
+        pieces = split_texts(list(texts))
+        found = self._batch.analyze_iterator(
+            [p.text for p in pieces],
             self.cfg.language,
             batch_size=self.cfg.batch_size,
             entities=self._entities,
             score_threshold=self.cfg.score_threshold,
             allow_list=list(self.cfg.allow_list) or None,
         )
+        out: list[list[RecognizerResult]] = [[] for _ in texts]
+        for piece, results in zip(pieces, found, strict=True):
+            for r in results:
+                r.start += piece.offset
+                r.end += piece.offset
+                out[piece.owner].append(r)
+            if piece.entity is not None and piece.entity in self._entities:
+                out[piece.owner].append(
+                    RecognizerResult(
+                        piece.entity, piece.offset, piece.offset + len(piece.text), 0.85, None,
+                        {"recognizer_name": "JsonFieldRecognizer"},
+                    )
+                )
+        return out
 
     def spans(self, texts: Sequence[str]) -> list[list[Span]]:
         """Per text, the spans to replace after overlap resolution, sorted by start.
@@ -410,6 +296,7 @@ class Detector:
         """
         out: list[list[Span]] = []
         for text, results in zip(texts, self.analyze(texts), strict=True):
+            results = refine(text, results)
             if not results:
                 out.append([])
                 continue
@@ -518,7 +405,9 @@ MAX_POOLS = 2  # live pools per scope; each worker holds a spaCy model (~150 MB)
 
 # Settings that change which spans are found; everything else (operators, density, workers)
 # does not, so redactors that differ only there share worker pools and memoized detections.
-DETECTION_FIELDS = ("language", "entities", "score_threshold", "allow_list", "recognizers")
+DETECTION_FIELDS = (
+    "language", "entities", "score_threshold", "allow_list", "recognizers", "phone_regions"
+)
 
 
 def detection_key(cfg: RedactConfig) -> str:

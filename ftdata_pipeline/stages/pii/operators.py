@@ -24,7 +24,17 @@ from ftdata_pipeline.stages.pii.engine import Span
 
 
 class PseudonymKeyMissing(RuntimeError):
-    """A pseudonym operator is configured but its key variable is unset or empty."""
+    """A pseudonym operator is configured but its key variable is unset, empty or too weak."""
+
+
+def require_strong_key(variable: str, value: str) -> bytes:
+    from ftdata_pipeline.key_strength import WeakKeyError
+    from ftdata_pipeline.key_strength import require_strong_key as check
+
+    try:
+        return check(variable, value)
+    except WeakKeyError as exc:
+        raise PseudonymKeyMissing(str(exc)) from None
 
 
 def read_pseudonym_key(cfg: RedactConfig) -> bytes | None:
@@ -38,7 +48,7 @@ def read_pseudonym_key(cfg: RedactConfig) -> bytes | None:
             f"{cfg.pseudonym_key_env} is not set (it holds the HMAC key; set it to a long random "
             f"secret, the same for every run whose pseudonyms must match)"
         )
-    return value.encode("utf-8")
+    return require_strong_key(cfg.pseudonym_key_env, value)
 
 
 def key_fingerprint(key: bytes | None) -> str:
@@ -72,6 +82,16 @@ class Operators:
             self._key, f"{entity}\x1f{_normalize(value)}".encode(), hashlib.sha256
         ).hexdigest()
         return f"<{entity}_{digest[: spec.length]}>"
+
+    def describe(self, entity: str) -> str:
+        """How spans of ``entity`` are replaced, in words (for metadata and the card)."""
+        spec = self._specs.get(entity)
+        if spec is None or spec.type == "placeholder":
+            template = spec.value if spec is not None and spec.value else self.cfg.placeholder
+            return f"placeholder {template.format(entity=entity)}"
+        if spec.type == "mask":
+            return f"mask with {spec.masking_char!r}, last {spec.chars_to_keep} characters kept"
+        return f"pseudonym (keyed HMAC-SHA256, {spec.length} hex digits)"
 
     def apply(self, text: str, spans: list[Span]) -> str:
         """``text`` with each (non-overlapping, sorted) span replaced."""
