@@ -532,14 +532,102 @@ class LabelConfig(Strict):
     )
 
 
+# Attributes a split can stratify, downsample or slice by. Derived ones: ``length_bucket``
+# (tokens, else words, of the example's input), ``language`` (curation's q_lang), ``turns``.
+SLICE_ATTRIBUTES = ("label", "source", "language", "length_bucket", "turns")
+
+
+class LeakageConfig(Strict):
+    """What the split checks look for beyond shared groups, and whether a finding blocks."""
+
+    near_duplicate_threshold: float = Field(
+        0.5, gt=0, le=1, description="report example pairs across train and validation/test "
+        "whose inputs reach this Jaccard similarity (word shingles)"
+    )
+    shingle_words: int = Field(3, ge=1, description="words per shingle for the similarity")
+    near_duplicates: Literal["report", "block"] = Field(
+        "report", description="near-duplicate pairs across splits: report (warn) or block"
+    )
+    prompts: Literal["report", "block"] = Field(
+        "block", description="the same first user turn (prompt) in train and test with "
+        "different answers: report (warn) or block"
+    )
+    cross_dataset: Literal["report", "block"] = Field(
+        "report", description="a record that is train here and test in another dataset "
+        "(or the reverse): report (warn) or block"
+    )
+
+
 class SplitConfig(Strict):
-    seed: int = 0
+    seed: int = Field(
+        0, description="hash seed of the assignment; datasets reading a common source must "
+        "use the same seed (and ratios) for a record to fall in the same split in each"
+    )
     ratios: dict[Literal["train", "validation", "test"], float] = Field(
         default_factory=lambda: {"train": 0.8, "validation": 0.1, "test": 0.1}
     )
     max_records: int | None = Field(
-        None, gt=0, description="size target: keep at most this many records (sampled)"
+        None, gt=0, description="size target: keep at most this many records (whole groups, "
+        "stratified over downsample_by)"
     )
+    min_records: int | None = Field(
+        None, gt=0, description="size target: fewer records than this fail the blocking "
+        "size_target check, which says by how much"
+    )
+    downsample_by: list[Literal[SLICE_ATTRIBUTES]] = Field(  # type: ignore[valid-type]
+        default_factory=list,
+        description="over max_records: keep each combination of these attributes at its "
+        "target proportion (target_proportions, else its current share)",
+    )
+    target_proportions: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="attribute -> value -> share when downsampling (missing values share the "
+        "rest in proportion)",
+    )
+    stratify_by: list[Literal[SLICE_ATTRIBUTES]] | None = Field(  # type: ignore[valid-type]
+        None, description="split each combination of these attributes at the ratios "
+        "(default: label for classification, nothing otherwise)"
+    )
+    shared_sources: Literal["pin", "stratify"] = Field(
+        "pin", description="records of sources other recipes read too keep their hash split "
+        "(pin: one split per record across datasets) or are moved by stratification too"
+    )
+    tolerance: float = Field(
+        0.02, ge=0, le=1, description="largest accepted |actual - configured| share per split "
+        "(the card reports it; the split_ratios check warns beyond it)"
+    )
+    group_near_duplicates: float | None = Field(
+        0.5, gt=0, le=1, description="examples whose inputs reach this Jaccard similarity "
+        "(word shingles) are grouped into one split, most similar first (null: off)"
+    )
+    group_prompts: bool = Field(
+        True, description="examples with the same first user turn (normalized) share a split"
+    )
+    max_group_fraction: float = Field(
+        0.02, gt=0, le=1, description="similarity grouping never builds a group larger than "
+        "this share of the records (templated data would chain into one giant group); "
+        "pairs left apart are reported by the leakage checks"
+    )
+    min_eval_records: int = Field(
+        50, ge=0, description="the card flags a validation/test split with fewer records"
+    )
+    min_eval_groups: int = Field(
+        20, ge=0, description="... or fewer groups (prompts, conversations)"
+    )
+    leakage: LeakageConfig = Field(default_factory=LeakageConfig)
+
+    @model_validator(mode="after")
+    def _size_bounds(self) -> SplitConfig:
+        if self.min_records and self.max_records and self.min_records > self.max_records:
+            raise ValueError(
+                f"min_records ({self.min_records}) > max_records ({self.max_records})"
+            )
+        for attr, shares in self.target_proportions.items():
+            if attr not in self.downsample_by:
+                raise ValueError(f"target_proportions.{attr}: not in downsample_by")
+            if any(v < 0 for v in shares.values()) or sum(shares.values()) > 1 + 1e-6:
+                raise ValueError(f"target_proportions.{attr}: shares must be >= 0, sum <= 1")
+        return self
 
     @field_validator("ratios")
     @classmethod

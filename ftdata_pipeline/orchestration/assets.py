@@ -42,6 +42,7 @@ from ftdata_pipeline.orchestration.metadata import (
     stage_counts,
     stage_metadata,
 )
+from ftdata_pipeline.orchestration.split_inputs import cross_dataset_report, shared_sources
 from ftdata_pipeline.orchestration.storage import PipelineStorage
 from ftdata_pipeline.records import REJECT_SCHEMA
 from ftdata_pipeline.stages.base import StageResult
@@ -209,7 +210,12 @@ def build_dataset_assets(
         return label(redacted, recipe, annotations)
 
     def run_split(context, labeled: pl.LazyFrame) -> StageResult:
-        return split(labeled, recipe)
+        result = split(labeled, recipe, shared_sources=shared_sources(recipe, project))
+        # One split per record across datasets: compare with the other datasets' latest split.
+        result.stats["cross_dataset"] = cross_dataset_report(
+            result.kept, recipe, project, context.resources.storage
+        )
+        return result
 
     assets = [
         _stage_asset(
