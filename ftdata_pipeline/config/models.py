@@ -640,6 +640,35 @@ class SplitConfig(Strict):
         return {s: float(ratios.get(s, 0.0)) for s in SPLITS}
 
 
+class TokensConfig(Strict):
+    """Token counts with a real BPE tokenizer from installed files, and the context limit.
+
+    ``tokenizer``: ``o200k_base`` / ``cl100k_base`` (OpenAI's encodings, bundled by the
+    ``bpe-openai`` package) or the path of a Hugging Face ``tokenizer.json`` (Llama, Qwen,
+    Mistral...; a ``tokenizer_config.json`` beside it with a ``chat_template`` is used to
+    render chat examples exactly). Nothing is downloaded.
+    """
+
+    tokenizer: str = Field("o200k_base", description="o200k_base | cl100k_base | path/to/tokenizer.json")
+    max_tokens: int | None = Field(
+        None, gt=0, description="longest example (sequence the trainer sees) allowed"
+    )
+    policy: Literal["drop", "truncate"] = Field(
+        "drop", description="over max_tokens: drop the example (rule over_max_tokens), or "
+        "truncate: chat drops its oldest turns, keeping the system prompt and the last "
+        "assistant turn; pre-training text is cut; other kinds are dropped"
+    )
+    epochs: int = Field(3, ge=1, description="training epochs, for the training-cost line")
+    per_message: int | None = Field(
+        None, ge=0, description="chat template tokens around each message (default: 3 for "
+        "OpenAI encodings; from the chat template for tokenizer.json, else 0)"
+    )
+    per_example: int | None = Field(
+        None, ge=0, description="chat template tokens per example (default: 3 for OpenAI "
+        "encodings, the reply priming)"
+    )
+
+
 FORMATS = (
     "openai_chat",
     "openai_preference",
@@ -708,6 +737,7 @@ class RecipeConfig(Strict):
     redact: RedactConfig = RedactConfig()
     label: LabelConfig = LabelConfig()
     split: SplitConfig = SplitConfig()
+    tokens: TokensConfig = TokensConfig()
     exports: ExportConfig
     governance: GovernanceConfig = GovernanceConfig()
     schedule: ScheduleConfig | None = None

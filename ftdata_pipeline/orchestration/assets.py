@@ -210,7 +210,9 @@ def build_dataset_assets(
         return label(redacted, recipe, annotations)
 
     def run_split(context, labeled: pl.LazyFrame) -> StageResult:
-        result = split(labeled, recipe, shared_sources=shared_sources(recipe, project))
+        result = split(
+            labeled, recipe, shared_sources=shared_sources(recipe, project), root=project.root
+        )
         # One split per record across datasets: compare with the other datasets' latest split.
         result.stats["cross_dataset"] = cross_dataset_report(
             result.kept, recipe, project, context.resources.storage
@@ -305,7 +307,8 @@ def _card_asset(recipe: RecipeConfig, project: ProjectConfig, cfg_hash: str) -> 
             {s: project.sources[s] for s in card_sources},
             counts,
             _card_label_stats(by_stage.get("labeled", {}).get("stats", {})),
-            {"counts": split_stats.get("records", {}), "label_counts": split_stats.get("labels")},
+            {"counts": split_stats.get("records", {}), "label_counts": split_stats.get("labels"),
+             "report": split_stats},
             by_stage.get("redacted", {}).get("stats", {}),
             read_manifest(storage.exports_dir(recipe.name)),
             storage.cards_dir(recipe.name),

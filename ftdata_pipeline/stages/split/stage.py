@@ -1,6 +1,7 @@
 """The split stage: complete examples, grouped, sized and assigned to train/validation/test.
 
-Order: reject incomplete examples; group records that must share a split (see ``groups``);
+Order: reject incomplete examples; count tokens and apply ``tokens.max_tokens`` (see
+``tokens``); group records that must share a split (see ``groups``);
 apply the size target (whole groups); assign splits by hash, stratified within the group
 constraint (see ``assign``); then measure what is left to report: ratios against the
 configuration, and leakage (shared groups, near duplicates, prompt-level).
@@ -43,6 +44,12 @@ from ftdata_pipeline.stages.split.leakage import (
     prompt_leaks,
 )
 from ftdata_pipeline.stages.split.slices import slice_key, with_slices
+from ftdata_pipeline.stages.split.tokens import (
+    N_TOKENS_SEQ,
+    apply_token_limit,
+    load_tokenizer,
+    token_stats,
+)
 
 STAGE = "split"
 _WORK = (GROUP_KEY, U, PRIORITY, STRATUM, PINNED)
@@ -104,11 +111,13 @@ def split(
     recipe: RecipeConfig,
     *,
     shared_sources: frozenset[str] | set[str] = frozenset(),
+    root: str = ".",
 ) -> StageResult:
     """Reject incomplete examples, size, group and assign splits (see module docstring).
 
     ``shared_sources``: sources other recipes read too; with ``split.shared_sources: pin``
-    their records keep their hash split whatever the stratification wants.
+    their records keep their hash split whatever the stratification wants. ``root``: the
+    project root a tokenizer.json path is resolved against.
     """
     cfg = recipe.split
     kind = recipe.kind
@@ -127,6 +136,12 @@ def split(
     )
     rejects.append(incomplete.drop("_ok", "_missing"))
     df = flagged.filter(pl.col("_ok")).drop("_ok", "_missing")
+
+    df, over, token_report = apply_token_limit(df, recipe, load_tokenizer(recipe.tokens, root))
+    rejects.append(
+        reject(over, stage=STAGE, rule="over_max_tokens", score=pl.col(N_TOKENS_SEQ),
+               detail=f"max_tokens={recipe.tokens.max_tokens}")
+    )
 
     df = identity_groups(df)
     identity_count = df[GROUP_KEY].n_unique()
@@ -168,6 +183,7 @@ def split(
         "ratios": ratio_report(counts, cfg.ratios, cfg.tolerance),
     }
     out = df.drop(*_WORK, *[f"_slice_{s}" for s in strata], strict=False)
+    stats["tokens"] = {**token_report, **token_stats(out, SPLITS, recipe.tokens.epochs)}
     stats["leakage"] = leakage_report(out)
     stats["near_duplicates"] = near_duplicate_leaks(out, kind, cfg.leakage)
     stats["prompt_leakage"] = prompt_leaks(out, kind)

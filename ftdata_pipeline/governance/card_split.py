@@ -1,0 +1,144 @@
+"""Dataset card sections about the split stage's measurements.
+
+Ratios (configured vs actual), leakage, tokens, size targets, representativeness against
+production and bias. Each section is a function of the split stage's stats (``report``) and
+returns Markdown lines; plots are written beside the card.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ftdata_pipeline.config.models import RecipeConfig
+from ftdata_pipeline.records import SPLITS
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def small_splits(report: dict, recipe: RecipeConfig) -> list[str]:
+    """Validation/test splits too small for their metric (records or groups)."""
+    cfg = recipe.split
+    flags = []
+    for name in ("validation", "test"):
+        if cfg.ratios.get(name, 0) == 0:
+            continue
+        n = (report.get("records") or {}).get(name, 0)
+        groups = (report.get("groups") or {}).get(name, 0)
+        unit = "prompts" if recipe.kind == "preference" else "groups"
+        if n < cfg.min_eval_records:
+            flags.append(f"{name}: {n} records < {cfg.min_eval_records}")
+        if groups < cfg.min_eval_groups:
+            flags.append(f"{name}: {groups} {unit} < {cfg.min_eval_groups}")
+    return flags
+
+
+def ratio_section(report: dict, recipe: RecipeConfig) -> list[str]:
+    ratios = report.get("ratios")
+    if not ratios:
+        return []
+    lines = ["### Configured vs actual split", ""]
+    lines += table(
+        ["split", "configured", "actual", "records", "groups"],
+        [[s, _pct(ratios["configured"][s]), _pct(ratios["actual"][s]),
+          (report.get("records") or {}).get(s, 0), (report.get("groups") or {}).get(s, 0)]
+         for s in SPLITS],
+    )
+    strata = report.get("stratify_by") or []
+    lines += [
+        f"Largest deviation {_pct(ratios['max_deviation'])} (tolerance "
+        f"{_pct(ratios['tolerance'])}: {'within' if ratios['within_tolerance'] else 'OUTSIDE'}). "
+        f"Stratified by: {', '.join(strata) if strata else 'nothing (one stratum)'}; "
+        f"{report.get('pinned_records', 0)} record(s) of sources other datasets read keep "
+        "their hash split, so they fall in the same split in every dataset.",
+        "",
+    ]
+    flags = small_splits(report, recipe)
+    if flags:
+        lines += ["Too small for a reliable metric: " + "; ".join(flags) + ".", ""]
+    return lines
+
+
+def leakage_section(report: dict) -> list[str]:
+    near = report.get("near_duplicates")
+    if near is None:
+        return []
+    prompts = report.get("prompt_leakage") or {}
+    grouping = report.get("grouping") or {}
+    cross = report.get("cross_dataset") or {}
+    held = near.get("eval_with_train_neighbour") or {}
+    lines = ["### Leakage", ""]
+    lines += table(
+        ["check", "finding"],
+        [
+            ["shared conversation / duplicate cluster / content hash across splits",
+             sum((report.get("leakage") or {}).values())],
+            [f"train / held-out pairs at Jaccard >= {near['threshold']} "
+             f"(word {near['shingle_words']}-shingles)", near["pairs"]],
+            *[[f"{s} examples with such a train neighbour", n] for s, n in held.items()],
+            ["first user turns in train and held out with different answers",
+             prompts.get("prompts", 0)],
+            ["groups merged by same prompt or similarity", grouping.get("merged", 0)],
+            ["similar pairs left apart (group size cap / pinned to different splits)",
+             f"{grouping.get('left_apart_by_size_cap', 0)} / "
+             f"{grouping.get('left_apart_by_pinned_split', 0)}"],
+            *[[f"records shared with {d} in another split (train/test)",
+               f"{v['different_split']} of {v['shared_records']} ({v['train_test']})"]
+              for d, v in sorted(cross.items())],
+        ],
+    )
+    return lines
+
+
+def token_section(report: dict) -> list[str]:
+    tokens = report.get("tokens")
+    if not tokens:
+        return []
+    lines = ["## Tokens", "",
+             f"Counted with `{tokens['tokenizer']}`, including the chat template's tokens for "
+             "chat examples (a preference pair counts both sequences).", ""]
+    per = tokens["per_split"]
+    lines += table(
+        ["split", "examples", "tokens", "mean", "median", "p95", "max"],
+        [[s, v["examples"], v["total"], v["mean"], v["p50"], v["p95"], v["max"]]
+         for s, v in per.items()],
+    )
+    if tokens.get("max_tokens"):
+        lines += [f"Limit: {tokens['max_tokens']} tokens per example, policy "
+                  f"`{tokens['policy']}`: {tokens['over_limit']} over the limit, "
+                  f"{tokens['truncated']} truncated, {tokens['dropped']} dropped.", ""]
+    lines += [f"**Training cost:** {per.get('train', {}).get('total', 0):,} train tokens × "
+              f"{tokens['epochs']} epochs = {tokens['training_tokens']:,} tokens.", ""]
+    return lines
+
+
+def split_markdown(report: dict, recipe: RecipeConfig) -> list[str]:
+    """Every split-stage section of the card, in order."""
+    lines: list[str] = []
+    for section in (ratio_section(report, recipe), leakage_section(report),
+                    token_section(report)):
+        lines += section
+    return lines
+
+
+def split_plots(report: dict, recipe: RecipeConfig, out_dir: Path) -> list[str]:
+    """Plots of the split-stage sections written into ``out_dir`` (file names)."""
+    return []
