@@ -130,11 +130,34 @@ def token_section(report: dict) -> list[str]:
     return lines
 
 
+def size_section(report: dict) -> list[str]:
+    size = report.get("size")
+    if not size:
+        return []
+    lines = ["### Size target", ""]
+    bounds = f"min_records {size['min_records']}, max_records {size['max_records']}"
+    if size["shortfall"]:
+        lines += [f"**{size['records']} examples: {size['shortfall']} short of the minimum** "
+                  f"({bounds}); the blocking size_target check failed.", ""]
+    else:
+        lines += [f"{size['records']} examples ({bounds}).", ""]
+    down = size.get("downsampling")
+    if down:
+        lines += [f"Downsampled by {', '.join(down['attributes']) or 'hash order'}: "
+                  f"{down['dropped']} records dropped (rule size_target).", ""]
+        lines += table(
+            ["slice", "before", "target", "after"],
+            [[c, _pct(v["before"]), _pct(v["target"]), _pct(v["after"])]
+             for c, v in down["proportions"].items()],
+        )
+    return lines
+
+
 def split_markdown(report: dict, recipe: RecipeConfig) -> list[str]:
     """Every split-stage section of the card, in order."""
     lines: list[str] = []
-    for section in (ratio_section(report, recipe), leakage_section(report),
-                    token_section(report)):
+    for section in (ratio_section(report, recipe), size_section(report),
+                    leakage_section(report), token_section(report)):
         lines += section
     return lines
 

@@ -18,6 +18,7 @@ NEAR_DUPLICATE_LEAKAGE = "near_duplicate_leakage"
 PROMPT_LEAKAGE = "prompt_leakage"
 SPLIT_RATIOS = "split_ratios"
 CROSS_DATASET_SPLITS = "cross_dataset_splits"
+SIZE_TARGET = "size_target"
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ def _checks(recipe: RecipeConfig) -> list[tuple[str, str, bool]]:
     """(name, description, blocking) of the split checks this recipe runs."""
     leak = recipe.split.leakage
     return [
+        (SIZE_TARGET, f"At least split.min_records ({recipe.split.min_records}) examples",
+         True),
         (NEAR_DUPLICATE_LEAKAGE,
          f"No train/held-out example pair at Jaccard >= {leak.near_duplicate_threshold} "
          f"(word {leak.shingle_words}-shingles)", leak.near_duplicates == "block"),
@@ -65,7 +68,19 @@ def evaluate(recipe: RecipeConfig, stats: dict) -> list[Outcome]:
     cross = stats.get("cross_dataset") or {}
     held = near.get("eval_with_train_neighbour") or {}
     train_test = sum(v.get("train_test", 0) for v in cross.values())
+    size = stats.get("size") or {}
+    shortfall = size.get("shortfall", 0)
     return [
+        Outcome(
+            SIZE_TARGET, shortfall == 0, blocking[SIZE_TARGET],
+            f"{size.get('records')} examples, {shortfall} short of min_records "
+            f"{size.get('min_records')}" if shortfall
+            else f"{size.get('records')} examples (min_records {size.get('min_records')}, "
+            f"max_records {size.get('max_records')})",
+            {"records": size.get("records"), "min_records": size.get("min_records"),
+             "shortfall": shortfall,
+             "downsampled": (size.get("downsampling") or {}).get("dropped", 0)},
+        ),
         Outcome(
             NEAR_DUPLICATE_LEAKAGE, near.get("pairs", 0) == 0, blocking[NEAR_DUPLICATE_LEAKAGE],
             f"{near.get('pairs', 0)} train/held-out pair(s) at Jaccard >= "

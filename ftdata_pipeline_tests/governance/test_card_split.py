@@ -61,3 +61,13 @@ def test_card_flags_splits_too_small_for_their_metric(tmp_path) -> None:
     assert f"test: {stats['records']['test']} records < 30" in md
     md_ok, _, _ = render(tmp_path / "ok", recipe(min_eval_records=1, min_eval_groups=1), n=100)
     assert "Too small for a reliable metric" not in md_ok
+
+
+def test_card_shows_size_target_and_downsampling(tmp_path) -> None:
+    cfg = recipe(max_records=120, downsample_by=["label"],
+                 target_proportions={"label": {"a": 0.5, "b": 0.5}})
+    md, _, stats = render(tmp_path, cfg)
+    assert "### Size target" in md and "records dropped (rule size_target)" in md
+    assert "| b | 33.5% | 50.0% |" in md
+    md_short, _, _ = render(tmp_path / "short", recipe(min_records=250))
+    assert "200 examples: 50 short of the minimum" in md_short

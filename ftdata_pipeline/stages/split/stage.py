@@ -2,7 +2,7 @@
 
 Order: reject incomplete examples; count tokens and apply ``tokens.max_tokens`` (see
 ``tokens``); group records that must share a split (see ``groups``);
-apply the size target (whole groups); assign splits by hash, stratified within the group
+apply the size target (whole groups, stratified downsampling; see ``sizing``); assign splits by hash, stratified within the group
 constraint (see ``assign``); then measure what is left to report: ratios against the
 configuration, and leakage (shared groups, near duplicates, prompt-level).
 """
@@ -43,6 +43,7 @@ from ftdata_pipeline.stages.split.leakage import (
     near_duplicate_leaks,
     prompt_leaks,
 )
+from ftdata_pipeline.stages.split.sizing import COMBO, downsample, size_report
 from ftdata_pipeline.stages.split.slices import slice_key, with_slices
 from ftdata_pipeline.stages.split.tokens import (
     N_TOKENS_SEQ,
@@ -77,26 +78,6 @@ def _complete(kind: str) -> tuple[pl.Expr, pl.Expr]:
         ignore_nulls=True,
     )
     return pl.all_horizontal(present.values()), missing
-
-
-def _size_target(df: pl.DataFrame, max_records: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Keep whole groups in (priority, key) order while the running total stays within the budget."""
-    groups = (
-        df.group_by(GROUP_KEY)
-        .agg(pl.len().alias("_size"), pl.col(PRIORITY).first())
-        .sort(PRIORITY, GROUP_KEY)
-        .with_columns(pl.col("_size").cum_sum().alias("_running"))
-    )
-    df = df.join(groups.select(GROUP_KEY, "_running"), on=GROUP_KEY, how="left")
-    over = pl.col("_running") > max_records
-    dropped = reject(
-        df.filter(over),
-        stage=STAGE,
-        rule="size_target",
-        score=pl.col("_running"),
-        detail=f"max_records={max_records}",
-    )
-    return df.filter(~over).drop("_running"), dropped.drop("_running")
 
 
 def _per_split(df: pl.DataFrame, value: pl.Expr) -> dict[str, int]:
@@ -161,9 +142,19 @@ def split(
         unit_interval(cfg.seed, pl.col(GROUP_KEY), offset=8).alias(PRIORITY),
     )
     df = df.join(keys, on=GROUP_KEY, how="left", maintain_order="left")
+    downsampling = None
     if cfg.max_records is not None and df.height > cfg.max_records:
-        df, dropped = _size_target(df, cfg.max_records)
-        rejects.append(dropped.drop(*_WORK, strict=False))
+        sized = with_slices(df, cfg.downsample_by, kind).with_columns(
+            slice_key(cfg.downsample_by).alias(COMBO)
+        )
+        sized, dropped, downsampling = downsample(sized, cfg, GROUP_KEY, PRIORITY)
+        helpers = [COMBO, *[f"_slice_{a}" for a in cfg.downsample_by]]
+        df = sized.drop(*helpers)
+        rejects.append(
+            reject(dropped.drop(*helpers), stage=STAGE, rule="size_target",
+                   score=pl.col("_running"), detail=f"max_records={cfg.max_records}")
+            .drop("_running", *_WORK, strict=False)
+        )
 
     strata = stratify_by(recipe)
     df = with_slices(df, strata, kind).with_columns(slice_key(strata).alias(STRATUM))
@@ -181,6 +172,7 @@ def split(
         "stratify_by": strata,
         "pinned_records": int(df[PINNED].is_not_null().sum()),
         "ratios": ratio_report(counts, cfg.ratios, cfg.tolerance),
+        "size": size_report(df.height, cfg, downsampling),
     }
     out = df.drop(*_WORK, *[f"_slice_{s}" for s in strata], strict=False)
     stats["tokens"] = {**token_report, **token_stats(out, SPLITS, recipe.tokens.epochs)}
