@@ -46,10 +46,11 @@ class SourceConfig(Strict):
 
     description: str = ""
     kind: Literal["file", "sql"]
-    role: Literal["records", "annotations"] = Field(
+    role: Literal["records", "annotations", "reference"] = Field(
         "records",
         description="records become training candidates; annotations are human labels for "
-        "records of another source (item_key, annotator, label)",
+        "records of another source (item_key, annotator, label); reference is a sample of "
+        "production inputs datasets are compared with (text, label), never trained on",
     )
     # kind: file
     path: str | None = Field(None, description="file path, relative to the project root")
@@ -669,6 +670,66 @@ class TokensConfig(Strict):
     )
 
 
+class EdgeCaseRule(Strict):
+    """Inputs matching ``pattern`` are edge cases of kind ``name``; train needs ``min_share``."""
+
+    name: Name
+    pattern: str = Field(description="regular expression searched in the example's input")
+    min_share: float = Field(0.0, ge=0, le=1, description="minimum share of train examples")
+
+    _pattern = field_validator("pattern")(classmethod(lambda cls, v: _check_regex(v)))
+
+
+class ReferenceConfig(Strict):
+    """How the dataset is compared with a sample of production inputs (a ``reference`` source).
+
+    Distribution: PSI and Jensen-Shannon divergence (base 2, 0..1) of each slice attribute
+    between the reference and the train and test splits. Coverage: share of reference inputs
+    whose nearest train input (TF-IDF cosine) reaches ``coverage_threshold``.
+    """
+
+    source: Name = Field(description="a source with role: reference")
+    slices: list[Literal[SLICE_ATTRIBUTES]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["length_bucket"],
+        description="attributes compared (label: the reference's mapped label)",
+    )
+    psi_warn: float = Field(0.1, ge=0, description="PSI at or above this: warn")
+    psi_error: float = Field(0.25, ge=0, description="PSI at or above this: error")
+    js_warn: float = Field(0.1, ge=0, le=1, description="JS divergence at or above this: warn")
+    js_error: float = Field(0.2, ge=0, le=1, description="JS divergence at or above this: error")
+    coverage_threshold: float = Field(
+        0.3, gt=0, le=1, description="cosine (TF-IDF) a train input must reach to cover a "
+        "reference input"
+    )
+    min_coverage: float = Field(0.0, ge=0, le=1, description="coverage below this: error")
+    least_covered: int = Field(10, ge=0, description="reference ids listed in the card")
+    edge_cases: list[EdgeCaseRule] = Field(default_factory=list)
+    block: bool = Field(False, description="errors block downstream assets (else reported)")
+
+
+class BiasAttribute(Strict):
+    """A sensitive attribute as term lists per group (e.g. gender: female/male terms)."""
+
+    groups: dict[str, list[str]] = Field(
+        description="group -> case-insensitive whole words or phrases marking it", min_length=2
+    )
+    max_ratio: float = Field(
+        3.0, ge=1, description="largest allowed ratio between the most and least mentioned "
+        "groups among examples mentioning any (per split)"
+    )
+    min_mentions: int = Field(
+        20, ge=0, description="splits with fewer examples mentioning a group are reported, "
+        "not judged"
+    )
+
+
+class BiasConfig(Strict):
+    """Balance over sensitive attributes in the example inputs and answers, per split."""
+
+    attributes: dict[Name, BiasAttribute] = Field(default_factory=dict)
+    block: bool = Field(False, description="an imbalance blocks downstream assets")
+
+
 FORMATS = (
     "openai_chat",
     "openai_preference",
@@ -738,6 +799,10 @@ class RecipeConfig(Strict):
     label: LabelConfig = LabelConfig()
     split: SplitConfig = SplitConfig()
     tokens: TokensConfig = TokensConfig()
+    reference: ReferenceConfig | None = Field(
+        None, description="compare the dataset with a sample of production inputs"
+    )
+    bias: BiasConfig = BiasConfig()
     exports: ExportConfig
     governance: GovernanceConfig = GovernanceConfig()
     schedule: ScheduleConfig | None = None

@@ -373,7 +373,7 @@ def _markdown(facts: dict, plots: list[str]) -> str:
         f"![Records per split]({SPLIT_PLOT})",
         "",
     ]
-    lines += split_markdown(facts["split_report"], facts["recipe"])
+    lines += split_markdown(facts["split_report"], facts["recipe"], plots)
     lines += [
         "## Export files",
         "",
@@ -430,7 +430,7 @@ def render_card(
     if recipe.kind == "classification":
         plots.append(LABEL_PLOT)
         _label_plot(facts, out_dir / LABEL_PLOT)
-    plots += split_plots(facts["split_report"], recipe, out_dir)
+    plots += split_plots(facts["split_report"], recipe, out_dir, _save)
     facts["plots"] = plots
     markdown_path = out_dir / MARKDOWN
     markdown_path.write_text(_markdown({**facts, "recipe": recipe}, plots), encoding="utf-8")

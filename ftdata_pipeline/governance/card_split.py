@@ -7,8 +7,11 @@ returns Markdown lines; plots are written beside the card.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from matplotlib.figure import Figure
 
 from ftdata_pipeline.config.models import RecipeConfig
 from ftdata_pipeline.records import SPLITS
@@ -153,15 +156,94 @@ def size_section(report: dict) -> list[str]:
     return lines
 
 
-def split_markdown(report: dict, recipe: RecipeConfig) -> list[str]:
+REPRESENTATIVENESS_PLOT = "representativeness.png"
+
+
+def representativeness_section(report: dict, plots: list[str]) -> list[str]:
+    rep = report.get("representativeness")
+    if not rep:
+        return []
+    lines = ["## Representativeness", "",
+             f"Compared with the reference sample of production inputs `{rep['source']}` "
+             "(PSI: population stability index; JS: Jensen-Shannon divergence in bits).", ""]
+    lines += table(
+        ["attribute", "split", "PSI", "JS", "status"],
+        [[r["attribute"], r["split"], r["psi"], r["js"], r["status"]]
+         for r in rep["distribution"]],
+    )
+    if REPRESENTATIVENESS_PLOT in plots:
+        lines += [f"![Dataset vs production]({REPRESENTATIVENESS_PLOT})", ""]
+    cover = rep["coverage"]
+    lines += ["### Coverage", "",
+              f"{_pct(cover['coverage'])} of {cover['reference']} production inputs have a "
+              f"train example at TF-IDF cosine >= {cover['threshold']} (mean best similarity "
+              f"{cover.get('mean_best_similarity', 0)}). Least covered:", ""]
+    lines += table(["production input id", "best similarity"],
+                   [[c["id"], c["similarity"]] for c in cover["least_covered"]])
+    if rep["edge_cases"]:
+        lines += ["### Edge cases", ""]
+        lines += table(
+            ["edge case", "train examples", "train share", "production share", "minimum", "ok"],
+            [[e["name"], e["train"], _pct(e["train_share"]), _pct(e["reference_share"]),
+              _pct(e["min_share"]), e["ok"]] for e in rep["edge_cases"]],
+        )
+    return lines
+
+
+def bias_section(report: dict) -> list[str]:
+    bias = report.get("bias")
+    if not bias:
+        return []
+    lines = ["## Bias", "",
+             "Examples mentioning each group of a sensitive attribute (input or answer), per "
+             "split; the ratio of the most to the least mentioned group is judged against "
+             "max_ratio when enough examples mention one.", ""]
+    for attr, spec in bias.items():
+        groups = sorted(next(iter(spec["splits"].values()))["mentions"])
+        lines += [f"**{attr}** (max ratio {spec['max_ratio']}, judged from "
+                  f"{spec['min_mentions']} mentioning examples)", ""]
+        lines += table(
+            ["split", "examples", *groups, "ratio", "status"],
+            [[s, v["examples"], *(f"{v['mentions'][g]} ({_pct(v['shares'][g])})" for g in groups),
+              v["ratio"], v["status"]] for s, v in spec["splits"].items()],
+        )
+    return lines
+
+
+def split_markdown(report: dict, recipe: RecipeConfig, plots: list[str] | None = None) -> list[str]:
     """Every split-stage section of the card, in order."""
     lines: list[str] = []
     for section in (ratio_section(report, recipe), size_section(report),
-                    leakage_section(report), token_section(report)):
+                    leakage_section(report), token_section(report),
+                    representativeness_section(report, plots or []), bias_section(report)):
         lines += section
     return lines
 
 
-def split_plots(report: dict, recipe: RecipeConfig, out_dir: Path) -> list[str]:
-    """Plots of the split-stage sections written into ``out_dir`` (file names)."""
-    return []
+def split_plots(report: dict, recipe: RecipeConfig, out_dir: Path,
+                save: Callable[[Figure, Path], None]) -> list[str]:
+    """Plots of the split-stage sections written into ``out_dir`` with ``save`` (file names)."""
+    rep = report.get("representativeness")
+    if not rep or not rep["distribution"]:
+        return []
+    attributes = list(dict.fromkeys(r["attribute"] for r in rep["distribution"]))
+    fig = Figure(figsize=(7, 2.8 * len(attributes)))
+    for i, attr in enumerate(attributes):
+        ax = fig.add_subplot(len(attributes), 1, i + 1)
+        rows = [r for r in rep["distribution"] if r["attribute"] == attr]
+        bins = list(rows[0]["reference"])
+        series = [("production", rows[0]["reference"])] + [(r["split"], r["dataset"]) for r in rows]
+        width = 0.8 / len(series)
+        for j, (name, dist) in enumerate(series):
+            ax.bar([k + j * width for k in range(len(bins))], [dist.get(b, 0) for b in bins],
+                   width=width, label=name, color=f"C{j}")
+        ax.set_xticks([k + 0.4 - width / 2 for k in range(len(bins))], bins, rotation=30,
+                      ha="right", fontsize="small")
+        psi_text = ", ".join(f"{r['split']} PSI {r['psi']:.2f} JS {r['js']:.2f}" for r in rows)
+        ax.set_title(f"{attr}: {psi_text}", fontsize="small")
+        ax.set_ylabel("share")
+        ax.legend(fontsize="small")
+    fig.suptitle(f"{recipe.name} vs production ({rep['source']})")
+    fig.tight_layout()
+    save(fig, out_dir / REPRESENTATIVENESS_PLOT)
+    return [REPRESENTATIVENESS_PLOT]

@@ -209,9 +209,14 @@ def build_dataset_assets(
     def run_label(context, redacted: pl.LazyFrame, annotations: pl.LazyFrame | None = None):
         return label(redacted, recipe, annotations)
 
-    def run_split(context, labeled: pl.LazyFrame) -> StageResult:
+    split_ins = {"labeled": AssetIn(stage_key(name, "labeled"))}
+    if recipe.reference is not None:
+        split_ins["reference"] = AssetIn(raw_key(recipe.reference.source))
+
+    def run_split(context, labeled: pl.LazyFrame, reference: pl.LazyFrame | None = None):
         result = split(
-            labeled, recipe, shared_sources=shared_sources(recipe, project), root=project.root
+            labeled, recipe, shared_sources=shared_sources(recipe, project), root=project.root,
+            reference=reference,
         )
         # One split per record across datasets: compare with the other datasets' latest split.
         result.stats["cross_dataset"] = cross_dataset_report(
@@ -234,7 +239,7 @@ def build_dataset_assets(
             description=f"Records labeled by {recipe.label.method!r}",
         ),
         _stage_asset(
-            recipe, cfg_hash, "split", {"labeled": AssetIn(stage_key(name, "labeled"))},
+            recipe, cfg_hash, "split", split_ins,
             restricted=False, run_stage=run_split,
             description="Group-aware train/validation/test split",
         ),

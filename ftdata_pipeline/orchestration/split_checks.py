@@ -19,6 +19,8 @@ PROMPT_LEAKAGE = "prompt_leakage"
 SPLIT_RATIOS = "split_ratios"
 CROSS_DATASET_SPLITS = "cross_dataset_splits"
 SIZE_TARGET = "size_target"
+REPRESENTATIVENESS = "representativeness"
+BIAS_BALANCE = "bias_balance"
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,15 @@ class Outcome:
 def _checks(recipe: RecipeConfig) -> list[tuple[str, str, bool]]:
     """(name, description, blocking) of the split checks this recipe runs."""
     leak = recipe.split.leakage
-    return [
+    extra = []
+    if recipe.reference is not None:
+        extra.append((REPRESENTATIVENESS, f"Distribution (PSI, JS divergence), coverage and edge "
+                      f"cases against the reference {recipe.reference.source!r}",
+                      recipe.reference.block))
+    if recipe.bias.attributes:
+        extra.append((BIAS_BALANCE, "Sensitive attribute groups balanced within max_ratio in "
+                      "every split", recipe.bias.block))
+    return extra + [
         (SIZE_TARGET, f"At least split.min_records ({recipe.split.min_records}) examples",
          True),
         (NEAR_DUPLICATE_LEAKAGE,
@@ -70,7 +80,34 @@ def evaluate(recipe: RecipeConfig, stats: dict) -> list[Outcome]:
     train_test = sum(v.get("train_test", 0) for v in cross.values())
     size = stats.get("size") or {}
     shortfall = size.get("shortfall", 0)
-    return [
+    extra = []
+    if REPRESENTATIVENESS in blocking:
+        rep = stats.get("representativeness") or {}
+        errors, warnings = rep.get("errors", []), rep.get("warnings", [])
+        cover = rep.get("coverage") or {}
+        extra.append(Outcome(
+            REPRESENTATIVENESS, not errors and not warnings, blocking[REPRESENTATIVENESS],
+            ("errors: " + "; ".join(errors) + ". " if errors else "")
+            + ("warnings: " + "; ".join(warnings) + ". " if warnings else "")
+            + f"coverage {cover.get('coverage')} at similarity >= {cover.get('threshold')}",
+            {"errors": len(errors), "warnings": len(warnings),
+             "coverage": float(cover.get("coverage") or 0.0),
+             "distribution": MetadataValue.json(
+                 [{k: r[k] for k in ("attribute", "split", "psi", "js", "status")}
+                  for r in rep.get("distribution", [])]),
+             "edge_cases": MetadataValue.json(rep.get("edge_cases", []))},
+        ))
+    if BIAS_BALANCE in blocking:
+        bias = stats.get("bias") or {}
+        bad = [f"{a}/{s}: ratio {v['ratio']} > {spec['max_ratio']}"
+               for a, spec in sorted(bias.items()) for s, v in spec["splits"].items()
+               if v["status"] == "imbalanced"]
+        extra.append(Outcome(
+            BIAS_BALANCE, not bad, blocking[BIAS_BALANCE],
+            "; ".join(bad) if bad else "every judged split within max_ratio",
+            {"imbalanced": len(bad), "attributes": MetadataValue.json(bias)},
+        ))
+    return extra + [
         Outcome(
             SIZE_TARGET, shortfall == 0, blocking[SIZE_TARGET],
             f"{size.get('records')} examples, {shortfall} short of min_records "

@@ -4,7 +4,8 @@ Order: reject incomplete examples; count tokens and apply ``tokens.max_tokens`` 
 ``tokens``); group records that must share a split (see ``groups``);
 apply the size target (whole groups, stratified downsampling; see ``sizing``); assign splits by hash, stratified within the group
 constraint (see ``assign``); then measure what is left to report: ratios against the
-configuration, and leakage (shared groups, near duplicates, prompt-level).
+configuration, leakage (shared groups, near duplicates, prompt-level), representativeness
+against production inputs and bias.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ftdata_pipeline.stages.split.assign import (
     ratio_report,
     unit_interval,
 )
+from ftdata_pipeline.stages.split.bias import bias_report
 from ftdata_pipeline.stages.split.groups import (
     GROUP_KEY,
     base_group_key,
@@ -43,6 +45,7 @@ from ftdata_pipeline.stages.split.leakage import (
     near_duplicate_leaks,
     prompt_leaks,
 )
+from ftdata_pipeline.stages.split.representativeness import representativeness
 from ftdata_pipeline.stages.split.sizing import COMBO, downsample, size_report
 from ftdata_pipeline.stages.split.slices import slice_key, with_slices
 from ftdata_pipeline.stages.split.tokens import (
@@ -93,12 +96,14 @@ def split(
     *,
     shared_sources: frozenset[str] | set[str] = frozenset(),
     root: str = ".",
+    reference: pl.DataFrame | pl.LazyFrame | None = None,
 ) -> StageResult:
     """Reject incomplete examples, size, group and assign splits (see module docstring).
 
     ``shared_sources``: sources other recipes read too; with ``split.shared_sources: pin``
     their records keep their hash split whatever the stratification wants. ``root``: the
-    project root a tokenizer.json path is resolved against.
+    project root a tokenizer.json path is resolved against. ``reference``: the rows of the
+    recipe's reference source (production inputs), compared with the result.
     """
     cfg = recipe.split
     kind = recipe.kind
@@ -179,6 +184,12 @@ def split(
     stats["leakage"] = leakage_report(out)
     stats["near_duplicates"] = near_duplicate_leaks(out, kind, cfg.leakage)
     stats["prompt_leakage"] = prompt_leaks(out, kind)
+    if recipe.reference is not None and reference is not None:
+        stats["representativeness"] = representativeness(
+            out, conform(reference).lazy().collect(), kind, recipe.reference
+        )
+    if recipe.bias.attributes:
+        stats["bias"] = bias_report(out, kind, recipe.bias)
     if kind == "classification":
         labels: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
         for split_name, label, n in (
