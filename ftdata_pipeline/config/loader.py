@@ -122,7 +122,13 @@ def _recipe_errors(file: Path, recipe: RecipeConfig, sources: dict) -> list[str]
         if src not in sources:
             errors.append(f"{file}: sources.{i}: unknown source {src!r} (see sources.yaml)")
         elif sources[src].role != "records":
-            errors.append(f"{file}: sources.{i}: {src!r} is an annotations source")
+            errors.append(
+                f"{file}: sources.{i}: {src!r} has role {sources[src].role!r}; a recipe "
+                "reads sources with role 'records'"
+            )
+    ref = recipe.reference.source if recipe.reference else None
+    if ref is not None and (ref not in sources or sources[ref].role != "reference"):
+        errors.append(f"{file}: reference.source: {ref!r} is not a source with role reference")
     errors.extend(_classification_errors(file, recipe, sources))
     ann = recipe.label.annotations
     if ann is not None:

@@ -120,10 +120,11 @@ class SourceConfig(Strict):
 
     description: str = ""
     kind: Literal["file", "sql"]
-    role: Literal["records", "annotations"] = Field(
+    role: Literal["records", "annotations", "reference"] = Field(
         "records",
         description="records become training candidates; annotations are human labels for "
-        "records of another source (item_key, annotator, label)",
+        "records of another source (item_key, annotator, label); reference is a sample of "
+        "production inputs datasets are compared with (text, label), never trained on",
     )
     # mapping onto the canonical record
     key: str | None = Field(
@@ -704,14 +705,102 @@ class LabelConfig(Strict):
     )
 
 
+# Attributes a split can stratify, downsample or slice by. Derived ones: ``length_bucket``
+# (tokens, else words, of the example's input), ``language`` (curation's q_lang), ``turns``.
+SLICE_ATTRIBUTES = ("label", "source", "language", "length_bucket", "turns")
+
+
+class LeakageConfig(Strict):
+    """What the split checks look for beyond shared groups, and whether a finding blocks."""
+
+    near_duplicate_threshold: float = Field(
+        0.5, gt=0, le=1, description="report example pairs across train and validation/test "
+        "whose inputs reach this Jaccard similarity (word shingles)"
+    )
+    shingle_words: int = Field(3, ge=1, description="words per shingle for the similarity")
+    near_duplicates: Literal["report", "block"] = Field(
+        "report", description="near-duplicate pairs across splits: report (warn) or block"
+    )
+    prompts: Literal["report", "block"] = Field(
+        "block", description="the same first user turn (prompt) in train and test with "
+        "different answers: report (warn) or block"
+    )
+    cross_dataset: Literal["report", "block"] = Field(
+        "report", description="a record that is train here and test in another dataset "
+        "(or the reverse): report (warn) or block"
+    )
+
+
 class SplitConfig(Strict):
-    seed: int = 0
+    seed: int = Field(
+        0, description="hash seed of the assignment; datasets reading a common source must "
+        "use the same seed (and ratios) for a record to fall in the same split in each"
+    )
     ratios: dict[Literal["train", "validation", "test"], float] = Field(
         default_factory=lambda: {"train": 0.8, "validation": 0.1, "test": 0.1}
     )
     max_records: int | None = Field(
-        None, gt=0, description="size target: keep at most this many records (sampled)"
+        None, gt=0, description="size target: keep at most this many records (whole groups, "
+        "stratified over downsample_by)"
     )
+    min_records: int | None = Field(
+        None, gt=0, description="size target: fewer records than this fail the blocking "
+        "size_target check, which says by how much"
+    )
+    downsample_by: list[Literal[SLICE_ATTRIBUTES]] = Field(  # type: ignore[valid-type]
+        default_factory=list,
+        description="over max_records: keep each combination of these attributes at its "
+        "target proportion (target_proportions, else its current share)",
+    )
+    target_proportions: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="attribute -> value -> share when downsampling (missing values share the "
+        "rest in proportion)",
+    )
+    stratify_by: list[Literal[SLICE_ATTRIBUTES]] | None = Field(  # type: ignore[valid-type]
+        None, description="split each combination of these attributes at the ratios "
+        "(default: label for classification, nothing otherwise)"
+    )
+    shared_sources: Literal["pin", "stratify"] = Field(
+        "pin", description="records of sources other recipes read too keep their hash split "
+        "(pin: one split per record across datasets) or are moved by stratification too"
+    )
+    tolerance: float = Field(
+        0.02, ge=0, le=1, description="largest accepted |actual - configured| share per split "
+        "(the card reports it; the split_ratios check warns beyond it)"
+    )
+    group_near_duplicates: float | None = Field(
+        0.5, gt=0, le=1, description="examples whose inputs reach this Jaccard similarity "
+        "(word shingles) are grouped into one split, most similar first (null: off)"
+    )
+    group_prompts: bool = Field(
+        True, description="examples with the same first user turn (normalized) share a split"
+    )
+    max_group_fraction: float = Field(
+        0.02, gt=0, le=1, description="similarity grouping never builds a group larger than "
+        "this share of the records (templated data would chain into one giant group); "
+        "pairs left apart are reported by the leakage checks"
+    )
+    min_eval_records: int = Field(
+        50, ge=0, description="the card flags a validation/test split with fewer records"
+    )
+    min_eval_groups: int = Field(
+        20, ge=0, description="... or fewer groups (prompts, conversations)"
+    )
+    leakage: LeakageConfig = Field(default_factory=LeakageConfig)
+
+    @model_validator(mode="after")
+    def _size_bounds(self) -> SplitConfig:
+        if self.min_records and self.max_records and self.min_records > self.max_records:
+            raise ValueError(
+                f"min_records ({self.min_records}) > max_records ({self.max_records})"
+            )
+        for attr, shares in self.target_proportions.items():
+            if attr not in self.downsample_by:
+                raise ValueError(f"target_proportions.{attr}: not in downsample_by")
+            if any(v < 0 for v in shares.values()) or sum(shares.values()) > 1 + 1e-6:
+                raise ValueError(f"target_proportions.{attr}: shares must be >= 0, sum <= 1")
+        return self
 
     @field_validator("ratios")
     @classmethod
@@ -722,6 +811,95 @@ class SplitConfig(Strict):
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"ratios must sum to 1, got {total:g}")
         return {s: float(ratios.get(s, 0.0)) for s in SPLITS}
+
+
+class TokensConfig(Strict):
+    """Token counts with a real BPE tokenizer from installed files, and the context limit.
+
+    ``tokenizer``: ``o200k_base`` / ``cl100k_base`` (OpenAI's encodings, bundled by the
+    ``bpe-openai`` package) or the path of a Hugging Face ``tokenizer.json`` (Llama, Qwen,
+    Mistral...; a ``tokenizer_config.json`` beside it with a ``chat_template`` is used to
+    render chat examples exactly). Nothing is downloaded.
+    """
+
+    tokenizer: str = Field("o200k_base", description="o200k_base | cl100k_base | path/to/tokenizer.json")
+    max_tokens: int | None = Field(
+        None, gt=0, description="longest example (sequence the trainer sees) allowed"
+    )
+    policy: Literal["drop", "truncate"] = Field(
+        "drop", description="over max_tokens: drop the example (rule over_max_tokens), or "
+        "truncate: chat drops its oldest turns, keeping the system prompt and the last "
+        "assistant turn; pre-training text is cut; other kinds are dropped"
+    )
+    epochs: int = Field(3, ge=1, description="training epochs, for the training-cost line")
+    per_message: int | None = Field(
+        None, ge=0, description="chat template tokens around each message (default: 3 for "
+        "OpenAI encodings; from the chat template for tokenizer.json, else 0)"
+    )
+    per_example: int | None = Field(
+        None, ge=0, description="chat template tokens per example (default: 3 for OpenAI "
+        "encodings, the reply priming)"
+    )
+
+
+class EdgeCaseRule(Strict):
+    """Inputs matching ``pattern`` are edge cases of kind ``name``; train needs ``min_share``."""
+
+    name: Name
+    pattern: str = Field(description="regular expression searched in the example's input")
+    min_share: float = Field(0.0, ge=0, le=1, description="minimum share of train examples")
+
+    _pattern = field_validator("pattern")(classmethod(lambda cls, v: check_regex(v)))
+
+
+class ReferenceConfig(Strict):
+    """How the dataset is compared with a sample of production inputs (a ``reference`` source).
+
+    Distribution: PSI and Jensen-Shannon divergence (base 2, 0..1) of each slice attribute
+    between the reference and the train and test splits. Coverage: share of reference inputs
+    whose nearest train input (TF-IDF cosine) reaches ``coverage_threshold``.
+    """
+
+    source: Name = Field(description="a source with role: reference")
+    slices: list[Literal[SLICE_ATTRIBUTES]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["length_bucket"],
+        description="attributes compared (label: the reference's mapped label)",
+    )
+    psi_warn: float = Field(0.1, ge=0, description="PSI at or above this: warn")
+    psi_error: float = Field(0.25, ge=0, description="PSI at or above this: error")
+    js_warn: float = Field(0.1, ge=0, le=1, description="JS divergence at or above this: warn")
+    js_error: float = Field(0.2, ge=0, le=1, description="JS divergence at or above this: error")
+    coverage_threshold: float = Field(
+        0.3, gt=0, le=1, description="cosine (TF-IDF) a train input must reach to cover a "
+        "reference input"
+    )
+    min_coverage: float = Field(0.0, ge=0, le=1, description="coverage below this: error")
+    least_covered: int = Field(10, ge=0, description="reference ids listed in the card")
+    edge_cases: list[EdgeCaseRule] = Field(default_factory=list)
+    block: bool = Field(False, description="errors block downstream assets (else reported)")
+
+
+class BiasAttribute(Strict):
+    """A sensitive attribute as term lists per group (e.g. gender: female/male terms)."""
+
+    groups: dict[str, list[str]] = Field(
+        description="group -> case-insensitive whole words or phrases marking it", min_length=2
+    )
+    max_ratio: float = Field(
+        3.0, ge=1, description="largest allowed ratio between the most and least mentioned "
+        "groups among examples mentioning any (per split)"
+    )
+    min_mentions: int = Field(
+        20, ge=0, description="splits with fewer examples mentioning a group are reported, "
+        "not judged"
+    )
+
+
+class BiasConfig(Strict):
+    """Balance over sensitive attributes in the example inputs and answers, per split."""
+
+    attributes: dict[Name, BiasAttribute] = Field(default_factory=dict)
+    block: bool = Field(False, description="an imbalance blocks downstream assets")
 
 
 # The one list of export formats is the registry in ftdata_pipeline.formats.
@@ -796,6 +974,11 @@ class RecipeConfig(Strict):
     redact: RedactConfig = RedactConfig()
     label: LabelConfig = LabelConfig()
     split: SplitConfig = SplitConfig()
+    tokens: TokensConfig = TokensConfig()
+    reference: ReferenceConfig | None = Field(
+        None, description="compare the dataset with a sample of production inputs"
+    )
+    bias: BiasConfig = BiasConfig()
     exports: ExportConfig
     governance: GovernanceConfig = GovernanceConfig()
     schedule: ScheduleConfig | None = None

@@ -160,6 +160,11 @@ def _write_tree(df: pl.DataFrame, recipe: RecipeConfig, root: Path, config_hash:
         "files": sorted(files, key=lambda f: f["path"]),
         "rejected": {"records": len(rejected), "by_format": dict(sorted(by_format.items()))},
     }
+    if "n_tokens" in df.columns:  # counted by the split stage with the recipe's tokenizer
+        manifest["tokens"] = {
+            "tokenizer": recipe.tokens.tokenizer,
+            "per_split": {s: int(f["n_tokens"].sum()) for s, f in frames.items()},
+        }
     _write_file(root / MANIFEST, [json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"])
     for directory in sorted({(root / f["path"]).parent for f in files}) + [root]:
         _fsync_dir(directory)

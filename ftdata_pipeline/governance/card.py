@@ -17,6 +17,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from ftdata_pipeline.config.models import RecipeConfig, SourceConfig
+from ftdata_pipeline.governance.card_split import split_markdown, split_plots
 from ftdata_pipeline.records import SPLITS
 
 MARKDOWN = "README.md"
@@ -211,6 +212,7 @@ def _facts(recipe, sources, stage_counts, label_stats, split_stats, redaction_st
         ],
         "evaluation": EVALUATION[recipe.kind],
     }
+    facts["split_report"] = split_stats.get("report") or {}
     facts["limitations"] = _limitations(facts)
     return facts
 
@@ -402,6 +404,9 @@ def _markdown(facts: dict, plots: list[str]) -> str:
         "",
         f"![Records per split]({SPLIT_PLOT})",
         "",
+    ]
+    lines += split_markdown(facts["split_report"], facts["recipe"], plots)
+    lines += [
         "## Export files",
         "",
     ]
@@ -465,9 +470,10 @@ def render_card(
     if recipe.kind == "classification":
         plots.append(LABEL_PLOT)
         _label_plot(facts, out_dir / LABEL_PLOT)
+    plots += split_plots(facts["split_report"], recipe, out_dir, _save)
     facts["plots"] = plots
     markdown_path = out_dir / MARKDOWN
-    markdown_path.write_text(_markdown(facts, plots), encoding="utf-8")
+    markdown_path.write_text(_markdown({**facts, "recipe": recipe}, plots), encoding="utf-8")
     json_path = out_dir / JSON
     json_path.write_text(json.dumps(facts, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return {"markdown": markdown_path, "json": json_path, "plots": [out_dir / p for p in plots]}

@@ -45,6 +45,7 @@ from ftdata_pipeline.orchestration.metadata import (
     stage_counts,
     stage_metadata,
 )
+from ftdata_pipeline.orchestration.split_inputs import cross_dataset_report, shared_sources
 from ftdata_pipeline.orchestration.storage import PipelineStorage
 from ftdata_pipeline.records import REJECT_SCHEMA
 from ftdata_pipeline.stages.base import StageResult
@@ -233,8 +234,20 @@ def build_dataset_assets(
     def run_label(context, redacted: pl.LazyFrame, annotations: pl.LazyFrame | None = None):
         return label(redacted, recipe, annotations)
 
-    def run_split(context, labeled: pl.LazyFrame) -> StageResult:
-        return split(labeled, recipe)
+    split_ins = {"labeled": AssetIn(stage_key(name, "labeled"))}
+    if recipe.reference is not None:
+        split_ins["reference"] = AssetIn(raw_key(recipe.reference.source))
+
+    def run_split(context, labeled: pl.LazyFrame, reference: pl.LazyFrame | None = None):
+        result = split(
+            labeled, recipe, shared_sources=shared_sources(recipe, project), root=project.root,
+            reference=reference,
+        )
+        # One split per record across datasets: compare with the other datasets' latest split.
+        result.stats["cross_dataset"] = cross_dataset_report(
+            result.kept, recipe, project, context.resources.storage
+        )
+        return result
 
     assets = [
         _stage_asset(
@@ -251,7 +264,7 @@ def build_dataset_assets(
             description=f"Records labeled by {recipe.label.method!r}",
         ),
         _stage_asset(
-            recipe, cfg_hash, "split", {"labeled": AssetIn(stage_key(name, "labeled"))},
+            recipe, cfg_hash, "split", split_ins,
             restricted=False, run_stage=run_split,
             description="Group-aware train/validation/test split",
         ),
@@ -348,7 +361,8 @@ def _card_asset(recipe: RecipeConfig, project: ProjectConfig, cfg_hash: str) -> 
             {s: project.sources[s] for s in card_sources},
             counts,
             _card_label_stats(by_stage.get("labeled", {}).get("stats", {})),
-            {"counts": split_stats.get("records", {}), "label_counts": split_stats.get("labels")},
+            {"counts": split_stats.get("records", {}), "label_counts": split_stats.get("labels"),
+             "report": split_stats},
             by_stage.get("redacted", {}).get("stats", {}),
             read_manifest(storage.exports_dir(recipe.name)),
             storage.cards_dir(recipe.name),

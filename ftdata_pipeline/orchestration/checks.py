@@ -14,6 +14,7 @@ import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey
 
 from ftdata_pipeline.config.models import ExpectationConfig, RecipeConfig
+from ftdata_pipeline.orchestration.split_checks import split_check_results, split_check_specs
 from ftdata_pipeline.quality.leakage import leakage_expectations, split_leakage
 from ftdata_pipeline.quality.runner import run_expectations
 from ftdata_pipeline.quality.suites import default_expectations
@@ -72,6 +73,7 @@ class CheckPlan:
             )
         if self.stage == "split":
             specs.append(spec(SPLITS_DISJOINT, "No conversation or duplicate cluster in two splits"))
+            specs.extend(split_check_specs(self.key, self.recipe))
         if self.stage == "curated":
             specs.append(
                 spec(LICENCES_ALLOWED, "Every source's licence is in governance.allowed_licences")
@@ -152,6 +154,7 @@ def run_checks(
     if plan.stage == "split":
         leakage = split_leakage(df)
         yield _suite_result(SPLITS_DISJOINT, leakage, leakage_expectations(), f"{suite_prefix}_leak")
+        yield from split_check_results(plan.recipe, stats)
 
 
 def pairs_inputs(pairs: pl.DataFrame) -> int:

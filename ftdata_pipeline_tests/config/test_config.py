@@ -17,8 +17,9 @@ CATEGORIES = ["billing", "technical_issue", "account_access", "shipping", "cance
 def test_shipped_sources_and_recipes_validate():
     sources = load_sources(CONFIGS / "sources.yaml")
     assert set(sources) == {"support_tickets", "chat_transcripts", "ticket_labels",
-                            "response_rankings", "kb_articles"}
+                            "response_rankings", "kb_articles", "production_queries"}
     assert sources["ticket_labels"].role == "annotations"
+    assert sources["production_queries"].role == "reference"
     assert "label" not in sources["support_tickets"].mapping
     assert sources["chat_transcripts"].turns.role_map == {
         "customer": "user", "agent": "assistant", "system": "system"}

@@ -1,4 +1,8 @@
-"""Tests for the split stage: group-aware assignment, completeness, size target, leakage."""
+"""Tests for the split stage: group-aware assignment, completeness, size target, leakage.
+
+Records of a source other datasets read (``shared_sources``) keep their group's hash split;
+the others are split by quota within each stratum.
+"""
 
 from __future__ import annotations
 
@@ -49,6 +53,7 @@ def synthetic(n: int = 2000) -> pl.DataFrame:
         rows.append(
             {
                 "record_id": f"r{i:05d}",
+                "source": "src",
                 "text": f"text {i}",
                 "label": "pos" if i % 3 else "neg",
                 "conversation_id": f"c{i // 4}" if i < 400 else None,
@@ -100,15 +105,18 @@ def test_ratios_roughly_honored_and_groups_never_cross() -> None:
     )
 
 
+SHARED = frozenset({"src"})
+
+
 def test_assignment_follows_the_documented_hash() -> None:
     df = frame(
         [
-            {"record_id": "a", "text": "t", "conversation_id": "conv1"},
-            {"record_id": "b", "text": "t", "dup_cluster_id": "clu7"},
-            {"record_id": "c", "text": "t"},
+            {"record_id": "a", "source": "src", "text": "t", "conversation_id": "conv1"},
+            {"record_id": "b", "source": "src", "text": "t", "dup_cluster_id": "clu7"},
+            {"record_id": "c", "source": "src", "text": "t"},
         ]
     )
-    result = split(df.lazy(), recipe(seed=42))
+    result = split(df.lazy(), recipe(seed=42), shared_sources=SHARED)
     got = dict(zip(result.kept["record_id"], result.kept["split"], strict=True))
     assert got == {
         "a": expected_split(42, "conv1"),
@@ -120,18 +128,18 @@ def test_assignment_follows_the_documented_hash() -> None:
 def test_output_sorted_deterministic_and_stable_when_data_is_added() -> None:
     df = synthetic(600)
     cfg = recipe(seed=5)
-    first = split(df.lazy(), cfg)
-    shuffled = split(df.sample(fraction=1.0, shuffle=True, seed=3).lazy(), cfg)
+    first = split(df.lazy(), cfg, shared_sources=SHARED)
+    shuffled = split(df.sample(fraction=1.0, shuffle=True, seed=3).lazy(), cfg, shared_sources=SHARED)
     assert first.kept.equals(shuffled.kept)
     assert first.stats == shuffled.stats
     assert first.kept.equals(first.kept.sort("split", "record_id"))
 
-    more = split(synthetic(900).lazy(), cfg).kept
+    more = split(synthetic(900).lazy(), cfg, shared_sources=SHARED).kept
     before = dict(zip(first.kept["record_id"], first.kept["split"], strict=True))
     after = dict(zip(more["record_id"], more["split"], strict=True))
     assert all(after[rid] == s for rid, s in before.items())
 
-    other_seed = split(df.lazy(), recipe(seed=6)).kept.sort("record_id")
+    other_seed = split(df.lazy(), recipe(seed=6), shared_sources=SHARED).kept.sort("record_id")
     assert not other_seed["split"].equals(first.kept.sort("record_id")["split"])
 
 
@@ -144,8 +152,9 @@ def test_cross_linked_groups_are_merged() -> None:
         {"record_id": "x", "text": "t", "dup_cluster_id": "x", "content_hash": "h"},
         {"record_id": "y", "text": "t", "conversation_id": "c2", "content_hash": "h"},
     ]
+    rows = [{**r, "source": "src"} for r in rows]
     for seed in range(20):
-        result = split(frame(rows).lazy(), recipe(seed=seed))
+        result = split(frame(rows).lazy(), recipe(seed=seed), shared_sources=SHARED)
         assert result.kept["split"].n_unique() == 1
         # The merged group is keyed by its smallest member key, "c1".
         assert result.kept["split"][0] == expected_split(seed, "c1")

@@ -1,0 +1,204 @@
+"""The split stage: complete examples, grouped, sized and assigned to train/validation/test.
+
+Order: reject incomplete examples; count tokens and apply ``tokens.max_tokens`` (see
+``tokens``); group records that must share a split (see ``groups``);
+apply the size target (whole groups, stratified downsampling; see ``sizing``); assign splits by hash, stratified within the group
+constraint (see ``assign``); then measure what is left to report: ratios against the
+configuration, leakage (shared groups, near duplicates, prompt-level), representativeness
+against production inputs and bias.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from ftdata_pipeline.config.models import RecipeConfig
+from ftdata_pipeline.records import (
+    KIND_REQUIRED_FIELDS,
+    RECORD_ID,
+    SOURCE,
+    SOURCE_KEY,
+    SPLITS,
+    conform,
+)
+from ftdata_pipeline.stages.base import StageResult, concat_rejects, reject
+from ftdata_pipeline.stages.split.assign import (
+    PINNED,
+    PRIORITY,
+    STRATUM,
+    U,
+    assign_splits,
+    hash_split,
+    ratio_report,
+    unit_interval,
+)
+from ftdata_pipeline.stages.split.bias import bias_report
+from ftdata_pipeline.stages.split.groups import (
+    GROUP_KEY,
+    base_group_key,
+    identity_groups,
+    similarity_groups,
+)
+from ftdata_pipeline.stages.split.leakage import (
+    _crossing,
+    leakage_report,
+    near_duplicate_leaks,
+    prompt_leaks,
+)
+from ftdata_pipeline.stages.split.representativeness import representativeness
+from ftdata_pipeline.stages.split.sizing import COMBO, downsample, size_report
+from ftdata_pipeline.stages.split.slices import slice_key, with_slices
+from ftdata_pipeline.stages.split.tokens import (
+    N_TOKENS_SEQ,
+    apply_token_limit,
+    load_tokenizer,
+    token_stats,
+)
+
+STAGE = "split"
+_WORK = (GROUP_KEY, U, PRIORITY, STRATUM, PINNED)
+
+
+def stratify_by(recipe: RecipeConfig) -> list[str]:
+    """The recipe's strata attributes (default: the label of a classification dataset)."""
+    if recipe.split.stratify_by is not None:
+        return list(recipe.split.stratify_by)
+    return ["label"] if recipe.kind == "classification" else []
+
+
+def _complete(kind: str) -> tuple[pl.Expr, pl.Expr]:
+    """(record is complete, comma-separated names of its missing fields)."""
+    present = {}
+    for name in KIND_REQUIRED_FIELDS[kind]:
+        col = pl.col(name)
+        if name == "messages":
+            present[name] = col.is_not_null() & (col.list.len() > 0)
+        else:
+            present[name] = col.is_not_null() & (col.str.strip_chars().str.len_chars() > 0)
+    missing = pl.concat_str(
+        [pl.when(~ok).then(pl.lit(name)) for name, ok in present.items()],
+        separator=",",
+        ignore_nulls=True,
+    )
+    return pl.all_horizontal(present.values()), missing
+
+
+def _per_split(df: pl.DataFrame, value: pl.Expr) -> dict[str, int]:
+    counts = dict.fromkeys(SPLITS, 0)
+    for split_name, n in df.group_by("split").agg(value).iter_rows():
+        counts[split_name] = int(n)
+    return counts
+
+
+def split(
+    records: pl.LazyFrame,
+    recipe: RecipeConfig,
+    *,
+    shared_sources: frozenset[str] | set[str] = frozenset(),
+    root: str = ".",
+    reference: pl.DataFrame | pl.LazyFrame | None = None,
+) -> StageResult:
+    """Reject incomplete examples, size, group and assign splits (see module docstring).
+
+    ``shared_sources``: sources other recipes read too; with ``split.shared_sources: pin``
+    their records keep their hash split whatever the stratification wants. ``root``: the
+    project root a tokenizer.json path is resolved against. ``reference``: the rows of the
+    recipe's reference source (production inputs), compared with the result.
+    """
+    cfg = recipe.split
+    kind = recipe.kind
+    # Sorted so that every later step sees the same row order whatever the input order.
+    df = conform(records).collect().sort(RECORD_ID, SOURCE, SOURCE_KEY, nulls_last=True)
+    rows_in = df.height
+    rejects: list[pl.DataFrame] = []
+
+    complete, missing = _complete(kind)
+    flagged = df.with_columns(complete.fill_null(False).alias("_ok"), missing.alias("_missing"))
+    incomplete = reject(
+        flagged.filter(~pl.col("_ok")),
+        stage=STAGE,
+        rule="incomplete_example",
+        detail=pl.col("_missing"),
+    )
+    rejects.append(incomplete.drop("_ok", "_missing"))
+    df = flagged.filter(pl.col("_ok")).drop("_ok", "_missing")
+
+    df, over, token_report = apply_token_limit(df, recipe, load_tokenizer(recipe.tokens, root))
+    rejects.append(
+        reject(over, stage=STAGE, rule="over_max_tokens", score=pl.col(N_TOKENS_SEQ),
+               detail=f"max_tokens={recipe.tokens.max_tokens}")
+    )
+
+    df = identity_groups(df)
+    identity_count = df[GROUP_KEY].n_unique()
+    # Records of a source other recipes read keep their identity group's hash split: the
+    # group key comes from the source record, so every dataset computes the same one.
+    pinned = cfg.shared_sources == "pin" and bool(shared_sources)
+    df = df.with_columns(
+        pl.when(pl.col(SOURCE).is_in(sorted(shared_sources)) & pl.lit(pinned))
+        .then(hash_split(unit_interval(cfg.seed, pl.col(GROUP_KEY)), cfg.ratios))
+        .otherwise(pl.lit(None, dtype=pl.String))
+        .alias(PINNED)
+    )
+    df, grouping = similarity_groups(df, kind, cfg, pin_column=PINNED)
+    # Hashed once per group, not per record.
+    keys = df.select(GROUP_KEY).unique().with_columns(
+        unit_interval(cfg.seed, pl.col(GROUP_KEY)).alias(U),
+        unit_interval(cfg.seed, pl.col(GROUP_KEY), offset=8).alias(PRIORITY),
+    )
+    df = df.join(keys, on=GROUP_KEY, how="left", maintain_order="left")
+    downsampling = None
+    if cfg.max_records is not None and df.height > cfg.max_records:
+        sized = with_slices(df, cfg.downsample_by, kind).with_columns(
+            slice_key(cfg.downsample_by).alias(COMBO)
+        )
+        sized, dropped, downsampling = downsample(sized, cfg, GROUP_KEY, PRIORITY)
+        helpers = [COMBO, *[f"_slice_{a}" for a in cfg.downsample_by]]
+        df = sized.drop(*helpers)
+        rejects.append(
+            reject(dropped.drop(*helpers), stage=STAGE, rule="size_target",
+                   score=pl.col("_running"), detail=f"max_records={cfg.max_records}")
+            .drop("_running", *_WORK, strict=False)
+        )
+
+    strata = stratify_by(recipe)
+    df = with_slices(df, strata, kind).with_columns(slice_key(strata).alias(STRATUM))
+    df = assign_splits(df, GROUP_KEY, cfg.ratios, stratified=True)
+    counts = _per_split(df, pl.len())
+    stats = {
+        "records": counts,
+        "groups": _per_split(df, pl.col(GROUP_KEY).n_unique()),
+        "groups_crossing_splits": _crossing(df, GROUP_KEY),
+        "merged_groups": int(
+            df.group_by(GROUP_KEY).agg(base_group_key().n_unique().alias("_n"))
+            .filter(pl.col("_n") > 1).height
+        ),
+        "grouping": {"identity_groups": identity_count, **grouping},
+        "stratify_by": strata,
+        "pinned_records": int(df[PINNED].is_not_null().sum()),
+        "ratios": ratio_report(counts, cfg.ratios, cfg.tolerance),
+        "size": size_report(df.height, cfg, downsampling),
+    }
+    out = df.drop(*_WORK, *[f"_slice_{s}" for s in strata], strict=False)
+    stats["tokens"] = {**token_report, **token_stats(out, SPLITS, recipe.tokens.epochs)}
+    stats["leakage"] = leakage_report(out)
+    stats["near_duplicates"] = near_duplicate_leaks(out, kind, cfg.leakage)
+    stats["prompt_leakage"] = prompt_leaks(out, kind)
+    if recipe.reference is not None and reference is not None:
+        stats["representativeness"] = representativeness(
+            out, conform(reference).lazy().collect(), kind, recipe.reference
+        )
+    if recipe.bias.attributes:
+        stats["bias"] = bias_report(out, kind, recipe.bias)
+    if kind == "classification":
+        labels: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
+        for split_name, label, n in (
+            df.group_by("split", "label").len().sort("split", "label").iter_rows()
+        ):
+            labels[split_name][label] = int(n)
+        stats["labels"] = labels
+
+    order = [RECORD_ID, SOURCE, SOURCE_KEY]
+    kept = conform(out).sort(["split", *order], nulls_last=True)
+    rejected = concat_rejects(rejects, kept.clear()).sort(order, nulls_last=True)
+    return StageResult(kept=kept, rejected=rejected, rows_in=rows_in, stats=stats)

@@ -1,0 +1,241 @@
+"""Planted leakage (exact, near-duplicate, prompt-level) fails the split checks, and the
+stratified group split removes it; two datasets over one source agree on every record's split."""
+
+from __future__ import annotations
+
+import random
+
+import polars as pl
+import pytest
+
+from ftdata_pipeline import records
+from ftdata_pipeline.config.models import RecipeConfig
+from ftdata_pipeline.orchestration.split_checks import (
+    CROSS_DATASET_SPLITS,
+    NEAR_DUPLICATE_LEAKAGE,
+    PROMPT_LEAKAGE,
+    SPLIT_RATIOS,
+    evaluate,
+)
+from ftdata_pipeline.stages.split import cross_dataset_conflicts, leakage_report, split
+from ftdata_pipeline.stages.split.leakage import near_duplicate_leaks, prompt_leaks
+from ftdata_pipeline.stages.split.similarity import shingle_matrix, similar_pairs
+
+WORDS = (
+    "account invoice sync folder upload password router camera refund order delivery screen "
+    "firmware backup storage login device laptop phone error report window button settings "
+    "plan upgrade billing card network cable printer mail calendar share photo video music"
+).split()
+LABELS = ("billing", "technical", "access")
+
+
+def recipe(kind: str = "classification", **split_cfg) -> RecipeConfig:
+    data = {
+        "name": f"ds_{kind}",
+        "kind": kind,
+        "sources": ["tickets"],
+        "exports": {"formats": [{"classification": "classification_jsonl", "chat_sft": "openai_chat",
+                                 "pretraining": "trl_text"}[kind]]},
+        "split": split_cfg,
+    }
+    if kind == "classification":
+        data["label"] = {"method": "rules", "rules": [{"label": "billing", "pattern": "x"}],
+                         "label_set": list(LABELS)}
+    return RecipeConfig.model_validate(data)
+
+
+def sentence(rng: random.Random, n: int = 24) -> list[str]:
+    return [rng.choice(WORDS) for _ in range(n)]
+
+
+def tickets(n: int = 600, near_pairs: int = 40, seed: int = 0) -> pl.DataFrame:
+    """n tickets of random words, 3 unbalanced labels, with ``near_pairs`` planted pairs whose
+    texts differ in 2 of 24 words (Jaccard of 3-shingles 16/28 = 0.57: under a 0.8 dedup threshold)."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        words = sentence(rng)
+        rows.append({"source_key": f"T{i:04d}", "words": words,
+                     "label": LABELS[0] if i % 10 < 6 else LABELS[1 + i % 2]})
+    for p in range(near_pairs):
+        words = list(rows[p]["words"])
+        for pos in (6, 15):
+            words[pos] = "changed" + str(p)
+        rows.append({"source_key": f"N{p:04d}", "words": words, "label": rows[p]["label"]})
+    return records.conform(
+        pl.DataFrame(
+            {
+                "record_id": [records.stable_id("tickets", r["source_key"]) for r in rows],
+                "source": ["tickets"] * len(rows),
+                "source_key": [r["source_key"] for r in rows],
+                "text": [" ".join(r["words"]) for r in rows],
+                "label": [r["label"] for r in rows],
+                "content_hash": [f"h{r['source_key']}" for r in rows],
+            }
+        )
+    )
+
+
+def names(outcomes) -> dict:
+    return {o.name: o for o in outcomes}
+
+
+def test_jaccard_of_shingles_matches_hand_count() -> None:
+    a = "the cat sat on the mat"   # shingles: the cat sat / cat sat on / sat on the / on the mat
+    b = "the cat sat on a mat"     # the cat sat / cat sat on / sat on a / on a mat
+    pairs = similar_pairs(shingle_matrix([a, b, "unrelated words here"], 3), 0.1)
+    assert pairs.i.tolist() == [0] and pairs.j.tolist() == [1]
+    assert pairs.sim[0] == pytest.approx(2 / 6)
+
+
+def test_planted_near_duplicates_fail_the_check_and_grouping_removes_them() -> None:
+    df = tickets()
+    leaky = split(df.lazy(), recipe(group_near_duplicates=None, group_prompts=False))
+    near = leaky.stats["near_duplicates"]
+    assert near["pairs"] > 0 and sum(near["eval_with_train_neighbour"].values()) > 0
+    assert not names(evaluate(recipe(), leaky.stats))[
+        NEAR_DUPLICATE_LEAKAGE].passed
+    # the planted pairs are what leaks: every reported pair is one of them
+    planted = {records.stable_id("tickets", f"N{p:04d}") for p in range(40)}
+    assert all(e["eval"] in planted or e["train"] in planted for e in near["examples"])
+
+    grouped = split(df.lazy(), recipe())
+    assert grouped.stats["near_duplicates"]["pairs"] == 0
+    assert names(evaluate(recipe(), grouped.stats))[NEAR_DUPLICATE_LEAKAGE].passed
+    assert grouped.stats["grouping"]["merged"] >= 40
+    # every planted pair shares a split
+    by_key = dict(zip(grouped.kept["source_key"], grouped.kept["split"], strict=True))
+    assert all(by_key[f"N{p:04d}"] == by_key[f"T{p:04d}"] for p in range(40))
+
+
+def test_planted_exact_duplicates_across_splits_are_found_and_grouped() -> None:
+    df = tickets(near_pairs=0)
+    # ten tickets re-sent verbatim: same content hash, different record
+    copies = df.head(10).with_columns(
+        (pl.col("source_key") + "-copy").alias("source_key"),
+        (pl.col("record_id") + "c").alias("record_id"),
+    )
+    df = pl.concat([df, copies])
+    result = split(df.lazy(), recipe())
+    assert leakage_report(result.kept)["content_hashes"] == 0
+    # the same frame with the copies' splits moved elsewhere: the report catches it
+    moved = result.kept.with_columns(
+        pl.when(pl.col("source_key").str.ends_with("-copy"))
+        .then(pl.when(pl.col("split") == "train").then(pl.lit("test")).otherwise(pl.lit("train")))
+        .otherwise(pl.col("split")).alias("split")
+    )
+    assert leakage_report(moved)["content_hashes"] == 10
+    assert near_duplicate_leaks(moved, "classification", recipe().split.leakage)["pairs"] > 0
+
+
+def chats(n: int = 300) -> pl.DataFrame:
+    """n conversations; 30 open with "How do I cancel?" and get different answers."""
+    rng = random.Random(1)
+    rows = []
+    for i in range(n):
+        first = "How do I cancel?" if i < 30 else " ".join(sentence(rng, 12))
+        rows.append({
+            "record_id": f"c{i:04d}", "source": "chats", "source_key": f"c{i:04d}",
+            "conversation_id": f"conv{i:04d}",
+            "messages": [
+                {"role": "user", "content": first if i % 2 else first.lower().rstrip("?")},
+                {"role": "assistant", "content": " ".join(sentence(rng, 15))},
+            ],
+        })
+    return records.conform(pl.DataFrame(rows))
+
+
+def test_planted_prompt_leakage_fails_and_prompt_grouping_removes_it() -> None:
+    cfg = recipe("chat_sft", group_prompts=False, group_near_duplicates=None)
+    leaky = split(chats().lazy(), cfg)
+    found = leaky.stats["prompt_leakage"]
+    assert found["prompts"] == 1 and found["records"] == 30
+    outcome = names(evaluate(cfg, leaky.stats))[PROMPT_LEAKAGE]
+    assert not outcome.passed and outcome.blocking  # prompts: block is the default
+
+    grouped = split(chats().lazy(), recipe("chat_sft"))
+    assert prompt_leaks(grouped.kept, "chat_sft")["prompts"] == 0
+    assert grouped.kept.filter(pl.col("record_id") < "c0030")["split"].n_unique() == 1
+
+
+def test_stratified_split_honours_ratios_per_label() -> None:
+    cfg = recipe(ratios={"train": 0.8, "validation": 0.1, "test": 0.1})
+    result = split(tickets(near_pairs=0).lazy(), cfg)
+    kept = result.kept
+    for label in LABELS:
+        part = kept.filter(pl.col("label") == label)
+        shares = part.group_by("split").len().with_columns(pl.col("len") / part.height)
+        for split_name, share in shares.iter_rows():
+            assert share == pytest.approx(cfg.split.ratios[split_name], abs=1.5 / part.height)
+    assert result.stats["ratios"]["within_tolerance"]
+    assert result.stats["ratios"]["max_deviation"] <= 0.005
+    assert names(evaluate(cfg, result.stats))[SPLIT_RATIOS].passed
+
+
+def test_ratio_check_flags_a_split_outside_tolerance() -> None:
+    cfg = recipe(tolerance=0.01)
+    stats = {"ratios": {"within_tolerance": False, "max_deviation": 0.024, "tolerance": 0.01,
+                        "configured": {}, "actual": {}}}
+    outcome = names(evaluate(cfg, stats))[SPLIT_RATIOS]
+    assert not outcome.passed and not outcome.blocking
+
+
+def test_similarity_groups_never_exceed_the_size_cap() -> None:
+    # templated texts: every one within Jaccard 0.5 of the next -> one chain without a cap
+    rng = random.Random(3)
+    base = sentence(rng, 30)
+    rows = []
+    for i in range(200):
+        words = list(base)
+        words[i % 30] = f"v{i}"
+        rows.append({"record_id": f"t{i:03d}", "source": "tickets", "source_key": str(i),
+                     "text": " ".join(words), "label": LABELS[i % 3]})
+    result = split(records.conform(pl.DataFrame(rows)).lazy(), recipe(max_group_fraction=0.05))
+    sizes = result.kept.group_by("split").len()
+    assert sizes.height == 3  # not everything in one split
+    assert result.stats["grouping"]["left_apart_by_size_cap"] > 0
+
+
+def test_two_datasets_over_one_source_agree_on_every_shared_record() -> None:
+    df = tickets()
+    shared = frozenset({"tickets"})
+    # a stratified classification set and an unstratified pre-training set over the same
+    # tickets, each with records the other lacks
+    classification = split(df.filter(pl.col("source_key") > "T0100").lazy(), recipe(),
+                           shared_sources=shared).kept
+    pretraining = split(df.filter(pl.col("source_key") < "T0500").lazy(), recipe("pretraining"),
+                        shared_sources=shared).kept
+    joined = classification.join(pretraining, on=["source", "source_key"], suffix="_other")
+    assert joined.height > 300
+    assert (joined["split"] == joined["split_other"]).all()
+    report = cross_dataset_conflicts(classification, {"pretraining": pretraining})
+    assert report["pretraining"]["different_split"] == 0
+    outcome = names(evaluate(recipe(), {"cross_dataset": report}))[CROSS_DATASET_SPLITS]
+    assert outcome.passed
+
+
+def test_cross_dataset_check_reports_train_in_one_test_in_another() -> None:
+    df = tickets(near_pairs=0)
+    shared = frozenset({"tickets"})
+    a = split(df.lazy(), recipe(seed=1), shared_sources=shared).kept
+    b = split(df.lazy(), recipe("pretraining", seed=2), shared_sources=shared).kept
+    report = cross_dataset_conflicts(a, {"other": b})["other"]
+    expected = a.join(b, on=["source", "source_key"]).filter(
+        ((pl.col("split") == "train") & (pl.col("split_right") == "test"))
+        | ((pl.col("split") == "test") & (pl.col("split_right") == "train"))
+    ).height
+    assert report["train_test"] == expected > 0
+    outcome = names(evaluate(recipe(), {"cross_dataset": {"other": report}}))[CROSS_DATASET_SPLITS]
+    assert not outcome.passed and not outcome.blocking  # cross_dataset: report by default
+    blocking = recipe(leakage={"cross_dataset": "block"})
+    assert names(evaluate(blocking, {"cross_dataset": {"other": report}}))[
+        CROSS_DATASET_SPLITS].blocking
+
+
+def test_unshared_sources_are_stratified_shared_ones_pinned() -> None:
+    df = tickets(near_pairs=0)
+    pinned = split(df.lazy(), recipe(), shared_sources=frozenset({"tickets"}))
+    free = split(df.lazy(), recipe())
+    assert pinned.stats["pinned_records"] == df.height and free.stats["pinned_records"] == 0
+    # stratification makes the unpinned split exact; the pinned one is a hash (close, not exact)
+    assert free.stats["ratios"]["max_deviation"] <= pinned.stats["ratios"]["max_deviation"]
