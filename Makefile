@@ -21,14 +21,15 @@ $(STAMP): pyproject.toml requirements.lock requirements-model.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-$(DAGSTER_HOME)/dagster.yaml: | setup
-	mkdir -p $(DAGSTER_HOME)
-	cp configs/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+$(DAGSTER_HOME)/dagster.yaml: configs/dagster.yaml | setup
+	mkdir -p -m 700 $(DAGSTER_HOME)
+	install -m 600 configs/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 demo: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/ftdata validate
 	$(BIN)/ftdata materialize --all
 	$(BIN)/ftdata summary
+	@echo "Browse the runs, lineage, metadata and checks: make ui, then http://localhost:3000"
 
 test: setup
 	$(BIN)/python -m pytest
@@ -36,8 +37,9 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -m "not integration and not webserver"
 
+# umask 077: the instance's databases and logs are created owner-only
 ui: setup $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml
+	chmod 700 $(DAGSTER_HOME) && umask 077 && $(BIN)/dagster dev -w workspace.yaml
 
 validate: setup
 	$(BIN)/ftdata validate

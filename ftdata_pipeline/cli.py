@@ -38,7 +38,9 @@ def _instance():
     from dagster import DagsterInstance
 
     if os.environ.get("DAGSTER_HOME"):
-        Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+        from ftdata_pipeline.orchestration.headless import secure_instance_dir
+
+        secure_instance_dir(Path(os.environ["DAGSTER_HOME"]))
         return DagsterInstance.get()
     return DagsterInstance.ephemeral()
 
@@ -115,6 +117,10 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
                 print(f"  step failed: {step}\n      {message}")
             if not result.success:
                 status = 1
+    if os.environ.get("DAGSTER_HOME"):
+        from ftdata_pipeline.orchestration.headless import secure_instance_dir
+
+        secure_instance_dir(Path(os.environ["DAGSTER_HOME"]))  # files the runs created
     if status == 0:
         _print_next_steps(instance_home=os.environ.get("DAGSTER_HOME"))
     return status

@@ -29,7 +29,7 @@ def build_definitions(
     jobs = build_jobs(project)
     return Definitions(
         assets=[
-            *build_all_assets(project),
+            *build_all_assets(project, loaded.files),
             *build_config_error_assets(loaded.broken, loaded.files),
         ],
         jobs=jobs,

@@ -149,3 +149,31 @@ def conform(df: pl.DataFrame | pl.LazyFrame, schema: dict[str, pl.DataType] = RE
     ]
     extras = [pl.col(n) for n in names if n not in schema]
     return df.select(exprs + extras)
+
+
+# What each column means, shown beside the column schema in the Dagster UI.
+COLUMN_DESCRIPTIONS: dict[str, str] = {
+    RECORD_ID: "stable id: hash of (source, source_key); pairs hash their parts",
+    SOURCE: "source name from sources.yaml",
+    SOURCE_KEY: "the row's key in that source (primary key, or row number)",
+    "conversation_id": "records of one conversation (or one ranked prompt) never cross splits",
+    "created_at": "creation time of the source row (UTC)",
+    "text": "classification input or pre-training document",
+    "system": "system prompt of a chat example",
+    "messages": "chat turns; role in {system, user, assistant}",
+    "prompt": "instruction / user request",
+    "response": "a response to the prompt (SFT target, or one ranked response)",
+    "chosen": "preference pair: preferred response",
+    "rejected": "preference pair: dispreferred response",
+    "label": "class label (classification) or the label voted by annotators",
+    "rank": "1 = best, among the responses ranked for one prompt",
+    "consent": "the data subject's consent to training use (null = unknown; false = refused)",
+    "dup_cluster_id": "record_id of the cluster representative (exact and near duplicates)",
+    "content_hash": "hash of the normalized content, used for exact dedup",
+    "label_agreement": "share of annotators who voted for the final label",
+    "split": "train | validation | test",
+    "stage": "stage that dropped the record",
+    "rule": "rule that dropped it",
+    "score": "the rule's score for the record",
+    "detail": "more about the decision (never a raw value)",
+}

@@ -967,6 +967,11 @@ class RecipeConfig(Strict):
 
     name: Name
     description: str = ""
+    owner: str | None = Field(
+        None,
+        description="who answers for this dataset (e-mail or team:<name>); default: the owners "
+        "of its sources",
+    )
     kind: Literal[KINDS]  # type: ignore[valid-type]
     sources: list[Name] = Field(min_length=1)
     system_prompt: str | None = Field(None, description="chat_sft: system message to prepend")

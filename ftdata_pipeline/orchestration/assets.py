@@ -13,6 +13,8 @@ from pathlib import Path
 import polars as pl
 from dagster import (
     AssetExecutionContext,
+    CodeReferencesMetadataValue,
+    LocalFileCodeReference,
     AssetIn,
     AssetKey,
     AssetsDefinition,
@@ -40,6 +42,7 @@ from ftdata_pipeline.orchestration.governance import (
 from ftdata_pipeline.orchestration.io_manager import ZONE_TAG
 from ftdata_pipeline.orchestration.metadata import (
     config_hash,
+    drop_metadata,
     frame_metadata,
     source_config_hash,
     stage_counts,
@@ -75,6 +78,30 @@ def raw_key(source: str) -> AssetKey:
 
 def stage_key(dataset: str, stage: str) -> AssetKey:
     return AssetKey([dataset, stage])
+
+
+def recipe_owners(recipe: RecipeConfig, project: ProjectConfig) -> list[str]:
+    """The recipe's owner, else the owners of the sources it reads (Dagster's owner format)."""
+    if recipe.owner:
+        return [dagster_owner(recipe.owner)]
+    used = [*recipe.sources, *filter(None, [recipe.label.annotations])]
+    owners = [project.sources[s].owner for s in used if s in project.sources]
+    return sorted({dagster_owner(o) for o in owners})
+
+
+def recipe_code_reference(recipe_file: Path | None) -> dict:
+    """``dagster/code_references`` pointing at the recipe YAML (the UI links to the file)."""
+    if recipe_file is None:
+        return {}
+    return {
+        "dagster/code_references": CodeReferencesMetadataValue(
+            code_references=[
+                LocalFileCodeReference(
+                    file_path=str(Path(recipe_file).resolve()), line_number=1, label="recipe"
+                )
+            ]
+        )
+    }
 
 
 def _zone(restricted: bool) -> dict[str, str]:
@@ -148,6 +175,8 @@ def _stage_asset(
     restricted: bool,
     description: str,
     run_stage,
+    owners: list[str] | None = None,
+    definition_metadata: dict | None = None,
 ):
     """Build one stage asset of a dataset; ``run_stage(context, **inputs) -> StageResult``."""
     plan = CheckPlan(key=stage_key(recipe.name, stage), stage=stage, recipe=recipe, kind=recipe.kind)
@@ -157,7 +186,11 @@ def _stage_asset(
         group_name=recipe.name,
         ins=ins,
         description=description,
-        metadata={**_zone(restricted), "dataset_kind": recipe.kind, "stage": stage},
+        metadata={
+            **_zone(restricted), "dataset_kind": recipe.kind, "stage": stage,
+            **(definition_metadata or {}),
+        },
+        owners=owners or None,
         code_version=f"{__version__}-{cfg_hash[:12]}",
         check_specs=plan.specs(),
         kinds={"polars", "parquet"},
@@ -185,7 +218,9 @@ def _stage_asset(
         yield Output(
             result.kept,
             metadata={
-                **stage_metadata(result, cfg_hash=cfg_hash, preview=not restricted),
+                **stage_metadata(
+                    result, cfg_hash=cfg_hash, preview=not restricted, kind=recipe.kind
+                ),
                 "dagster/column_lineage": stage_column_lineage(
                     stage, result.kept.columns, upstream_columns
                 ),
@@ -207,9 +242,13 @@ def _stage_asset(
 
 
 def build_dataset_assets(
-    recipe: RecipeConfig, project: ProjectConfig
+    recipe: RecipeConfig, project: ProjectConfig, recipe_file: Path | None = None
 ) -> list[AssetsDefinition]:
     name = recipe.name
+    common = {
+        "owners": recipe_owners(recipe, project),
+        "definition_metadata": recipe_code_reference(recipe_file),
+    }
     cfg_hash = config_hash(recipe, project.sources)
     raw_ins = {f"raw_{src}": AssetIn(raw_key(src)) for src in recipe.sources}
 
@@ -251,37 +290,43 @@ def build_dataset_assets(
 
     assets = [
         _stage_asset(
-            recipe, cfg_hash, "curated", raw_ins, restricted=True, run_stage=run_curate,
+            recipe, cfg_hash, "curated", raw_ins, restricted=True, run_stage=run_curate, **common,
             description="Normalized, filtered and exact-deduplicated records (still holds PII)",
         ),
         _stage_asset(
             recipe, cfg_hash, "redacted", {"curated": AssetIn(stage_key(name, "curated"))},
-            restricted=False, run_stage=run_redact,
+            restricted=False, run_stage=run_redact, **common,
             description="Records with PII replaced by typed placeholders (Presidio)",
         ),
         _stage_asset(
-            recipe, cfg_hash, "labeled", label_ins, restricted=False, run_stage=run_label,
+            recipe, cfg_hash, "labeled", label_ins, restricted=False, run_stage=run_label, **common,
             description=f"Records labeled by {recipe.label.method!r}",
         ),
         _stage_asset(
             recipe, cfg_hash, "split", split_ins,
-            restricted=False, run_stage=run_split,
+            restricted=False, run_stage=run_split, **common,
             description="Group-aware train/validation/test split",
         ),
-        _exports_asset(recipe, cfg_hash),
-        _card_asset(recipe, project, cfg_hash),
-        _rejected_asset(recipe, cfg_hash),
+        _exports_asset(recipe, cfg_hash, **common),
+        _card_asset(recipe, project, cfg_hash, **common),
+        _rejected_asset(recipe, cfg_hash, **common),
     ]
     return assets
 
 
-def _exports_asset(recipe: RecipeConfig, cfg_hash: str) -> AssetsDefinition:
+def _exports_asset(
+    recipe: RecipeConfig, cfg_hash: str, owners=None, definition_metadata=None
+) -> AssetsDefinition:
     @asset(
         key=stage_key(recipe.name, "exports"),
         group_name=recipe.name,
         ins={"split": AssetIn(stage_key(recipe.name, "split"))},
         description=f"Training files ({', '.join(recipe.exports.formats)}) and manifest.json",
-        metadata={**_zone(False), "formats": ", ".join(recipe.exports.formats)},
+        metadata={
+            **_zone(False), "formats": ", ".join(recipe.exports.formats),
+            **(definition_metadata or {}),
+        },
+        owners=owners or None,
         code_version=f"{__version__}-{cfg_hash[:12]}",
         kinds={"json"},
         check_specs=export_check_specs(stage_key(recipe.name, "exports")),
@@ -330,6 +375,7 @@ def _exports_asset(recipe: RecipeConfig, cfg_hash: str) -> AssetsDefinition:
                 "files": len(manifest["files"]),
                 "records_per_split": MetadataValue.json(manifest["splits"]),
                 "records_rejected": manifest["rejected"]["records"],
+                **_split_numbers(manifest["splits"]),
                 "config_hash": cfg_hash,
             }
         )
@@ -337,13 +383,17 @@ def _exports_asset(recipe: RecipeConfig, cfg_hash: str) -> AssetsDefinition:
     return _exports
 
 
-def _card_asset(recipe: RecipeConfig, project: ProjectConfig, cfg_hash: str) -> AssetsDefinition:
+def _card_asset(
+    recipe: RecipeConfig, project: ProjectConfig, cfg_hash: str, owners=None,
+    definition_metadata=None,
+) -> AssetsDefinition:
     @asset(
         key=stage_key(recipe.name, "card"),
         group_name=recipe.name,
         deps=[stage_key(recipe.name, "exports")],
         description="Dataset card: purpose, sources and licences, PII handling, counts, splits",
-        metadata={**_zone(False)},
+        metadata={**_zone(False), **(definition_metadata or {})},
+        owners=owners or None,
         code_version=f"{__version__}-{cfg_hash[:12]}",
         kinds={"markdown"},
         required_resource_keys={"storage", "catalog"},
@@ -375,6 +425,10 @@ def _card_asset(recipe: RecipeConfig, project: ProjectConfig, cfg_hash: str) -> 
             erasure=erasure_summary(catalog, card_sources),
         )
         meta = {
+            # the card itself, as the UI renders Markdown, with its plots inline
+            "card_markdown": MetadataValue.md(
+                _card_with_inline_plots(paths["markdown"], paths.get("plots", []))
+            ),
             "card": MetadataValue.path(str(paths["markdown"])),
             "card_json": MetadataValue.path(str(paths["json"])),
         }
@@ -394,6 +448,25 @@ def _card_label_stats(stats: dict) -> dict:
     return {"distribution": stats.get("labels") or {}, "agreement": agreement}
 
 
+def _split_numbers(splits: dict) -> dict:
+    """Records per split as numbers (the Plots tab charts them across materializations)."""
+    out = {}
+    for split_name, value in sorted(splits.items()):
+        count = value.get("records") if isinstance(value, dict) else value
+        if isinstance(count, int):
+            out[f"records/{split_name}"] = count
+    return out
+
+
+def _card_with_inline_plots(markdown: Path, plots: list[Path]) -> str:
+    """The card's Markdown with each plot image as a data URI instead of a relative file."""
+    text = markdown.read_text(encoding="utf-8")
+    for plot in plots:
+        data = base64.b64encode(plot.read_bytes()).decode("ascii")
+        text = text.replace(f"]({plot.name})", f"](data:image/png;base64,{data})")
+    return text
+
+
 def _embed_plots(plots: list[Path]) -> str:
     """PNG plots inline in Markdown metadata, so the UI shows them without file access."""
     parts = []
@@ -403,13 +476,16 @@ def _embed_plots(plots: list[Path]) -> str:
     return "\n\n".join(parts) or "no plots"
 
 
-def _rejected_asset(recipe: RecipeConfig, cfg_hash: str) -> AssetsDefinition:
+def _rejected_asset(
+    recipe: RecipeConfig, cfg_hash: str, owners=None, definition_metadata=None
+) -> AssetsDefinition:
     @asset(
         key=stage_key(recipe.name, "rejected"),
         group_name=recipe.name,
         deps=[stage_key(recipe.name, s) for s in REJECT_STAGES],
         description="Every record a stage dropped: ids, stage, rule, score (full rows kept aside)",
-        metadata={**_zone(False)},
+        metadata={**_zone(False), **(definition_metadata or {})},
+        owners=owners or None,
         code_version=f"{__version__}-{cfg_hash[:12]}",
         kinds={"polars", "parquet"},
         required_resource_keys={"storage"},
@@ -432,9 +508,7 @@ def _rejected_asset(recipe: RecipeConfig, cfg_hash: str) -> AssetsDefinition:
             index,
             metadata={
                 **frame_metadata(index, preview=True),
-                "rejected_per_rule": MetadataValue.json(
-                    {f"{s}/{r}": n for s, r, n in by_rule.iter_rows()}
-                ),
+                **drop_metadata({f"{s}/{r}": n for s, r, n in by_rule.iter_rows()}),
                 "config_hash": cfg_hash,
             },
         )
@@ -442,10 +516,14 @@ def _rejected_asset(recipe: RecipeConfig, cfg_hash: str) -> AssetsDefinition:
     return _rejected
 
 
-def build_all_assets(project: ProjectConfig) -> list[AssetsDefinition]:
+def build_all_assets(
+    project: ProjectConfig, recipe_files: dict[str, Path] | None = None
+) -> list[AssetsDefinition]:
     assets = [
         build_source_asset(name, cfg, project.root) for name, cfg in sorted(project.sources.items())
     ]
     for recipe in sorted(project.recipes.values(), key=lambda r: r.name):
-        assets.extend(build_dataset_assets(recipe, project))
+        assets.extend(
+            build_dataset_assets(recipe, project, (recipe_files or {}).get(recipe.name))
+        )
     return assets

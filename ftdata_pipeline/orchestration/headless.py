@@ -137,3 +137,18 @@ def run_job(
             on_event(event)
     final = instance.get_run_by_id(run.run_id)
     return HeadlessRun(run.run_id, final is not None and final.is_success, events)
+
+
+def secure_instance_dir(home: Path) -> None:
+    """DAGSTER_HOME owner-only: the directory tree 0700, its files 0600.
+
+    The instance's SQLite databases, event logs and compute logs describe every run (and a
+    stage's log could quote data): no other local user may read them. The top directory is
+    made 0700 before the instance opens, so nothing inside is reachable by others even before
+    the files' own modes are tightened after the run."""
+    home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o700)
+    for path in home.rglob("*"):
+        if path.is_symlink():
+            continue
+        path.chmod(0o700 if path.is_dir() else 0o600)

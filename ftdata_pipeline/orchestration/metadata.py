@@ -13,10 +13,15 @@ import json
 from typing import Any
 
 import polars as pl
-from dagster import MetadataValue, TableColumn, TableSchema
+from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
 from ftdata_pipeline.config.models import RecipeConfig, SourceConfig
-from ftdata_pipeline.records import PROVENANCE_COLUMNS, SOURCE
+from ftdata_pipeline.records import (
+    COLUMN_DESCRIPTIONS,
+    KIND_REQUIRED_FIELDS,
+    PROVENANCE_COLUMNS,
+    SOURCE,
+)
 from ftdata_pipeline.stages.base import StageResult
 
 PREVIEW_ROWS = 5
@@ -42,8 +47,40 @@ def source_config_hash(source: SourceConfig) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+def column_description(name: str) -> str | None:
+    if name in COLUMN_DESCRIPTIONS:
+        return COLUMN_DESCRIPTIONS[name]
+    if name.startswith("q_"):
+        return f"curation score {name[2:]!r}, kept to re-tune thresholds without recomputing"
+    return None
+
+
 def column_schema(df: pl.DataFrame) -> TableSchema:
-    return TableSchema(columns=[TableColumn(name, str(dtype)) for name, dtype in df.schema.items()])
+    return TableSchema(
+        columns=[
+            TableColumn(name, str(dtype), description=column_description(name))
+            for name, dtype in df.schema.items()
+        ]
+    )
+
+
+# Columns a preview shows besides provenance and the kind's own fields.
+PREVIEW_EXTRA = ("conversation_id", "label", "rank", "label_agreement", "split")
+
+
+def preview_columns(df: pl.DataFrame, kind: str | None) -> list[str]:
+    """Provenance, the fields the dataset kind uses, and the few bookkeeping columns that are
+    filled: not the ~30 columns of the canonical record that stay null for this kind."""
+    if not kind or kind not in KIND_REQUIRED_FIELDS:
+        return df.columns
+    wanted = [*PROVENANCE_COLUMNS, *KIND_REQUIRED_FIELDS[kind], *PREVIEW_EXTRA]
+    if kind == "chat_sft":
+        wanted.append("system")
+    head = df.head(PREVIEW_ROWS)
+    return [
+        c for c in dict.fromkeys(wanted)
+        if c in df.columns and (c in PROVENANCE_COLUMNS or head[c].null_count() < head.height)
+    ]
 
 
 def _markdown_table(header: list[str], rows: list[list[Any]]) -> str:
@@ -52,7 +89,7 @@ def _markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def frame_metadata(df: pl.DataFrame, *, preview: bool) -> dict[str, Any]:
+def frame_metadata(df: pl.DataFrame, *, preview: bool, kind: str | None = None) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "dagster/row_count": df.height,
         "dagster/column_schema": column_schema(df),
@@ -68,7 +105,7 @@ def frame_metadata(df: pl.DataFrame, *, preview: bool) -> dict[str, Any]:
             }
         )
     if preview and df.height:
-        meta["preview"] = MetadataValue.md(_preview(df))
+        meta["preview"] = MetadataValue.md(_preview(df.select(preview_columns(df, kind))))
     return meta
 
 
@@ -82,31 +119,66 @@ def _preview_cell(name: str, dtype: pl.DataType) -> pl.Expr:
     return expr.str.slice(0, PREVIEW_CHARS).alias(name)
 
 
+def escape_markdown_cell(value: Any) -> str:
+    """Text safe in a Markdown table cell: placeholders such as ``<PERSON>`` stay visible
+    (the UI's Markdown would take them for HTML tags and show nothing)."""
+    text = "" if value is None else str(value)
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        .replace("|", "\\|").replace("\n", " ")
+    )
+
+
 def _preview(df: pl.DataFrame) -> str:
     shown = df.head(PREVIEW_ROWS).select(
         [_preview_cell(name, dtype) for name, dtype in df.schema.items()]
     )
-    rows = [
-        [("" if v is None else str(v)).replace("|", "\\|").replace("\n", " ") for v in row]
-        for row in shown.iter_rows()
-    ]
+    rows = [[escape_markdown_cell(v) for v in row] for row in shown.iter_rows()]
     return _markdown_table(shown.columns, rows)
 
 
-def stage_metadata(result: StageResult, *, cfg_hash: str, preview: bool) -> dict[str, Any]:
+DROP_REASONS_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("rule", "string", description="why the records were dropped"),
+        TableColumn("rows", "int", description="records dropped by the rule"),
+    ]
+)
+
+
+def drop_metadata(drops: dict[str, int]) -> dict[str, Any]:
+    """Drop reasons as a table, and one number per rule so the Plots tab charts each rule
+    across materializations."""
+    meta: dict[str, Any] = {
+        "drop_reasons": MetadataValue.table(
+            records=[TableRecord({"rule": r, "rows": n}) for r, n in sorted(drops.items())],
+            schema=DROP_REASONS_SCHEMA,
+        )
+    }
+    meta.update({f"dropped/{rule}": int(n) for rule, n in sorted(drops.items())})
+    return meta
+
+
+def numeric_stats(stats: dict[str, Any]) -> dict[str, float | int]:
+    """Top-level numeric stage statistics as numbers (charted in the Plots tab)."""
+    return {
+        f"stats/{k}": v for k, v in sorted(stats.items())
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def stage_metadata(
+    result: StageResult, *, cfg_hash: str, preview: bool, kind: str | None = None
+) -> dict[str, Any]:
     drops = result.drop_counts()
-    meta = frame_metadata(result.kept, preview=preview)
+    meta = frame_metadata(result.kept, preview=preview, kind=kind)
     meta.update(
         {
+            # numbers, so the Plots tab charts rows in / kept / rejected over time
             "rows_in": result.rows_in,
             "rows_kept": result.rows_kept,
             "rows_rejected": result.rows_rejected,
-            "drops": MetadataValue.json(drops),
-            "drops_table": MetadataValue.md(
-                _markdown_table(["rule", "rows"], [[r, n] for r, n in drops.items()])
-                if drops
-                else "nothing dropped"
-            ),
+            **drop_metadata(drops),
+            **numeric_stats(result.stats),
             "config_hash": cfg_hash,
             "stats": MetadataValue.json(json.loads(json.dumps(result.stats, default=str))),
         }

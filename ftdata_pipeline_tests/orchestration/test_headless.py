@@ -54,3 +54,9 @@ def test_materialize_prints_progress_and_makes_a_run_of_the_code_location(tmp_pa
         assert origin.repository_origin.code_location_origin.location_name == ui.LOCATION
         assert origin.repository_origin.repository_name == ui.REPOSITORY
         assert SOURCE_TAG in run.tags and run.is_success
+
+    # the instance (run and event databases, compute logs) is owner-only
+    modes = {p: p.stat().st_mode & 0o777 for p in [home, *home.rglob("*")]}
+    assert any(p.suffix == ".db" for p in modes)
+    loose = {str(p): oct(m) for p, m in modes.items() if m != (0o700 if p.is_dir() else 0o600)}
+    assert not loose
