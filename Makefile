@@ -50,6 +50,7 @@ demo-data: setup
 benchmark: setup
 	$(BIN)/python benchmarks/neardup_benchmark.py --n 100000
 	$(BIN)/python benchmarks/pii_benchmark.py --n 5000
+	$(BIN)/python benchmarks/curation_filters_benchmark.py
 
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv && .lockenv/bin/pip install --quiet -e ".[test,bench]"

@@ -83,10 +83,11 @@ class MessagesMapping(Strict):
                                  "(default: role; sharegpt: from)")
     content_key: str | None = Field(None, description="objects: key of the text "
                                     "(default: content; sharegpt: value)")
-    role_map: dict[str, ChatRole] = Field(
+    role_map: dict[str, Literal["system", "user", "assistant", "skip"]] = Field(
         default_factory=dict,
-        description="objects: source role value -> system/user/assistant (added to the "
-        "shape's defaults: the canonical names, and human/gpt for sharegpt)",
+        description="objects: source role value -> system/user/assistant, or skip to leave "
+        "such turns out (tool calls, function results); added to the shape's defaults: the "
+        "canonical names, and human/gpt for sharegpt",
     )
 
     @property

@@ -122,4 +122,5 @@ def _object_turns(
             f"source {name!r}: messages.role_map has no entry for role value(s) "
             f"{shown_roles(unmapped)} (mapped: {', '.join(sorted(role_map))})"
         )
-    return turns.with_columns(pl.col("__role").replace_strict(role_map).alias("role"))
+    turns = turns.with_columns(pl.col("__role").replace_strict(role_map).alias("role"))
+    return turns.filter(pl.col("role") != "skip")  # e.g. tool results the recipe leaves out

@@ -252,3 +252,15 @@ def test_readme_chat_mappings_read_the_three_shapes(tmp_path):
     df = load_source("community_chats", cfg, tmp_path)
     assert roles_and_texts(df) == [[("user", "q"), ("assistant", "a")]]
     assert df["created_at"].dt.year().to_list() == [2026]
+
+
+def test_role_map_can_skip_tool_turns(tmp_path):
+    write(tmp_path / "o.jsonl", [{"id": "1", "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "tool", "content": "{\"t\": 21}"},
+        {"role": "assistant", "content": "21 degrees"}]}], "jsonl")
+    cfg = source(kind="file", path="o.jsonl", format="jsonl", key="id",
+                 messages={"column": "messages", "shape": "role_content",
+                           "role_map": {"tool": "skip"}})
+    assert roles_and_texts(load_source("c", cfg, tmp_path)) == [
+        [("user", "weather?"), ("assistant", "21 degrees")]]
