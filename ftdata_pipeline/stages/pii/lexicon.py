@@ -63,7 +63,10 @@ def dictionary_words() -> frozenset[str]:
 
 @functools.lru_cache(maxsize=1)
 def _all_words() -> frozenset[str]:
-    return frozenset().union(*_lemma_index().values())
+    # WordNet (the lemma index) has no function words; spaCy's stop words add "than", "with"...
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset().union(*_lemma_index().values()) | frozenset(STOP_WORDS)
 
 
 @functools.lru_cache(maxsize=1)

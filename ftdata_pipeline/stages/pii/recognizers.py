@@ -146,6 +146,8 @@ class PhoneNumberRecognizer(_Recognizer):
         digits = sum(c.isdigit() for c in core)
         if not 7 <= digits <= 15 or _BAD_SEPARATORS.search(core):
             return 0.0
+        if re.search(r"[ \t]{2}", core) or (" " in core and re.search(r"\.\d{1,2}$", core)):
+            return 0.0  # columns of a table, a decimal after a number: "6371  5973.6"
         if _DATE_LIKE.match(core) or _IP_LIKE.match(core) or _SSN_LIKE.match(core):
             return 0.0
         if re.fullmatch(r"[\d.]+", core) and core.count(".") < 2:
@@ -165,7 +167,8 @@ class PhoneNumberRecognizer(_Recognizer):
             if number is None:
                 continue
             if phonenumbers.is_valid_number(number):
-                return 0.6 if separated else 0.25
+                # a bare run is redacted alone only with a national trunk prefix ("07700982258")
+                return 0.6 if separated else (0.45 if core.startswith("0") else 0.25)
             possible = possible or phonenumbers.is_possible_number(number)
         # All dots and no validity: more often a version or an id ("1.234.567") than a phone.
         # (valid numbers written with dots come in 3+ groups: "06.12.34.56.78", "555.123.4567")
@@ -438,7 +441,7 @@ class NameInContextRecognizer(_Recognizer):
 
 _PARTICLE_WORDS = frozenset(_PARTICLE.strip("(?:)").split("|"))
 
-_RUN_WORD = r"\p{Lu}[\p{Ll}\p{M}]+(?:[-'’]\p{Lu}?[\p{Ll}\p{M}]+)?"
+_RUN_WORD = r"(?:Mc|Mac|O'|D')?\p{Lu}[\p{Ll}\p{M}]+(?:[-'’]\p{Lu}?[\p{Ll}\p{M}]+)?"
 _NAME_RUN = regex.compile(
     rf"(?<![\p{{L}}\d_.@/#-])(?:{_RUN_WORD})(?:[ ](?:{_PARTICLE}[ ])?(?:{_RUN_WORD}|\p{{Lu}}\.?"
     rf"(?=[ ]\p{{Lu}})))*(?![\p{{L}}\d_@/])"
@@ -471,7 +474,10 @@ class KnownNameRecognizer(_Recognizer):
             words = m.group().split(" ")
             flags = [_name_evidence(w, len(words)) for w in words]
             if not any(flags):
-                if len(words) >= 2 and all(_unknown_word(w) for w in words):
+                if len(words) >= 2 and all(
+                    _unknown_word(w) or is_known_name(w) or len(w.rstrip(".")) == 1
+                    for w in words
+                ) and sum(_unknown_word(w) for w in words) >= 1 and _unknown_word(words[-1]):
                     # two or more capitalized words in no dictionary, name list or tech list
                     # ("Sherip Arsanukayev", "Czcibor Borkowski"): a foreign name
                     out.append(self._result(m.start(), m.end(), 0.5, "unknown capitalized run"))
@@ -621,6 +627,7 @@ def _address_patterns() -> tuple[tuple[regex.Pattern[str], float, bool], ...]:
     )
 
 
+_TITLES = frozenset("mr mrs ms miss mx dr prof sir madam".split())
 _ADDRESS_CONTEXT = re.compile(
     r"(?i)\b(?:address|corner|street|located|lives?|living|moved|move|stop|deliver|ship|"
     r"near|between|intersection|on|at|to|in|refers)\b"
@@ -650,8 +657,13 @@ class StreetAddressRecognizer(_Recognizer):
                 start, end = m.span()
                 value = m.group()
                 if score < 0.4:
-                    first = value.split()[0].casefold()
-                    if first in _NOT_NAMES or not self._has_context(text, start, _ADDRESS_CONTEXT):
+                    first = value.split()[0].casefold().rstrip(".")
+                    if (
+                        first in _NOT_NAMES
+                        or first in _TITLES
+                        or first in given_names()  # "Brad Key", "Maria Green": a name
+                        or not self._has_context(text, start, _ADDRESS_CONTEXT)
+                    ):
                         continue
                     score_ = score + CONTEXT_BOOST
                 else:
@@ -661,6 +673,16 @@ class StreetAddressRecognizer(_Recognizer):
                 out.append(self._result(start, end, score_, "street address layout"))
         for m in _ADDRESS_LABEL.finditer(text):
             start, end = m.span("addr")
+            first_line = m.group("addr")
+            if not any(c.isdigit() for c in first_line) and any(
+                _name_evidence(w, 2) for w in first_line.split()
+            ):
+                # "Billing address: Miroslav Schmid\n 1148 Úzká 1762": the addressee's name
+                # is a PERSON; the address starts on the next line
+                nxt = _BLOCK_LINE.match(text, end)
+                if not nxt:
+                    continue
+                start, end = nxt.start() + len(nxt.group()) - len(nxt.group().lstrip()), nxt.end()
             out.append(self._result(start, _block_end(text, end), 0.8, "address label"))
         if out:
             # a postcode line closing the block ("Cyprus 20187"), within a few lines after
@@ -676,6 +698,8 @@ def _block_end(text: str, end: int) -> int:
         m = _BLOCK_LINE.match(text, end)
         if not m or re.search(r"[.!?:]\s*$", m.group()) or _looks_like_sentence(m.group()):
             break
+        if sum(c.isdigit() for c in m.group()) >= 7:
+            break  # a phone line closes the address block
         end = m.end()
     return end
 

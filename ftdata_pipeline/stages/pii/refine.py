@@ -48,7 +48,7 @@ _TOKEN_STRIP = "\"'`,;:!?<>«»“”‘’*"
 _IDENTIFIER = re.compile(
     r"(?:\w+(?:\.|::|->)\w+)"  # attribute or module access
     r"|\w_\w|^_|_$"  # snake_case, dunder
-    r"|[a-z][a-z0-9]*[A-Z]"  # camelCase
+    r"|(?:^|[^A-Za-z])[a-z][a-z0-9]*[A-Z]"  # camelCase (not "McCune": that starts upper)
     r"|\w\(|\)\.|\w\[|\]"  # calls, subscripts
     r"|=|\$\w|^--?\w|/\w+/"  # assignments, variables, flags, paths
 )
@@ -91,7 +91,11 @@ def _token(text: str, start: int, end: int) -> str:
     while b < len(text) and not text[b].isspace():
         b += 1
     token = text[a:b].strip(_TOKEN_STRIP)
-    return token.rstrip(".") if token.endswith(".") and token.count(".") == 1 else token
+    # sentence punctuation after the token is no code: "(not by Josefine A. Lind)."
+    token = re.sub(r"[).,;:!?]+$", "", token) if re.search(r"\w[).,;:!?]*$", token) else token
+    if token.startswith("(") and ")" not in token:
+        token = token[1:]
+    return token
 
 
 def _looks_like_code(token: str) -> bool:
@@ -126,8 +130,8 @@ def _plausible_ner(text: str, r: RecognizerResult) -> bool:
         return False  # the pronoun "us", the region prefix "eu"
     if " " not in value and value.isupper() and (r.entity_type == "PERSON" or len(value) <= 4):
         return value in {"USA", "UK", "UAE", "NYC"} and r.entity_type == "LOCATION"
-    if re.search(r"[a-z][A-Z]", value):
-        return False  # camelCase, "GraphQL", "iPhone"
+    if re.search(r"[a-z][A-Z]", re.sub(r"\b(?:Mc|Mac|O'|D'|Fitz)(?=[A-Z])", "", value)):
+        return False  # camelCase, "GraphQL", "iPhone" (not "McGregor")
     return True
 
 
@@ -147,7 +151,12 @@ def _dictionary_only(value: str) -> bool:
     dic = dictionary_words()
 
     def in_dictionary(w: str) -> bool:  # the lemma index holds base forms: "dimensions"
-        return any(f in dic for f in (w, w[:-1], w[:-2], w[:-3]) if len(f) > 2) or w in dic
+        if w in dic:
+            return True
+        for suffix in ("s", "es", "ed", "ing"):
+            if w.endswith(suffix) and len(w) - len(suffix) > 3 and w[: -len(suffix)] in dic:
+                return True
+        return False
 
     return bool(words) and all(in_dictionary(w) and not is_known_name(w) for w in words)
 
