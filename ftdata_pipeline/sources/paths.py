@@ -57,6 +57,24 @@ def describe(dtype: pl.DataType) -> str:
     return f"a {dtype} value"
 
 
+# Column names are echoed in errors only when they look like identifiers: a CSV file without a
+# header row has its first data row (names, e-mails) as column names, and errors reach logs
+# that everyone with the UI can read.
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def describe_columns(columns) -> str:
+    """The columns for an error message: identifier-like names, the rest only counted."""
+    names = [str(c) for c in columns]
+    shown = [c for c in names if _IDENTIFIER.match(c)]
+    hidden = len(names) - len(shown)
+    text = ", ".join(shown) or "none"
+    if hidden:
+        text += (f"; {hidden} more not shown, not identifier-like — does the file have a "
+                 "header row?")
+    return text
+
+
 def path_expr(path: str, schema: dict[str, pl.DataType]) -> tuple[pl.Expr, pl.DataType]:
     """Polars expression reading ``path`` and the dtype it yields; PathError if it does not fit."""
     if path in schema:
@@ -64,7 +82,7 @@ def path_expr(path: str, schema: dict[str, pl.DataType]) -> tuple[pl.Expr, pl.Da
     root, steps = parse(path)
     if root not in schema:
         raise PathError(
-            f"missing column {root!r} (available: {', '.join(schema) or 'none'})"
+            f"missing column {root!r} (available: {describe_columns(schema)})"
         )
     expr, dtype, walked = pl.col(root), schema[root], root
     for step in steps:

@@ -29,7 +29,7 @@ from ftdata_pipeline.records import (
 )
 from ftdata_pipeline.sources import QUARANTINE_SCHEMA, SourceError, source_kind
 from ftdata_pipeline.sources.chat import build_messages, shown_roles
-from ftdata_pipeline.sources.paths import PathError, describe, path_expr
+from ftdata_pipeline.sources.paths import PathError, describe, describe_columns, path_expr
 
 __all__ = ["SourceError", "SourceLoad", "load_source", "map_source", "read_source"]
 
@@ -214,7 +214,7 @@ def _require(name: str, where: str, needed: list[str], available: list[str]) -> 
     if missing:
         raise SourceError(
             f"source {name!r}: {where}: missing column(s) {', '.join(map(repr, missing))} "
-            f"(available: {', '.join(available) or 'none'})"
+            f"(available: {describe_columns(available)})"
         )
 
 
