@@ -61,7 +61,10 @@ def test_normalization_is_row_wise_deterministic_and_keeps_nulls(texts, seed):
     for raw, out in zip(texts, once["n"].to_list(), strict=True):
         assert (raw is None) == (out is None)
         if out is not None:
-            assert out == out.strip() and "\n\n\n" not in out and "\u200b" not in out
+            # Leading indentation may be an indented code block, which is kept byte for byte;
+            # trailing whitespace, leading blank lines and runs of blank lines never survive.
+            assert out == out.rstrip() and not out.startswith(("\n", "\r"))
+            assert "\n\n\n" not in out and "\u200b" not in out
 
 
 @SETTINGS
