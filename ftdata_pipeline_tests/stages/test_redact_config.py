@@ -378,3 +378,21 @@ def test_names_in_salutations_and_signatures():
     assert redacted[1] == "Thank you for your help.\n<PERSON>\n\nSending this again."
     assert redacted[2].endswith(", <PERSON>") and "Carsten" not in redacted[2]
     assert redacted[3] == texts[3]
+
+
+@pytest.mark.parametrize("template", ["<{entity}-{oops}>", "<{0}>", "<{entity", "{entity.upper}>"])
+def test_placeholder_with_unknown_fields_is_a_config_error(template):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="placeholder") as info:
+        RedactConfig(placeholder=template)
+    assert "placeholder" in str(info.value)
+    with pytest.raises(ValidationError, match="operators.PERSON.value"):
+        RedactConfig(operators={"PERSON": {"type": "placeholder", "value": template}})
+
+
+def test_placeholder_with_entity_and_literal_braces_is_valid():
+    cfg = RedactConfig(placeholder="{{{entity}}}")
+    assert get_redactor(cfg).redact_texts(["mail jane@example.com"])[0] == [
+        "mail {EMAIL_ADDRESS}"
+    ]

@@ -150,7 +150,7 @@ class PhoneNumberRecognizer(_Recognizer):
             return 0.0  # columns of a table, a decimal after a number: "6371  5973.6"
         if _DATE_LIKE.match(core) or _IP_LIKE.match(core) or _SSN_LIKE.match(core):
             return 0.0
-        if re.fullmatch(r"[\d.]+", core) and core.count(".") < 2:
+        if "." in core and re.fullmatch(r"[\d.]+", core) and core.count(".") < 2:
             return 0.0  # "20240501.3", "1234.5678": a build number or an amount
         separated = any(not c.isdigit() for c in core.lstrip("+"))
         international = core.startswith(("+", "00"))
