@@ -97,10 +97,10 @@ class TreeSampler(threading.Thread):
         self.root = psutil.Process(pid)
         self.samples: list[tuple[float, int, int]] = []  # (time, rss bytes, processes)
         self.loads: list[float] = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 procs = [self.root, *self.root.children(recursive=True)]
             except psutil.NoSuchProcess:
@@ -113,10 +113,10 @@ class TreeSampler(threading.Thread):
                     pass
             self.samples.append((time.time(), rss, len(procs)))
             self.loads.append(os.getloadavg()[0])
-            self._stop.wait(SAMPLE_S)
+            self._halt.wait(SAMPLE_S)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
     def peak(self, start: float = 0.0, end: float = float("inf")) -> int:
