@@ -71,7 +71,7 @@ def test_team_instance_queues_runs_in_postgres_and_the_daemon_runs_them(team_hom
         env.pop(var, None)
     code = ["-m", "ftdata_pipeline.definitions"]
     launched = subprocess.run([str(BIN / "dagster"), "job", "launch", *code, "-j", JOB],
-                              env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+                              env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert launched.returncode == 0, launched.stderr[-3000:]
 
     # Queued, not started: nothing dequeues without the daemon. The row is in PostgreSQL.
