@@ -8,7 +8,7 @@ export FTDATA_HOME
 export DAGSTER_HOME ?= $(FTDATA_HOME)/dagster_home
 STAMP       := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast ui validate lock demo-data benchmark clean
+.PHONY: setup demo test test-fast ui validate lock demo-data benchmark bench clean
 
 setup: $(STAMP)
 
@@ -52,6 +52,11 @@ benchmark: setup
 	$(BIN)/python benchmarks/neardup_benchmark.py --n 100000
 	$(BIN)/python benchmarks/pii_benchmark.py --n 5000
 	$(BIN)/python benchmarks/curation_filters_benchmark.py
+
+# End to end over BENCH_N generated records, beside the alternatives -> benchmarks/RESULTS.md
+BENCH_N ?= 10000
+bench: setup
+	$(BIN)/python benchmarks/scale_benchmark.py --n $(BENCH_N)
 
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv && .lockenv/bin/pip install --quiet -e ".[test,bench]"

@@ -98,42 +98,71 @@ def same_cluster_pairs(labels: np.ndarray) -> set[tuple[int, int]]:
     return pairs
 
 
-def run_ours(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def run_ours(texts: list[str], shingle: int = SHINGLE, num_perm: int = NUM_PERM,
+             bands: int = BANDS, rows: int = ROWS,
+             threshold: float = THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
     import polars as pl
 
     from ftdata_pipeline.stages.curation.neardup import find_near_duplicates
 
     r = find_near_duplicates(
         pl.Series(texts, dtype=pl.String),
-        shingle_words=SHINGLE,
-        num_perm=NUM_PERM,
-        bands=BANDS,
-        rows=ROWS,
-        threshold=THRESHOLD,
+        shingle_words=shingle,
+        num_perm=num_perm,
+        bands=bands,
+        rows=rows,
+        threshold=threshold,
         seed=1,
     )
     return r.pair_i, r.pair_j
 
 
-def run_datasketch(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _shingles(text: str, shingle: int, token=re.compile(r"\w+")) -> set[str]:
+    w = token.findall(text.lower())
+    return {" ".join(w[s : s + shingle]) for s in range(max(len(w) - shingle + 1, 1))}
+
+
+def run_datasketch(texts: list[str], shingle: int = SHINGLE, num_perm: int = NUM_PERM,
+                   bands: int = BANDS, rows: int = ROWS,
+                   threshold: float = THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
     from datasketch import MinHash, MinHashLSH
 
-    token = re.compile(r"\w+")
-    template = MinHash(num_perm=NUM_PERM, seed=1)  # default scheme (affine32)
+    template = MinHash(num_perm=num_perm, seed=1)  # default scheme (affine32)
     perms, scheme = template.permutations, template.scheme
-    lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM, params=(BANDS, ROWS))
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, params=(bands, rows))
     hashes = []
     for k, text in enumerate(texts):
-        w = token.findall(text.lower())
-        sh = {" ".join(w[s : s + SHINGLE]) for s in range(max(len(w) - SHINGLE + 1, 1))}
-        m = MinHash(num_perm=NUM_PERM, permutations=perms, scheme=scheme)
-        m.update_batch([s.encode("utf-8") for s in sh])
+        m = MinHash(num_perm=num_perm, permutations=perms, scheme=scheme)
+        m.update_batch([s.encode("utf-8") for s in _shingles(text, shingle)])
         lsh.insert(k, m, check_duplication=False)
         hashes.append(m)
     pi, pj = [], []
     for k, m in enumerate(hashes):
         for other in lsh.query(m):
-            if other > k and m.jaccard(hashes[other]) >= THRESHOLD:
+            if other > k and m.jaccard(hashes[other]) >= threshold:
+                pi.append(k)
+                pj.append(other)
+    return np.array(pi, np.int64), np.array(pj, np.int64)
+
+
+def run_rensa(texts: list[str], shingle: int = SHINGLE, num_perm: int = NUM_PERM,
+              bands: int = BANDS, rows: int = ROWS,
+              threshold: float = THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """rensa (Rust MinHash): ``RMinHash`` per document, ``RMinHashLSH`` with the same bands."""
+    from rensa import RMinHash, RMinHashLSH
+
+    assert bands * rows == num_perm
+    lsh = RMinHashLSH(threshold=threshold, num_perm=num_perm, num_bands=bands)
+    hashes = []
+    for k, text in enumerate(texts):
+        m = RMinHash(num_perm=num_perm, seed=1)
+        m.update(list(_shingles(text, shingle)))
+        lsh.insert(k, m)
+        hashes.append(m)
+    pi, pj = [], []
+    for k, m in enumerate(hashes):
+        for other in lsh.query(m):
+            if other > k and m.jaccard(hashes[other]) >= threshold:
                 pi.append(k)
                 pj.append(other)
     return np.array(pi, np.int64), np.array(pj, np.int64)

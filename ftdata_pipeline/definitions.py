@@ -12,6 +12,7 @@ from ftdata_pipeline.governance.catalog import default_catalog_url
 from ftdata_pipeline.orchestration.assets import build_all_assets
 from ftdata_pipeline.orchestration.automation import build_jobs, build_schedules, build_sensors
 from ftdata_pipeline.orchestration.config_errors import build_config_error_assets
+from ftdata_pipeline.orchestration.executors import executor_from_env
 from ftdata_pipeline.orchestration.governance import CatalogResource
 from ftdata_pipeline.orchestration.io_manager import PolarsParquetIOManager
 from ftdata_pipeline.orchestration.storage import PipelineStorage, default_home
@@ -40,6 +41,8 @@ def build_definitions(
             "io_manager": PolarsParquetIOManager(storage=storage),
             "catalog": catalog,
         },
+        # FTDATA_EXECUTOR: Dagster's default, or a Dask cluster for teams (executors.py)
+        executor=executor_from_env(),
     )
 
 

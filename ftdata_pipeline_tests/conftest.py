@@ -10,6 +10,7 @@ from dagster import DagsterInstance
 from ftdata_pipeline.config.loader import load_project
 from ftdata_pipeline.definitions import build_definitions
 from ftdata_pipeline.orchestration.automation import ALL_JOB
+from ftdata_pipeline_tests.postgres import throwaway_postgres
 
 
 def run_demo(home: Path, instance: DagsterInstance):
@@ -39,3 +40,9 @@ def demo_run(tmp_path_factory, demo_instance_dir):
 @pytest.fixture(scope="session")
 def project():
     return load_project()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """Base URL (no database) of a throwaway PostgreSQL server that lives for the session."""
+    yield from throwaway_postgres()

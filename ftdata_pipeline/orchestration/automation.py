@@ -27,6 +27,7 @@ CONFIG_ERROR_TAG = "ftdata/config_error"
 # Transient failures (a database hiccup while reading a SQL source) deserve one more try;
 # data errors fail the same way twice, so more retries only delay the error message.
 RETRY_POLICY = RetryPolicy(max_retries=1, delay=5)
+DATASET_TAG = "ftdata/dataset"
 
 
 def dataset_job_name(dataset: str) -> str:
@@ -51,6 +52,8 @@ def build_jobs(project: ProjectConfig) -> list:
                 selection=AssetSelection.groups(name).upstream(),
                 description=f"Materialize dataset {name!r} from its sources",
                 op_retry_policy=RETRY_POLICY,
+                # run queues limit concurrency per dataset by this tag (configs/dagster-team.yaml)
+                tags={DATASET_TAG: name},
             )
         )
     return jobs

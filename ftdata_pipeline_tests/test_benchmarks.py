@@ -1,0 +1,61 @@
+"""The scale benchmark's parts: generated shards, the temporary config, equal work in pandas.
+
+Timings are never asserted (they live in benchmarks/RESULTS.md); these tests keep the runner
+usable when the configs or the curation rules change.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import unicodedata
+from collections import Counter
+
+from ftdata_pipeline.config.loader import load_project, project_root
+
+sys.path.insert(0, str(project_root() / "benchmarks"))
+
+import curation_pandas  # noqa: E402
+import generate_records  # noqa: E402
+import scale_benchmark  # noqa: E402
+
+
+def test_generated_shards_have_the_demos_planted_rates(tmp_path):
+    info = generate_records.write_shards(2100, tmp_path, shard_size=1000)
+    assert [p.name for p in info["shards"]] == [
+        "tickets-00000.jsonl", "tickets-00001.jsonl", "tickets-00002.jsonl"]
+    rows = [json.loads(line) for p in info["shards"] for line in p.open()]
+    assert len(rows) == 2100
+    assert len({r["ticket_id"] for r in rows}) == 2100
+    # the first 2,000 are one demo block: exactly the demo's planted counts
+    truth = [json.loads(line)["kind"] for line in (tmp_path / "truth.jsonl").open()]
+    block = Counter(truth[:2000])
+    assert block["exact_dup"] == 100 and block["near_dup"] == 100
+    assert sum(v for k, v in block.items() if k.startswith("junk_")) == 65
+    bodies = Counter(r["body"] for r in rows[:2000])
+    assert sum(c - 1 for c in bodies.values() if c > 1) >= 100  # exact duplicates are real
+
+
+def test_benchmark_config_is_a_valid_project(tmp_path):
+    info = generate_records.write_shards(50, tmp_path / "data", shard_size=20)
+    cfg = scale_benchmark.write_configs(tmp_path, info["shards"])
+    project = load_project(cfg)
+    recipe = project.recipes[scale_benchmark.DATASET]
+    assert recipe.sources == ["tickets_00000", "tickets_00001", "tickets_00002"]
+    assert str(recipe.curate.as_of) == scale_benchmark.AS_OF
+    assert project.recipes[scale_benchmark.DATASET].kind == "pretraining"
+
+
+def test_pandas_rules_compute_what_the_stage_computes():
+    tickets = (project_root() / "demo_data" / "support_tickets.jsonl").read_text().splitlines()
+    texts = [unicodedata.normalize("NFC", f"{r['subject']}\n\n{r['body']}")
+             for r in map(json.loads, tickets[:400])]
+    texts += ["spam spam spam spam " * 40, "same line\nsame line\nsame line\nother", ""]
+    curate = load_project().recipes["support_corpus"].curate
+    quality = curate.quality.model_copy(update={"repetition_min_words": 5})
+    curate = curate.model_copy(update={"quality": quality})
+    ours = curation_pandas.polars_filters(texts, curate)
+    theirs = curation_pandas.pandas_filters(texts, curate)
+    curation_pandas.assert_same(ours, theirs)
+    assert ours["top_2gram"].any() and ours["duplicate_lines"].any()
+    assert ours["exact_duplicate"].any()
