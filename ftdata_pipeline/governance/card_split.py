@@ -45,8 +45,9 @@ def small_splits(report: dict, recipe: RecipeConfig) -> list[str]:
         if cfg.ratios.get(name, 0) == 0:
             continue
         n = (report.get("records") or {}).get(name, 0)
-        groups = (report.get("groups") or {}).get(name, 0)
-        unit = "prompts" if recipe.kind == "preference" else "groups"
+        preference = recipe.kind == "preference"
+        groups = (report.get("prompts" if preference else "groups") or {}).get(name, 0)
+        unit = "prompts" if preference else "groups"
         if n < cfg.min_eval_records:
             flags.append(f"{name}: {n} records < {cfg.min_eval_records}")
         if groups < cfg.min_eval_groups:

@@ -186,6 +186,8 @@ def split(
     stats = {
         "records": counts,
         "groups": _per_split(df, pl.col(GROUP_KEY).n_unique()),
+        # distinct prompts (preference) or conversations: what an evaluation averages over
+        "prompts": _per_split(df, pl.coalesce("conversation_id", RECORD_ID).n_unique()),
         "groups_crossing_splits": _crossing(df, GROUP_KEY),
         "merged_groups": int(
             df.group_by(GROUP_KEY).agg(base_group_key().n_unique().alias("_n"))
