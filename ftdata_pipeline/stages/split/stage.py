@@ -41,7 +41,7 @@ from ftdata_pipeline.stages.split.groups import (
     source_group_keys,
 )
 from ftdata_pipeline.stages.split.leakage import (
-    _crossing,
+    crossing,
     leakage_report,
     near_duplicate_leaks,
     prompt_leaks,
@@ -136,8 +136,9 @@ def split(
 
     df = identity_groups(df)
     identity_count = df[GROUP_KEY].n_unique()
-    # Records of a source other recipes read keep their identity group's hash split: the
-    # group key comes from the source record, so every dataset computes the same one.
+    # Records of a source other recipes read keep the hash split of their group over the whole
+    # source (else of their identity group): both come from the source alone, never from the
+    # dataset, so every dataset reading the record computes the same split.
     pinned = cfg.shared_sources == "pin" and bool(shared_sources)
     pin_key = pl.col(GROUP_KEY)
     if pinned and shared_raw:
@@ -188,7 +189,7 @@ def split(
         "groups": _per_split(df, pl.col(GROUP_KEY).n_unique()),
         # distinct prompts (preference) or conversations: what an evaluation averages over
         "prompts": _per_split(df, pl.coalesce("conversation_id", RECORD_ID).n_unique()),
-        "groups_crossing_splits": _crossing(df, GROUP_KEY),
+        "groups_crossing_splits": crossing(df, GROUP_KEY),
         "merged_groups": int(
             df.group_by(GROUP_KEY).agg(base_group_key().n_unique().alias("_n"))
             .filter(pl.col("_n") > 1).height
