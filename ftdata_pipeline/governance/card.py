@@ -400,7 +400,8 @@ def _markdown(facts: dict, plots: list[str]) -> str:
         )
     lines += [
         "Records sharing a conversation, a duplicate cluster or a content hash are kept in one "
-        "split, so no near-duplicate crosses from train to test.",
+        "split; so are those with the same first user turn or near-duplicate inputs, as far as "
+        "the group size cap allows. What still crosses is listed under Leakage.",
         "",
         f"![Records per split]({SPLIT_PLOT})",
         "",

@@ -45,8 +45,9 @@ def small_splits(report: dict, recipe: RecipeConfig) -> list[str]:
         if cfg.ratios.get(name, 0) == 0:
             continue
         n = (report.get("records") or {}).get(name, 0)
-        groups = (report.get("groups") or {}).get(name, 0)
-        unit = "prompts" if recipe.kind == "preference" else "groups"
+        preference = recipe.kind == "preference"
+        groups = (report.get("prompts" if preference else "groups") or {}).get(name, 0)
+        unit = "prompts" if preference else "groups"
         if n < cfg.min_eval_records:
             flags.append(f"{name}: {n} records < {cfg.min_eval_records}")
         if groups < cfg.min_eval_groups:
@@ -121,8 +122,8 @@ def token_section(report: dict) -> list[str]:
     per = tokens["per_split"]
     lines += table(
         ["split", "examples", "tokens", "mean", "median", "p95", "max"],
-        [[s, v["examples"], v["total"], v["mean"], v["p50"], v["p95"], v["max"]]
-         for s, v in per.items()],
+        [[s, per[s]["examples"], per[s]["total"], per[s]["mean"], per[s]["p50"], per[s]["p95"],
+          per[s]["max"]] for s in SPLITS if s in per],
     )
     if tokens.get("max_tokens"):
         lines += [f"Limit: {tokens['max_tokens']} tokens per example, policy "
@@ -138,7 +139,8 @@ def size_section(report: dict) -> list[str]:
     if not size:
         return []
     lines = ["### Size target", ""]
-    bounds = f"min_records {size['min_records']}, max_records {size['max_records']}"
+    bounds = (f"min_records {_cell(size['min_records'])}, "
+              f"max_records {_cell(size['max_records'])}")
     if size["shortfall"]:
         lines += [f"**{size['records']} examples: {size['shortfall']} short of the minimum** "
                   f"({bounds}); the blocking size_target check failed.", ""]
@@ -205,7 +207,8 @@ def bias_section(report: dict) -> list[str]:
         lines += table(
             ["split", "examples", *groups, "ratio", "status"],
             [[s, v["examples"], *(f"{v['mentions'][g]} ({_pct(v['shares'][g])})" for g in groups),
-              v["ratio"], v["status"]] for s, v in spec["splits"].items()],
+              v["ratio"], v["status"]]
+             for s, v in sorted(spec["splits"].items(), key=lambda kv: SPLITS.index(kv[0]))],
         )
     return lines
 

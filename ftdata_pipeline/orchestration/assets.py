@@ -276,11 +276,16 @@ def build_dataset_assets(
     split_ins = {"labeled": AssetIn(stage_key(name, "labeled"))}
     if recipe.reference is not None:
         split_ins["reference"] = AssetIn(raw_key(recipe.reference.source))
+    shared = shared_sources(recipe, project)
+    if recipe.split.shared_sources == "pin":
+        # a shared record's split follows its group over the whole source (see stages/split)
+        split_ins.update({f"shared_{src}": AssetIn(raw_key(src)) for src in sorted(shared)})
 
-    def run_split(context, labeled: pl.LazyFrame, reference: pl.LazyFrame | None = None):
+    def run_split(context, labeled: pl.LazyFrame, reference: pl.LazyFrame | None = None,
+                  **shared_raw: pl.LazyFrame):
         result = split(
-            labeled, recipe, shared_sources=shared_sources(recipe, project), root=project.root,
-            reference=reference,
+            labeled, recipe, shared_sources=shared, root=project.root, reference=reference,
+            shared_raw={k.removeprefix("shared_"): v for k, v in shared_raw.items()},
         )
         # One split per record across datasets: compare with the other datasets' latest split.
         result.stats["cross_dataset"] = cross_dataset_report(

@@ -71,3 +71,20 @@ def test_card_shows_size_target_and_downsampling(tmp_path) -> None:
     assert "| b | 33.5% | 50.0% |" in md
     md_short, _, _ = render(tmp_path / "short", recipe(min_records=250))
     assert "200 examples: 50 short of the minimum" in md_short
+
+
+def test_preference_test_split_is_flagged_by_its_number_of_prompts(tmp_path) -> None:
+    cfg = RecipeConfig.model_validate({
+        "name": "pref", "kind": "preference", "sources": ["r"], "label": {"method": "rankings"},
+        "exports": {"formats": ["trl_preference"]}, "split": {"min_eval_groups": 8},
+    })
+    # 40 prompts x 6 pairs: a test split of ~4 prompts holds ~24 pairs
+    rows = [{"record_id": f"p{i:02d}-{k}", "source": "r", "source_key": f"{i}-{k}",
+             "conversation_id": f"prompt{i:02d}", "prompt": f"question number {i} about item {i}",
+             "chosen": f"good answer {k}", "rejected": f"bad answer {k}"}
+            for i in range(40) for k in range(6)]
+    stats = split(records.conform(pl.DataFrame(rows)).lazy(), cfg).stats
+    assert stats["prompts"]["test"] < 8
+    render_card(cfg, {}, [], {}, {"counts": stats["records"], "report": stats}, {}, {}, tmp_path)
+    md = (tmp_path / "README.md").read_text()
+    assert f"test: {stats['prompts']['test']} prompts < 8" in md

@@ -29,10 +29,13 @@ def test_run_succeeds_and_every_check_passes(demo_run):
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
     ]
     assert len(evaluations) > 20
-    failed = [
-        f"{ev.asset_key.to_user_string()}:{ev.check_name}" for ev in evaluations if not ev.passed
-    ]
-    assert failed == []
+    failed = [ev for ev in evaluations if not ev.passed]
+    # What the demo data is known to hold, reported (WARN) and never blocking: templated and
+    # near-duplicate tickets and prompts under the dedup threshold across splits, and
+    # production queries far shorter than the tickets trained on.
+    reported = {"near_duplicate_leakage", "representativeness"}
+    assert [f"{ev.asset_key.to_user_string()}:{ev.check_name}" for ev in failed
+            if ev.check_name not in reported or ev.severity.value != "WARN"] == []
 
 
 def test_exports_exist_parse_and_match_manifest(demo_run, project):
@@ -184,3 +187,37 @@ def test_same_data_and_config_give_byte_identical_exports(demo_run, tmp_path):
     assert first_files == second_files
     for rel in first_files:
         assert (home / rel).read_bytes() == (tmp_path / rel).read_bytes(), rel
+
+
+def test_demo_cards_show_tokens_representativeness_coverage_and_bias(demo_run, project):
+    home, _ = demo_run
+    for name in ("ticket_intents", "support_assistant", "response_preferences"):
+        card = home / "cards" / name / "README.md"
+        text = card.read_text("utf-8")
+        for section in ("### Configured vs actual split", "### Leakage", "## Tokens",
+                        "**Training cost:**", "## Representativeness", "### Coverage",
+                        "### Edge cases", "## Bias"):
+            assert section in text, (name, section)
+        assert "production_queries" in text and "| length_bucket | train |" in text
+        assert re.search(r"\| Q-\d{5} \| [0-9.]+ \|", text), name  # least-covered ids
+        assert (card.parent / "representativeness.png").stat().st_size > 5000
+        manifest = json.loads((home / "exports" / name / "manifest.json").read_text())
+        assert set(manifest["tokens"]["per_split"]) == {"train", "validation", "test"}
+        assert all(n > 0 for n in manifest["tokens"]["per_split"].values())
+
+
+def test_one_split_per_ticket_across_the_demo_datasets(demo_run):
+    home, _ = demo_run
+    storage = PipelineStorage(home=str(home))
+    splits = {
+        name: pl.read_parquet(storage.asset_path([name, "split"], restricted=False),
+                              columns=["source", "source_key", "split"])
+        .filter(pl.col("source") == "support_tickets")
+        for name in ("support_assistant", "ticket_intents", "support_corpus")
+    }
+    joined = splits["support_assistant"].join(splits["ticket_intents"], on="source_key",
+                                              suffix="_ti")
+    joined = joined.join(splits["support_corpus"], on="source_key", suffix="_sc")
+    assert joined.height > 1000
+    assert (joined["split"] == joined["split_ti"]).all()
+    assert (joined["split"] == joined["split_sc"]).all()

@@ -239,3 +239,24 @@ def test_unshared_sources_are_stratified_shared_ones_pinned() -> None:
     assert pinned.stats["pinned_records"] == df.height and free.stats["pinned_records"] == 0
     # stratification makes the unpinned split exact; the pinned one is a hash (close, not exact)
     assert free.stats["ratios"]["max_deviation"] <= pinned.stats["ratios"]["max_deviation"]
+
+
+def test_shared_source_grouping_keeps_near_duplicates_together_in_every_dataset() -> None:
+    raw = tickets()  # the whole source, as read by every dataset
+    shared = frozenset({"tickets"})
+    # each dataset keeps a different subset (its own curation), over the same source rows
+    first = raw.filter(~pl.col("source_key").is_in(["T0003", "N0007"]))
+    second = raw.filter(pl.col("source_key") != "T0011")
+    a = split(first.lazy(), recipe(), shared_sources=shared, shared_raw={"tickets": raw}).kept
+    b = split(second.lazy(), recipe("pretraining"), shared_sources=shared,
+              shared_raw={"tickets": raw}).kept
+    joined = a.join(b, on=["source", "source_key"], suffix="_other")
+    assert (joined["split"] == joined["split_other"]).all()
+    for kept in (a, b):
+        by_key = dict(zip(kept["source_key"], kept["split"], strict=True))
+        together = [by_key[f"N{p:04d}"] == by_key[f"T{p:04d}"] for p in range(40)
+                    if f"N{p:04d}" in by_key and f"T{p:04d}" in by_key]
+        assert len(together) >= 38 and all(together)
+    # without the source-level grouping, pinned near-duplicates fall where their hash says
+    apart = split(first.lazy(), recipe(), shared_sources=shared).stats
+    assert apart["near_duplicates"]["pairs"] > 0

@@ -118,3 +118,17 @@ def test_shortfall_blocks_downstream_assets(tmp_path, monkeypatch) -> None:
     assert "short of min_records 100000" in size.description
     assert not {"kb_small/exports", "kb_small/card"} & materialized
     assert not (tmp_path / "home" / "exports" / "kb_small").exists()
+
+
+def test_readme_split_example_is_a_valid_recipe_section() -> None:
+    import re
+
+    readme = (ROOT / "README.md").read_text("utf-8")
+    block = re.search(r"## Splits, tokens and representativeness\n.*?```yaml\n(.*?)```",
+                      readme, re.S).group(1)
+    sections = yaml.safe_load(block)
+    assert set(sections) == {"split", "tokens", "reference", "bias"}
+    cfg = recipe(**sections["split"])
+    full = RecipeConfig.model_validate({**cfg.model_dump(), **sections})
+    assert full.tokens.policy == "truncate" and full.reference.source == "production_queries"
+    assert re.fullmatch(full.reference.edge_cases[0].pattern, "reset my password")

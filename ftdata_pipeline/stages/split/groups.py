@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from ftdata_pipeline.config.models import SplitConfig
-from ftdata_pipeline.records import RECORD_ID
+from ftdata_pipeline.records import RECORD_ID, SOURCE, SOURCE_KEY, conform
 from ftdata_pipeline.stages.split.similarity import shingle_matrix, similar_pairs
 from ftdata_pipeline.stages.split.slices import first_prompt, input_text, normalized
 
@@ -105,20 +105,27 @@ def _chain(keys: pl.DataFrame, by: str) -> list[tuple[float, str, str]]:
 
 
 def similarity_groups(
-    df: pl.DataFrame, kind: str, cfg: SplitConfig, pin_column: str | None = None
+    df: pl.DataFrame,
+    kind: str,
+    cfg: SplitConfig,
+    pin_column: str | None = None,
+    *,
+    inputs: pl.Expr | None = None,
+    prompts: pl.Expr | None = None,
 ) -> tuple[pl.DataFrame, dict]:
     """Merge identity groups linked by the same first prompt or near-duplicate inputs.
 
     ``pin_column``: per record, the split its group is pinned to (null: free); groups pinned
     to different splits stay apart, so a shared record keeps its split in every dataset.
+    ``inputs`` / ``prompts``: what is compared (default: the kind's input and first prompt).
     """
     stats = {"merged": 0, "left_apart_by_size_cap": 0, "left_apart_by_pinned_split": 0}
     if df.is_empty() or (not cfg.group_prompts and cfg.group_near_duplicates is None):
         return df, stats
     keys = df.select(
         GROUP_KEY,
-        input_text(kind).alias("_input"),
-        normalized(first_prompt(kind)).alias("_prompt"),
+        (input_text(kind) if inputs is None else inputs).alias("_input"),
+        normalized(first_prompt(kind) if prompts is None else prompts).alias("_prompt"),
     )
     edges: list[tuple[float, str, str]] = []
     if cfg.group_prompts:
@@ -156,3 +163,26 @@ def similarity_groups(
         .drop("_root")
     )
     return df, stats
+
+
+def source_group_keys(raw: dict[str, pl.DataFrame], cfg: SplitConfig) -> pl.DataFrame:
+    """(source, source_key, group key) over *all* rows of shared sources, whatever a dataset kept.
+
+    The same grouping as a dataset's (identity, same prompt, near-duplicate input), computed
+    from the source alone, so every dataset reading the source derives the same key for a
+    record, and with it the same split, while near-duplicates of the source stay together.
+    """
+    frames = [conform(f).select(RECORD_ID, SOURCE, SOURCE_KEY, "conversation_id", "text",
+                                "prompt", "messages")
+              for _, f in sorted(raw.items())]
+    if not frames:
+        return pl.DataFrame(schema={SOURCE: pl.String, SOURCE_KEY: pl.String, GROUP_KEY: pl.String})
+    df = conform(pl.concat(frames, how="diagonal_relaxed")).sort(RECORD_ID)
+    user = input_text("chat_sft")
+    df = identity_groups(df)
+    df, _ = similarity_groups(
+        df, "chat_sft", cfg,
+        inputs=pl.coalesce(pl.col("text"), pl.col("prompt"), user).fill_null(""),
+        prompts=pl.coalesce(pl.col("prompt"), first_prompt("chat_sft"), pl.col("text")),
+    )
+    return df.select(SOURCE, SOURCE_KEY, GROUP_KEY)

@@ -20,7 +20,7 @@ EVAL_SPLITS = ("validation", "test")
 MAX_EXAMPLES = 10  # record-id pairs kept per finding, to start an investigation
 
 
-def _crossing(df: pl.DataFrame, column: str) -> int:
+def crossing(df: pl.DataFrame, column: str) -> int:
     """How many distinct non-null values of ``column`` occur in more than one split."""
     if column not in df.columns or df.is_empty():
         return 0
@@ -42,10 +42,10 @@ def leakage_report(df: pl.DataFrame) -> dict:
         return {"group_keys": 0, "conversation_ids": 0, "dup_cluster_ids": 0, "content_hashes": 0}
     df = conform(df)
     return {
-        "group_keys": _crossing(df.with_columns(base_group_key().alias(GROUP_KEY)), GROUP_KEY),
-        "conversation_ids": _crossing(df, "conversation_id"),
-        "dup_cluster_ids": _crossing(df, "dup_cluster_id"),
-        "content_hashes": _crossing(df, "content_hash"),
+        "group_keys": crossing(df.with_columns(base_group_key().alias(GROUP_KEY)), GROUP_KEY),
+        "conversation_ids": crossing(df, "conversation_id"),
+        "dup_cluster_ids": crossing(df, "dup_cluster_id"),
+        "content_hashes": crossing(df, "content_hash"),
     }
 
 

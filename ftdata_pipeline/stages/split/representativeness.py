@@ -48,10 +48,16 @@ def js_divergence(p: list[float], q: list[float]) -> float:
     return float(jensenshannon(np.asarray(p), np.asarray(q), base=2) ** 2)
 
 
+def bin_order(value: str) -> tuple:
+    """Bins in reading order: length buckets ('<=8', '<=16', '>512') by number, others by name."""
+    found = re.fullmatch(r"(<=|>)(\d+)", value)
+    return (0, int(found[2]), found[1] == ">") if found else (1, 0, False, value)
+
+
 def distribution(values: pl.Series) -> dict[str, float]:
     counts = values.value_counts(sort=False)
     total = values.len()
-    return {str(v): n / total for v, n in sorted(counts.iter_rows(), key=lambda r: str(r[0]))}
+    return {str(v): n / total for v, n in sorted(counts.iter_rows(), key=lambda r: bin_order(str(r[0])))}
 
 
 def _status(value: float, warn: float, error: float) -> str:
@@ -94,7 +100,7 @@ def distribution_report(df: pl.DataFrame, ref: pl.DataFrame, kind: str,
             if part.len() == 0:
                 continue
             p = distribution(part)
-            bins = sorted(set(p) | set(q))
+            bins = sorted(set(p) | set(q), key=bin_order)
             pv, qv = [p.get(b, 0.0) for b in bins], [q.get(b, 0.0) for b in bins]
             value_psi, value_js = psi(pv, qv), js_divergence(pv, qv)
             worst = max(_status(value_psi, cfg.psi_warn, cfg.psi_error),

@@ -38,9 +38,10 @@ from ftdata_pipeline.stages.split.groups import (
     base_group_key,
     identity_groups,
     similarity_groups,
+    source_group_keys,
 )
 from ftdata_pipeline.stages.split.leakage import (
-    _crossing,
+    crossing,
     leakage_report,
     near_duplicate_leaks,
     prompt_leaks,
@@ -97,6 +98,7 @@ def split(
     shared_sources: frozenset[str] | set[str] = frozenset(),
     root: str = ".",
     reference: pl.DataFrame | pl.LazyFrame | None = None,
+    shared_raw: dict[str, pl.DataFrame | pl.LazyFrame] | None = None,
 ) -> StageResult:
     """Reject incomplete examples, size, group and assign splits (see module docstring).
 
@@ -104,6 +106,9 @@ def split(
     their records keep their hash split whatever the stratification wants. ``root``: the
     project root a tokenizer.json path is resolved against. ``reference``: the rows of the
     recipe's reference source (production inputs), compared with the result.
+    ``shared_raw``: the raw rows of the shared sources; a shared record's split then follows
+    its group over the whole source (near-duplicates and same prompts of the source together),
+    else its identity group.
     """
     cfg = recipe.split
     kind = recipe.kind
@@ -131,15 +136,29 @@ def split(
 
     df = identity_groups(df)
     identity_count = df[GROUP_KEY].n_unique()
-    # Records of a source other recipes read keep their identity group's hash split: the
-    # group key comes from the source record, so every dataset computes the same one.
+    # Records of a source other recipes read keep the hash split of their group over the whole
+    # source (else of their identity group): both come from the source alone, never from the
+    # dataset, so every dataset reading the record computes the same split.
     pinned = cfg.shared_sources == "pin" and bool(shared_sources)
+    pin_key = pl.col(GROUP_KEY)
+    if pinned and shared_raw:
+        source_keys = source_group_keys(
+            {s: (f.collect() if isinstance(f, pl.LazyFrame) else f)
+             for s, f in shared_raw.items() if s in shared_sources},
+            cfg,
+        ).rename({GROUP_KEY: "_source_group"})
+        df = df.join(source_keys, on=[SOURCE, SOURCE_KEY], how="left", maintain_order="left")
+        pin_key = pl.coalesce(pl.col("_source_group"), pl.col(GROUP_KEY))
+    is_shared = pl.col(SOURCE).is_in(sorted(shared_sources)) & pl.lit(pinned)
     df = df.with_columns(
-        pl.when(pl.col(SOURCE).is_in(sorted(shared_sources)) & pl.lit(pinned))
-        .then(hash_split(unit_interval(cfg.seed, pl.col(GROUP_KEY)), cfg.ratios))
+        # one pin per identity group: its smallest shared record's source-level key
+        pl.when(is_shared).then(pin_key).otherwise(None).min().over(GROUP_KEY).alias("_pin_key")
+    ).with_columns(
+        pl.when(pl.col("_pin_key").is_not_null())
+        .then(hash_split(unit_interval(cfg.seed, pl.col("_pin_key")), cfg.ratios))
         .otherwise(pl.lit(None, dtype=pl.String))
         .alias(PINNED)
-    )
+    ).drop("_pin_key", "_source_group", strict=False)
     df, grouping = similarity_groups(df, kind, cfg, pin_column=PINNED)
     # Hashed once per group, not per record.
     keys = df.select(GROUP_KEY).unique().with_columns(
@@ -168,7 +187,9 @@ def split(
     stats = {
         "records": counts,
         "groups": _per_split(df, pl.col(GROUP_KEY).n_unique()),
-        "groups_crossing_splits": _crossing(df, GROUP_KEY),
+        # distinct prompts (preference) or conversations: what an evaluation averages over
+        "prompts": _per_split(df, pl.coalesce("conversation_id", RECORD_ID).n_unique()),
+        "groups_crossing_splits": crossing(df, GROUP_KEY),
         "merged_groups": int(
             df.group_by(GROUP_KEY).agg(base_group_key().n_unique().alias("_n"))
             .filter(pl.col("_n") > 1).height
