@@ -72,8 +72,16 @@ ANNOTATION_SCHEMA: dict[str, pl.DataType] = {
     "item_key": pl.String,  # source_key of the annotated record in the target source
     "annotator": pl.String,
     "label": pl.String,
+    # Joined with item_key on the record's (source, source_key): never on the key alone.
+    "item_source": pl.String,  # source name of the annotated record
+    "rating": pl.Float64,  # a numeric rating of the item (e.g. 1-5 stars)
+    "rank": pl.Int32,  # the item's rank among the responses to one prompt, 1 = best
+    "status": pl.String,  # submitted (default) | draft | discarded | cancelled
 }
-ANNOTATION_MAPPABLE_FIELDS = ("item_key", "annotator", "label")
+ANNOTATION_MAPPABLE_FIELDS = ("item_key", "annotator", "label", "item_source", "rating", "rank",
+                              "status")  # fmt: skip
+ANNOTATION_REQUIRED_FIELDS = ("item_key", "annotator")
+ANNOTATION_ANSWER_FIELDS = ("label", "rating", "rank")  # an annotation maps at least one
 
 # Reject records: what a stage dropped and why. Full rejected rows are stored beside this
 # index (see orchestration.storage); the index itself carries no content.

@@ -86,7 +86,7 @@ def _classification_errors(file: Path, recipe: RecipeConfig, sources: dict) -> l
     """A recipe may read no source classified above its governance.max_classification."""
     limit = recipe.governance.max_classification
     rank = {level: i for i, level in enumerate(CLASSIFICATION_LEVELS)}
-    used = [*recipe.sources, *filter(None, [recipe.label.annotations])]
+    used = [*recipe.sources, *recipe.label.annotation_sources]
     return [
         f"{file}: governance.max_classification: source {src!r} is classified "
         f"{sources[src].classification!r}, above this recipe's maximum {limit!r} "
@@ -109,8 +109,7 @@ def _cross_check(config_dir: Path, sources: dict, recipes: dict[str, RecipeConfi
             elif sources[src].role != "records":
                 errors.append(f"{file}: sources.{i}: {src!r} is an annotations source")
         errors.extend(_classification_errors(file, recipe, sources))
-        ann = recipe.label.annotations
-        if ann is not None:
+        for ann in recipe.label.annotation_sources:
             if ann not in sources:
                 errors.append(f"{file}: label.annotations: unknown source {ann!r}")
             elif sources[ann].role != "annotations":

@@ -13,7 +13,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ftdata_pipeline.records import ANNOTATION_MAPPABLE_FIELDS, KINDS, MAPPABLE_FIELDS, SPLITS
+from ftdata_pipeline.records import (
+    ANNOTATION_ANSWER_FIELDS,
+    ANNOTATION_MAPPABLE_FIELDS,
+    ANNOTATION_REQUIRED_FIELDS,
+    KINDS,
+    MAPPABLE_FIELDS,
+    SPLITS,
+)
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description="lower_snake_case identifier")]
@@ -41,6 +48,31 @@ class TurnsMapping(Strict):
     )
 
 
+TOOL_EXPORT_FORMATS = ("label_studio", "argilla")
+
+
+class ToolExportConfig(Strict):
+    """How an annotation tool's export points back at records and which answers to read."""
+
+    item_source_field: str = Field(
+        "source", description="task data / record field naming the annotated record's source"
+    )
+    item_key_field: str = Field(
+        "source_key", description="task data / record field holding the record's source_key"
+    )
+    questions: list[str] = Field(
+        default_factory=list,
+        description="Label Studio control names (from_name) / Argilla question names to read; "
+        "empty: every question",
+    )
+    left_key_field: str = Field(
+        "left_key", description="pairwise: task data field with the left response's key"
+    )
+    right_key_field: str = Field(
+        "right_key", description="pairwise: task data field with the right response's key"
+    )
+
+
 class SourceConfig(Strict):
     """One raw source: where it lives, how it maps onto the canonical record, who owns it."""
 
@@ -53,7 +85,14 @@ class SourceConfig(Strict):
     )
     # kind: file
     path: str | None = Field(None, description="file path, relative to the project root")
-    format: Literal["jsonl", "csv", "parquet"] | None = None
+    format: Literal["jsonl", "csv", "parquet", "label_studio", "argilla"] | None = Field(
+        None,
+        description="jsonl | csv | parquet; annotations may also be a Label Studio JSON export "
+        "(label_studio) or Argilla 2.x flattened records as JSON/JSONL (argilla)",
+    )
+    tool: ToolExportConfig | None = Field(
+        None, description="label_studio / argilla: where the record's key and answers are"
+    )
     # kind: sql
     url: str | None = Field(
         None, description="SQLAlchemy URL without secrets (relative sqlite paths allowed)"
@@ -71,6 +110,11 @@ class SourceConfig(Strict):
         description="canonical field -> source column, or a template such as '{subject}: {body}'",
     )
     turns: TurnsMapping | None = None
+    annotates: Name | None = Field(
+        None,
+        description="annotations: the records source whose keys item_key holds (unless an "
+        "item_source column is mapped); annotations join records on (source, key)",
+    )
     # governance facts
     owner: str
     licence: str
@@ -107,16 +151,30 @@ class SourceConfig(Strict):
             if self.path or self.format:
                 raise ValueError("a sql source takes no 'path' or 'format'")
         if self.role == "annotations":
-            missing = [f for f in ANNOTATION_MAPPABLE_FIELDS if f not in self.mapping]
-            if missing:
+            missing = [f for f in ANNOTATION_REQUIRED_FIELDS if f not in self.mapping]
+            if missing and not self.tool_export:
                 raise ValueError(f"an annotations source must map {missing}")
+            if not self.tool_export and not any(f in self.mapping for f in ANNOTATION_ANSWER_FIELDS):
+                raise ValueError(
+                    f"an annotations source must map one of {list(ANNOTATION_ANSWER_FIELDS)}"
+                )
             if self.turns:
                 raise ValueError("an annotations source takes no 'turns'")
         else:
-            stray = [f for f in ANNOTATION_MAPPABLE_FIELDS if f in self.mapping and f != "label"]
+            stray = [
+                f for f in ANNOTATION_MAPPABLE_FIELDS if f in self.mapping and f not in MAPPABLE_FIELDS
+            ]
             if stray:
                 raise ValueError(f"{stray} can only be mapped by an annotations source")
+            if self.annotates:
+                raise ValueError("'annotates' is for annotations sources")
         return self
+
+
+    @property
+    def tool_export(self) -> bool:
+        """True for annotation tools' own export files (Label Studio, Argilla)."""
+        return self.format in TOOL_EXPORT_FORMATS
 
 
 class SourcesFile(Strict):
@@ -515,21 +573,71 @@ class LabelRule(Strict):
         return _check_regex(pattern)
 
 
+class AgreementConfig(Strict):
+    """How inter-annotator agreement is measured and what happens when it is too low."""
+
+    level: Literal["nominal", "ordinal", "interval"] = Field(
+        "nominal",
+        description="Krippendorff's alpha level of measurement; ordinal/interval code the "
+        "labels by their order in the label set (or use numeric ratings as they are)",
+    )
+    min_alpha: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        description="blocking check: the labeled asset fails when Krippendorff's alpha at "
+        "'level' is below this (null: no check)",
+    )
+    review_below: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="items whose top label has a smaller share of the votes than this (or a "
+        "tie) go to the review queue (Label Studio tasks) instead of training; null: rejected "
+        "by min_agreement as before",
+    )
+    flag_duplicate_conflicts: bool = Field(
+        True,
+        description="exact or near duplicates (same content_hash / dup_cluster_id) that end "
+        "up with different labels go to the review queue",
+    )
+
+
+def _names(value: Any) -> Any:
+    """A single source name is accepted where a list of names is expected."""
+    return [value] if isinstance(value, str) else value
+
+
 class LabelConfig(Strict):
     """How records get their labels (classification) or become pairs (preference)."""
 
     method: Literal["none", "source", "majority_vote", "rules", "rankings"] = "none"
-    annotations: Name | None = Field(
-        None, description="majority_vote: name of an annotations source"
+    annotations: list[Name] = Field(
+        default_factory=list,
+        description="majority_vote: annotations sources (a name or a list); votes are joined "
+        "to records on (source, key)",
+    )
+    review_answers: Name | None = Field(
+        None,
+        description="annotations source holding reviewers' answers to the review queue (a "
+        "Label Studio export); an answered item takes the reviewers' label and leaves the queue",
     )
     label_set: list[str] = Field(default_factory=list, description="allowed labels")
     min_votes: int = Field(2, ge=1, description="majority_vote: minimum annotations per item")
     min_agreement: float = Field(
         0.5, ge=0, le=1, description="majority_vote: minimum share of votes for the winner"
     )
+    agreement: AgreementConfig = Field(default_factory=AgreementConfig)
     rules: list[LabelRule] = Field(
         default_factory=list, description="rules, or fallback for majority_vote: first match wins"
     )
+
+    _one_or_many = field_validator("annotations", mode="before")(classmethod(lambda c, v: _names(v)))
+
+    @property
+    def annotation_sources(self) -> list[str]:
+        """Every annotations source the labeled stage reads: votes, then review answers."""
+        return list(dict.fromkeys([*self.annotations, *filter(None, [self.review_answers])]))
 
 
 class SplitConfig(Strict):

@@ -71,8 +71,7 @@ IMBALANCE_RATIO = 3.0
 
 def _source_rows(recipe: RecipeConfig, sources: dict[str, SourceConfig]) -> list[dict]:
     names = list(recipe.sources)
-    if recipe.label.annotations and recipe.label.annotations not in names:
-        names.append(recipe.label.annotations)
+    names += [a for a in recipe.label.annotation_sources if a not in names]
     rows = []
     for name in names:
         src = sources.get(name)

@@ -47,6 +47,7 @@ from ftdata_pipeline.records import REJECT_SCHEMA
 from ftdata_pipeline.stages.base import StageResult
 from ftdata_pipeline.stages.curate import curate
 from ftdata_pipeline.stages.label import label
+from ftdata_pipeline.stages.labeling.review import write_review_queue
 from ftdata_pipeline.stages.raw import load_source
 from ftdata_pipeline.stages.redact import get_redactor, redact, residual_pii_counts
 from ftdata_pipeline.stages.split import split
@@ -202,11 +203,20 @@ def build_dataset_assets(
         return redact(curated, recipe.redact, get_redactor(recipe.redact))
 
     label_ins = {"redacted": AssetIn(stage_key(name, "redacted"))}
-    if recipe.label.annotations:
-        label_ins["annotations"] = AssetIn(raw_key(recipe.label.annotations))
+    label_ins |= {f"ann_{src}": AssetIn(raw_key(src)) for src in recipe.label.annotation_sources}
 
-    def run_label(context, redacted: pl.LazyFrame, annotations: pl.LazyFrame | None = None):
-        return label(redacted, recipe, annotations)
+    def run_label(context, redacted: pl.LazyFrame, **anns: pl.LazyFrame):
+        frames = [anns[f"ann_{src}"] for src in recipe.label.annotation_sources]
+        annotations = pl.concat(frames, how="diagonal_relaxed") if frames else None
+        result = label(redacted, recipe, annotations)
+        if recipe.label.method == "majority_vote":
+            # Records the annotators disagree on, as Label Studio tasks (redacted text only).
+            result.stats |= write_review_queue(
+                result.rejected,
+                context.resources.storage.root / "review" / name,
+                list(recipe.label.label_set),
+            )
+        return result
 
     def run_split(context, labeled: pl.LazyFrame) -> StageResult:
         return split(labeled, recipe)
@@ -293,7 +303,7 @@ def _card_asset(recipe: RecipeConfig, project: ProjectConfig, cfg_hash: str) -> 
         counts = [c for c in counts if c]
         by_stage = {c["stage"]: c for c in counts}
         split_stats = by_stage.get("split", {}).get("stats", {})
-        card_sources = [*recipe.sources, *filter(None, [recipe.label.annotations])]
+        card_sources = [*recipe.sources, *recipe.label.annotation_sources]
         paths = render_card(
             recipe,
             {s: project.sources[s] for s in card_sources},
@@ -327,6 +337,12 @@ def _card_label_stats(stats: dict) -> dict:
     agreement = dict(stats.get("agreement") or {})
     for pair in agreement.pop("cohen_kappa", None) or []:
         agreement[f"cohen_kappa {' ~ '.join(pair['annotators'])}"] = pair["kappa"]
+    agreement.pop("alpha", None)
+    agreement.pop("alpha_level", None)
+    for level, alpha in (agreement.pop("krippendorff_alpha", None) or {}).items():
+        agreement[f"krippendorff_alpha {level}"] = alpha
+    for name, per in (agreement.pop("per_label", None) or {}).items():
+        agreement[f"krippendorff_alpha label {name}"] = per.get("krippendorff_alpha")
     return {"distribution": stats.get("labels") or {}, "agreement": agreement}
 
 

@@ -24,6 +24,7 @@ ROWS_ACCOUNTED = "rows_accounted"
 NO_RESIDUAL_PII = "no_residual_pii"
 SPLITS_DISJOINT = "splits_disjoint"
 LICENCES_ALLOWED = "licences_allowed"
+LABEL_AGREEMENT = "label_agreement"
 
 ANNOTATION_EXPECTATIONS = [
     ExpectationConfig(expectation="ExpectColumnValuesToNotBeNull", kwargs={"column": c})
@@ -71,6 +72,10 @@ class CheckPlan:
         if self.stage == "curated":
             specs.append(
                 spec(LICENCES_ALLOWED, "Every source's licence is in governance.allowed_licences")
+            )
+        if self.stage == "labeled" and _min_alpha(self.recipe) is not None:
+            specs.append(
+                spec(LABEL_AGREEMENT, "Krippendorff's alpha is at least label.agreement.min_alpha")
             )
         return specs
 
@@ -132,6 +137,8 @@ def run_checks(
         )
     if plan.stage == "curated":
         yield _licence_result(plan, (stats or {}).get("governance", {}))
+    if plan.stage == "labeled" and _min_alpha(plan.recipe) is not None:
+        yield agreement_result(plan.recipe, stats or {})
     if plan.stage == "split":
         leakage = split_leakage(df)
         yield _suite_result(SPLITS_DISJOINT, leakage, leakage_expectations(), f"{suite_prefix}_leak")
@@ -159,5 +166,38 @@ def _licence_result(plan: CheckPlan, governance: dict) -> AssetCheckResult:
             **{f"refused/{s}": lic for s, lic in sorted(refused.items())},
             "allowed_licences": ", ".join(allowed) if allowed else "any",
             "sources_checked": bool(governance.get("sources_checked", False)),
+        },
+    )
+
+
+def _min_alpha(recipe: RecipeConfig | None) -> float | None:
+    return None if recipe is None else recipe.label.agreement.min_alpha
+
+
+def agreement_result(recipe: RecipeConfig, stats: dict) -> AssetCheckResult:
+    """Fails when annotator agreement (Krippendorff's alpha) is under the recipe's bar, or
+    cannot be measured: labels nobody can reproduce should not reach training."""
+    agreement = stats.get("agreement") or {}
+    cfg = recipe.label.agreement
+    alpha = agreement.get("alpha")
+    passed = alpha is not None and alpha >= cfg.min_alpha
+    if alpha is None:
+        description = "Krippendorff's alpha could not be measured (too few overlapping votes)"
+    else:
+        relation = ">=" if passed else "<"
+        description = f"alpha ({cfg.level}) = {alpha:.4f} {relation} min_alpha {cfg.min_alpha}"
+    return AssetCheckResult(
+        check_name=LABEL_AGREEMENT,
+        passed=bool(passed),
+        severity=AssetCheckSeverity.ERROR,
+        description=description,
+        metadata={
+            "alpha": alpha,
+            "level": cfg.level,
+            "min_alpha": cfg.min_alpha,
+            "fleiss_kappa": agreement.get("fleiss_kappa"),
+            "cohen_kappa_mean": agreement.get("cohen_kappa_mean"),
+            "items": agreement.get("items", 0),
+            "review_queue": stats.get("review_queue", 0),
         },
     )

@@ -17,6 +17,14 @@ import polars as pl
 from ftdata_pipeline.config.models import LabelConfig, LabelRule, RecipeConfig
 from ftdata_pipeline.records import ANNOTATION_SCHEMA, conform, record_id_expr
 from ftdata_pipeline.stages.base import StageResult, concat_rejects, reject
+from ftdata_pipeline.stages.labeling.agreement import (  # noqa: F401 - re-exported
+    annotation_agreement,
+    cohen_kappas,
+    fleiss_kappa,
+    item_agreement,
+    krippendorff_alpha,
+)
+from ftdata_pipeline.stages.labeling.review import NEEDS_REVIEW, flag_duplicate_conflicts
 
 STAGE = "labeled"
 
@@ -52,8 +60,8 @@ def label(
         return _finish(df, cfg, _from_rules(df, cfg.rules), {})
     if annotations is None:
         raise ValueError("label.method 'majority_vote' needs the annotations frame")
-    ann = _clean_annotations(annotations.collect(), df)
-    decided = _from_votes(df, cfg, ann["votes"])
+    ann = _clean_annotations(annotations.collect(), df, recipe)
+    decided = _from_votes(df, cfg, ann["votes"], ann["reviews"])
     return _finish(df, cfg, decided, {"agreement": ann["agreement"], **ann["counts"]})
 
 
@@ -115,79 +123,159 @@ def _from_rules(df: pl.DataFrame, rules: list[LabelRule]) -> pl.DataFrame:
     )
 
 
-def _clean_annotations(raw: pl.DataFrame, df: pl.DataFrame) -> dict[str, Any]:
-    """Annotations of this frame's records, one vote per (item, annotator), with agreement."""
-    ann = conform(raw, ANNOTATION_SCHEMA).select(list(ANNOTATION_SCHEMA))
+def _clean_annotations(raw: pl.DataFrame, df: pl.DataFrame, recipe: RecipeConfig) -> dict[str, Any]:
+    """Annotations of this frame's records, one vote per (item, annotator), with agreement.
+
+    Only submitted answers count (Label Studio's cancelled, Argilla's discarded and draft
+    responses are excluded and counted). Annotations join records on (source, key).
+    """
+    cfg = recipe.label
+    ann = prepare_annotations(raw, recipe)
+    status = pl.col("status").fill_null("submitted").str.to_lowercase()
+    excluded = ann.filter(status != "submitted")
+    ann = ann.filter(status == "submitted")
     usable = ann.filter(
         pl.col("item_key").is_not_null()
         & pl.col("annotator").is_not_null()
         & pl.col("label").is_not_null()
     )
-    ours = usable.join(
-        df.select(pl.col("source_key").alias("item_key")).unique(), on="item_key", how="semi"
+    records = df.select(pl.col("source").alias("item_source"), pl.col("source_key").alias("item_key"))
+    ours = usable.join(records.unique(), on=["item_source", "item_key"], how="semi")
+    # An annotator answering twice on one item counts once: their first annotation by key.
+    first = ours.sort("item_source", "item_key", "annotator", "source", "source_key",
+                      nulls_last=True).unique(  # fmt: skip
+        ["source", "item_source", "item_key", "annotator"], keep="first", maintain_order=True
     )
-    # An annotator voting twice on one item counts once: their first annotation by key.
-    votes = ours.sort("item_key", "annotator", "source_key", nulls_last=True).unique(
-        ["item_key", "annotator"], keep="first", maintain_order=True
+    is_review = pl.col("source") == pl.lit(cfg.review_answers)
+    reviews = first.filter(is_review) if cfg.review_answers else first.head(0)
+    votes = first.filter(~is_review) if cfg.review_answers else first
+    votes = votes.unique(["item_source", "item_key", "annotator"], keep="first", maintain_order=True)
+    agreement = annotation_agreement(
+        votes.with_columns(_item_id().alias("item_key")),
+        level=cfg.agreement.level,
+        label_order=cfg.label_set,
     )
     return {
         "votes": votes,
-        "agreement": annotation_agreement(votes),
+        "reviews": reviews,
+        "agreement": agreement,
         "counts": {
             "annotations_used": votes.height,
+            "review_answers_used": reviews.height,
             "annotations_unusable": ann.height - usable.height,
-            "annotations_duplicate": ours.height - votes.height,
+            "annotations_duplicate": ours.height - votes.height - reviews.height,
             "annotations_for_other_records": usable.height - ours.height,
+            "annotations_excluded_by_status": _value_counts(
+                excluded.with_columns(status.alias("status")), "status"
+            ),
         },
     }
 
 
-def _from_votes(df: pl.DataFrame, cfg: LabelConfig, votes: pl.DataFrame) -> pl.DataFrame:
-    counts = votes.group_by("item_key", "label").len("n")
-    items = counts.group_by("item_key").agg(
-        pl.col("n").sum().alias("__votes"),
-        (pl.col("n") == pl.col("n").max()).sum().alias("__n_top"),
-        # min() only breaks the tie deterministically; tied items are rejected anyway.
-        pl.col("label").filter(pl.col("n") == pl.col("n").max()).min().alias("__winner"),
-        (pl.col("n").max() / pl.col("n").sum()).alias("__share"),
+def _item_id() -> pl.Expr:
+    """One id per annotated record: its source and key together (never the key alone)."""
+    return pl.concat_str(["item_source", "item_key"], separator="\x1f")
+
+
+def prepare_annotations(raw: pl.DataFrame, recipe: RecipeConfig) -> pl.DataFrame:
+    """Annotation rows in the annotation schema, each naming its record's source.
+
+    A row without ``item_source`` belongs to the recipe's only records source; with several
+    sources that is ambiguous and an error naming the annotations source.
+    """
+    ann = conform(raw, ANNOTATION_SCHEMA).select(list(ANNOTATION_SCHEMA))
+    missing = ann.filter(pl.col("item_source").is_null())
+    if missing.height:
+        if len(recipe.sources) != 1:
+            names = sorted(set(missing["source"].drop_nulls().to_list()))
+            raise ValueError(
+                f"annotations source(s) {names}: {missing.height} row(s) do not say which records "
+                f"source they annotate and the recipe reads {list(recipe.sources)}; set "
+                "'annotates' on the source in sources.yaml or map item_source"
+            )
+        ann = ann.with_columns(pl.col("item_source").fill_null(recipe.sources[0]))
+    return ann
+
+
+def _from_votes(
+    df: pl.DataFrame, cfg: LabelConfig, votes: pl.DataFrame, reviews: pl.DataFrame
+) -> pl.DataFrame:
+    items = item_agreement(votes.with_columns(_item_id().alias("item_key")).drop("item_source"))
+    items = items.select(
+        pl.col("item_key").alias("__id"),
+        pl.col("votes").alias("__votes"),
+        pl.col("tied").alias("__tied"),
+        pl.col("top_label").alias("__winner"),
+        pl.col("share").alias("__share"),
     )
-    joined = df.join(items, left_on="source_key", right_on="item_key", how="left")
+    answered = item_agreement(reviews.with_columns(_item_id().alias("item_key")).drop("item_source"))
+    answered = answered.filter(~pl.col("tied")).select(
+        pl.col("item_key").alias("__id"),
+        pl.col("top_label").alias("__reviewed"),
+        pl.col("share").alias("__review_share"),
+    )
+    joined = (
+        df.with_columns(pl.concat_str(["source", "source_key"], separator="\x1f").alias("__id"))
+        .join(items, on="__id", how="left")
+        .join(answered, on="__id", how="left")
+    )
 
     votes_n = pl.col("__votes")
     share = pl.col("__share")
     fallback = _rule_label(cfg.rules) if cfg.rules else pl.lit(None, dtype=pl.String)
-    no_votes = votes_n.is_null()
-    too_few = votes_n < cfg.min_votes
-    tie = pl.col("__n_top") > 1
+    reviewed = pl.col("__reviewed").is_not_null()
+    no_votes = votes_n.is_null() & ~reviewed
+    too_few = (votes_n < cfg.min_votes) & ~reviewed
+    tie = pl.col("__tied").fill_null(False) & ~reviewed
+    review_below = cfg.agreement.review_below
+    to_review = (
+        (~no_votes & ~too_few & (tie | (share < review_below))) if review_below else pl.lit(False)
+    )
     weak = share < cfg.min_agreement
-    use_votes = ~no_votes & ~too_few & ~tie & ~weak
+    use_votes = ~reviewed & ~no_votes & ~too_few & ~tie & ~weak & ~to_review
     use_rules = (no_votes | too_few) & fallback.is_not_null()
 
     out = joined.with_columns(
-        pl.when(use_votes).then(pl.col("__winner")).when(use_rules).then(fallback).alias(_LABEL),
-        pl.when(use_votes).then(share).alias(_AGREEMENT),
-        pl.when(use_votes)
+        pl.when(reviewed)
+        .then(pl.col("__reviewed"))
+        .when(use_votes)
+        .then(pl.col("__winner"))
+        .when(use_rules)
+        .then(fallback)
+        .when(to_review | tie | weak)  # shown to reviewers as the suggestion
+        .then(pl.col("__winner"))
+        .alias(_LABEL),
+        pl.when(reviewed)
+        .then(pl.col("__review_share"))
+        .when(use_votes)
+        .then(share)
+        .alias(_AGREEMENT),
+        pl.when(reviewed)
+        .then(pl.lit("review"))
+        .when(use_votes)
         .then(pl.lit("majority_vote"))
         .when(use_rules)
         .then(pl.lit("rules"))
         .alias(_VIA),
-        pl.when(use_votes | use_rules)
+        pl.when(reviewed | use_votes | use_rules)
         .then(None)
         .when(no_votes)
         .then(pl.lit("unlabeled"))
         .when(too_few)
         .then(pl.lit("insufficient_votes"))
+        .when(to_review)
+        .then(pl.lit(NEEDS_REVIEW))
         .when(tie)
         .then(pl.lit("no_majority"))
         .otherwise(pl.lit("low_agreement"))
         .alias(_RULE),
-        pl.when(use_votes | use_rules | no_votes)
+        pl.when(reviewed | use_votes | use_rules | no_votes)
         .then(None)
         .when(too_few)
         .then(votes_n.cast(pl.Float64))
         .otherwise(share)
         .alias(_SCORE),
-        pl.when(use_votes | use_rules)
+        pl.when(reviewed | use_votes | use_rules)
         .then(None)
         .when(no_votes)
         .then(pl.lit("no annotations" + ("; no rule matched" if cfg.rules else "")))
@@ -199,12 +287,23 @@ def _from_votes(df: pl.DataFrame, cfg: LabelConfig, votes: pl.DataFrame) -> pl.D
                 pl.lit(cfg.min_votes),
             )
         )
+        .when(to_review)
+        .then(
+            pl.format(
+                "top label share {} below review_below {} (or tied): sent to the review queue",
+                share.round(4),
+                pl.lit(review_below),
+            )
+        )
         .when(tie)
         .then(pl.format("tie for the top label among {} votes", votes_n))
         .otherwise(pl.format("agreement below min_agreement {}", pl.lit(cfg.min_agreement)))
         .alias(_DETAIL),
     )
-    return out.drop("__votes", "__n_top", "__winner", "__share")
+    if cfg.agreement.flag_duplicate_conflicts:
+        out = flag_duplicate_conflicts(out, label=_LABEL, rule=_RULE, detail=_DETAIL, via=_VIA)
+    return out.drop("__id", "__votes", "__tied", "__winner", "__share", "__reviewed",
+                    "__review_share")  # fmt: skip
 
 
 def _value_counts(frame: pl.DataFrame, column: str) -> dict[str, int]:
@@ -260,118 +359,6 @@ def _finish(
         rows_in=df.height,
         stats=stats,
     )
-
-
-# --------------------------------------------------------------------------------------------
-# agreement
-# --------------------------------------------------------------------------------------------
-# Fleiss' and Cohen's kappa are two closed-form formulas; written here with Polars rather than
-# pulling in a statistics package (statsmodels, scikit-learn) for them.
-
-
-def fleiss_kappa(votes: pl.DataFrame) -> float | None:
-    """Fleiss' kappa of ``votes`` (one row per vote: item_key, label), same rater count per item.
-
-    None when undefined (fewer than 2 raters, no items, or a single category used throughout).
-    """
-    per_item = votes.group_by("item_key").len("r")
-    if per_item.is_empty():
-        return None
-    raters = per_item["r"].unique()
-    if raters.len() != 1:
-        raise ValueError("Fleiss' kappa needs the same number of raters for every item")
-    n = int(raters[0])
-    n_items = per_item.height
-    if n < 2:
-        return None
-    counts = votes.group_by("item_key", "label").len("n")
-    # P_i: agreeing rater pairs on item i over all rater pairs; P_e: chance agreement.
-    p_bar = (
-        counts.group_by("item_key")
-        .agg(((pl.col("n") * (pl.col("n") - 1)).sum() / (n * (n - 1))).alias("p_i"))["p_i"]
-        .mean()
-    )
-    p_e = (
-        counts.group_by("label").agg((pl.col("n").sum() / (n_items * n)).alias("p_j"))["p_j"] ** 2
-    ).sum()
-    if p_e >= 1:
-        return None
-    return float((p_bar - p_e) / (1 - p_e))
-
-
-def cohen_kappas(votes: pl.DataFrame) -> pl.DataFrame:
-    """Cohen's kappa for every annotator pair on the items both labelled.
-
-    ``votes``: item_key, annotator, label (one per item and annotator). Returns annotator_a,
-    annotator_b (a < b), items, kappa (null when chance agreement is 1), sorted by the pair.
-    """
-    v = votes.select("item_key", "annotator", "label")
-    pairs = v.join(v, on="item_key", suffix="_b").filter(
-        pl.col("annotator") < pl.col("annotator_b")
-    )
-    pair = ["annotator", "annotator_b"]
-    observed = pairs.group_by(pair).agg(
-        pl.len().alias("items"), (pl.col("label") == pl.col("label_b")).mean().alias("p_o")
-    )
-    marg_a = pairs.group_by(*pair, "label").len("n_a")
-    marg_b = pairs.group_by(*pair, pl.col("label_b").alias("label")).len("n_b")
-    chance = (
-        marg_a.join(marg_b, on=[*pair, "label"], how="inner")
-        .group_by(pair)
-        .agg((pl.col("n_a") * pl.col("n_b")).sum().alias("nn"))
-    )
-    return (
-        observed.join(chance, on=pair, how="left")
-        .with_columns((pl.col("nn").fill_null(0) / pl.col("items") ** 2).alias("p_e"))
-        .select(
-            pl.col("annotator").alias("annotator_a"),
-            pl.col("annotator_b"),
-            pl.col("items").cast(pl.Int64),
-            pl.when(pl.col("p_e") < 1)
-            .then((pl.col("p_o") - pl.col("p_e")) / (1 - pl.col("p_e")))
-            .alias("kappa"),
-        )
-        .sort("annotator_a", "annotator_b")
-    )
-
-
-def annotation_agreement(votes: pl.DataFrame) -> dict[str, Any]:
-    """Agreement stats: Fleiss' kappa over items with the modal rater count, Cohen's per pair."""
-    per_item = votes.group_by("item_key").len("r")
-    stats: dict[str, Any] = {
-        "items": per_item.height,
-        "annotators": votes["annotator"].n_unique(),
-        "fleiss_kappa": None,
-        "fleiss_items": 0,
-        "fleiss_raters": None,
-    }
-    if per_item.height:
-        # Modal rater count; on a tie the larger count (more raters per item).
-        modal = per_item.group_by("r").len().sort(["len", "r"], descending=True)["r"][0]
-        items = per_item.filter(pl.col("r") == modal).select("item_key")
-        kappa = fleiss_kappa(votes.join(items, on="item_key", how="semi"))
-        stats |= {
-            "fleiss_kappa": _round(kappa),
-            "fleiss_items": items.height,
-            "fleiss_raters": int(modal),
-        }
-    pairs = cohen_kappas(votes)
-    stats["cohen_kappa"] = [
-        {"annotators": [row["annotator_a"], row["annotator_b"]], "items": row["items"],
-         "kappa": _round(row["kappa"])}
-        for row in pairs.iter_rows(named=True)
-    ]
-    defined = pairs.filter(pl.col("kappa").is_not_null())
-    stats["cohen_kappa_mean"] = (
-        _round(float((defined["kappa"] * defined["items"]).sum() / defined["items"].sum()))
-        if defined.height
-        else None
-    )
-    return stats
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
 
 
 # --------------------------------------------------------------------------------------------

@@ -179,6 +179,8 @@ def _map_annotations(name: str, cfg: SourceConfig, df: pl.DataFrame) -> pl.DataF
             for field, spec in sorted(cfg.mapping.items())
         ],
     )
+    if "item_source" not in cfg.mapping and cfg.annotates:
+        mapped = mapped.with_columns(pl.lit(cfg.annotates).alias("item_source"))
     return _sorted(cfg, conform(mapped, ANNOTATION_SCHEMA).drop(ROW))
 
 

@@ -30,7 +30,7 @@ def test_shipped_sources_and_recipes_validate():
         "support_assistant": "chat_sft", "ticket_intents": "classification",
         "response_preferences": "preference", "support_corpus": "pretraining"}
     intents = recipes["ticket_intents"]
-    assert intents.label.method == "majority_vote" and intents.label.annotations == "ticket_labels"
+    assert intents.label.method == "majority_vote" and intents.label.annotations == ["ticket_labels"]
     assert intents.label.label_set == CATEGORIES
     assert {rule.label for rule in intents.label.rules} == set(CATEGORIES)
     assert recipes["support_assistant"].schedule.cron == "0 3 * * *"

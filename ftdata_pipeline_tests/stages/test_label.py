@@ -50,15 +50,17 @@ def _records(keys: list[str], texts: list[str] | None = None, labels=None) -> pl
 
 def _annotations(votes: list[tuple[str, str, str]]) -> pl.LazyFrame:
     """votes: (item_key, annotator, label)."""
-    return pl.DataFrame(
-        {
-            "source": ["ann"] * len(votes),
-            "source_key": [str(i) for i in range(len(votes))],
-            "item_key": [v[0] for v in votes],
-            "annotator": [v[1] for v in votes],
-            "label": [v[2] for v in votes],
-        },
-        schema=ANNOTATION_SCHEMA,
+    return conform(
+        pl.DataFrame(
+            {
+                "source": ["ann"] * len(votes),
+                "source_key": [str(i) for i in range(len(votes))],
+                "item_key": [v[0] for v in votes],
+                "annotator": [v[1] for v in votes],
+                "label": [v[2] for v in votes],
+            }
+        ),
+        ANNOTATION_SCHEMA,
     ).lazy()
 
 
