@@ -71,6 +71,11 @@ class ToolExportConfig(Strict):
     right_key_field: str = Field(
         "right_key", description="pairwise: task data field with the right response's key"
     )
+    rankings: list[str] = Field(
+        default_factory=list,
+        description="argilla: questions whose list values are rankings (best first) of "
+        "response keys, not multi-label answers",
+    )
 
 
 class SourceConfig(Strict):
@@ -150,6 +155,13 @@ class SourceConfig(Strict):
                 raise ValueError("a sql source needs 'query' and 'url' or 'url_env'")
             if self.path or self.format:
                 raise ValueError("a sql source takes no 'path' or 'format'")
+        if self.tool_export and (self.role != "annotations" or self.mapping):
+            raise ValueError(
+                f"format {self.format!r} is an annotation tool's export: it needs "
+                "role: annotations and takes no 'mapping' (see 'tool')"
+            )
+        if self.tool is not None and not self.tool_export:
+            raise ValueError("'tool' is only for formats label_studio and argilla")
         if self.role == "annotations":
             missing = [f for f in ANNOTATION_REQUIRED_FIELDS if f not in self.mapping]
             if missing and not self.tool_export:

@@ -42,6 +42,8 @@ class SourceError(ValueError):
 def load_source(name: str, cfg: SourceConfig, root: Path) -> pl.DataFrame:
     """Read source ``name`` and return canonical records (or annotation rows), sorted by key."""
     root = Path(root)
+    if cfg.tool_export:
+        return _read_tool_export(name, cfg, root)
     df = _read(name, cfg, root).with_row_index(ROW)
     if cfg.role == "annotations":
         return _map_annotations(name, cfg, df)
@@ -82,6 +84,19 @@ def _read_file(name: str, cfg: SourceConfig, root: Path) -> pl.DataFrame:
             f"source {name!r}: {path}: not a valid {cfg.format} file"
             f"{where} ({type(exc).__name__})"
         ) from None
+
+
+def _read_tool_export(name: str, cfg: SourceConfig, root: Path) -> pl.DataFrame:
+    """Label Studio / Argilla export files: parsed by the labeling package's importers."""
+    from ftdata_pipeline.stages.labeling.imports import AnnotationImportError, load_tool_export
+
+    path = Path(cfg.path) if Path(cfg.path).is_absolute() else root / cfg.path
+    if not path.is_file():
+        raise SourceError(f"source {name!r}: file not found: {path}")
+    try:
+        return load_tool_export(name, cfg, path)
+    except AnnotationImportError as exc:
+        raise SourceError(str(exc)) from None
 
 
 def _has_text(path: Path) -> bool:
