@@ -77,9 +77,12 @@ ANNOTATION_SCHEMA: dict[str, pl.DataType] = {
     "rating": pl.Float64,  # a numeric rating of the item (e.g. 1-5 stars)
     "rank": pl.Int32,  # the item's rank among the responses to one prompt, 1 = best
     "status": pl.String,  # submitted (default) | draft | discarded | cancelled
+    # Ranks compare within one judgement (a ranking, a pairwise choice); default: the
+    # annotator's answers on one prompt.
+    "judgement": pl.String,
 }
 ANNOTATION_MAPPABLE_FIELDS = ("item_key", "annotator", "label", "item_source", "rating", "rank",
-                              "status")  # fmt: skip
+                              "status", "judgement")  # fmt: skip
 ANNOTATION_REQUIRED_FIELDS = ("item_key", "annotator")
 ANNOTATION_ANSWER_FIELDS = ("label", "rating", "rank")  # an annotation maps at least one
 

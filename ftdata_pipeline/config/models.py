@@ -615,6 +615,27 @@ class AgreementConfig(Strict):
     )
 
 
+class PreferenceConfig(Strict):
+    """How human judgements of responses become preference pairs."""
+
+    pairs: Literal["all_pairs", "best_vs_worst", "best_vs_rest"] = Field(
+        "all_pairs",
+        description="all_pairs: every decided pair (K(K-1)/2 per prompt); best_vs_worst: one "
+        "pair per prompt; best_vs_rest: the best response against each other one",
+    )
+    min_margin: float = Field(
+        1.0,
+        ge=0,
+        description="ratings: an annotator's two ratings closer than this are a tie for that pair",
+    )
+    min_pair_agreement: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="drop pairs whose majority has a smaller share of the annotators' votes",
+    )
+
+
 def _names(value: Any) -> Any:
     """A single source name is accepted where a list of names is expected."""
     return [value] if isinstance(value, str) else value
@@ -623,7 +644,7 @@ def _names(value: Any) -> Any:
 class LabelConfig(Strict):
     """How records get their labels (classification) or become pairs (preference)."""
 
-    method: Literal["none", "source", "majority_vote", "rules", "rankings"] = "none"
+    method: Literal["none", "source", "majority_vote", "rules", "rankings", "ratings"] = "none"
     annotations: list[Name] = Field(
         default_factory=list,
         description="majority_vote: annotations sources (a name or a list); votes are joined "
@@ -640,6 +661,7 @@ class LabelConfig(Strict):
         0.5, ge=0, le=1, description="majority_vote: minimum share of votes for the winner"
     )
     agreement: AgreementConfig = Field(default_factory=AgreementConfig)
+    preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
     rules: list[LabelRule] = Field(
         default_factory=list, description="rules, or fallback for majority_vote: first match wins"
     )
@@ -754,8 +776,14 @@ class RecipeConfig(Strict):
             raise ValueError(
                 "label.method: a classification dataset needs 'source', 'majority_vote' or 'rules'"
             )
-        if self.kind == "preference" and method not in ("rankings", "source"):
-            raise ValueError("label.method: a preference dataset needs 'rankings' or 'source'")
+        if self.kind == "preference" and method not in ("rankings", "ratings", "source"):
+            raise ValueError(
+                "label.method: a preference dataset needs 'rankings', 'ratings' or 'source'"
+            )
+        if method in ("rankings", "ratings") and self.kind != "preference":
+            raise ValueError(f"label.method: {method!r} makes pairs for a preference dataset")
+        if method == "ratings" and not self.label.annotations:
+            raise ValueError("label.annotations: 'ratings' needs an annotations source of ratings")
         if method == "majority_vote" and not self.label.annotations:
             raise ValueError("label.annotations: majority_vote needs an annotations source")
         if method == "rules" and not self.label.rules:

@@ -177,7 +177,9 @@ def _stage_asset(
             result.kept,
             rows_in=result.rows_in,
             rows_rejected=result.rows_rejected,
-            one_row_per_input=not (stage == "labeled" and recipe.label.method == "rankings"),
+            one_row_per_input=not (
+                stage == "labeled" and recipe.label.method in ("rankings", "ratings")
+            ),
             residual_pii=residual,
             stats=result.stats,
         )

@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 
 from ftdata_pipeline.config.models import LabelConfig, LabelRule, RecipeConfig
-from ftdata_pipeline.records import ANNOTATION_SCHEMA, conform, record_id_expr
+from ftdata_pipeline.records import ANNOTATION_SCHEMA, conform
 from ftdata_pipeline.stages.base import StageResult, concat_rejects, reject
 from ftdata_pipeline.stages.labeling.agreement import (  # noqa: F401 - re-exported
     annotation_agreement,
@@ -23,6 +23,11 @@ from ftdata_pipeline.stages.labeling.agreement import (  # noqa: F401 - re-expor
     fleiss_kappa,
     item_agreement,
     krippendorff_alpha,
+)
+from ftdata_pipeline.stages.labeling.preference import (
+    judgements_from_annotations,
+    judgements_from_ranks,
+    pairs_from_judgements,
 )
 from ftdata_pipeline.stages.labeling.review import NEEDS_REVIEW, flag_duplicate_conflicts
 
@@ -50,8 +55,8 @@ def label(
             rows_in=df.height,
             stats={"method": "none", "passthrough": True},
         )
-    if cfg.method == "rankings":
-        return _rankings(df)
+    if cfg.method in ("rankings", "ratings"):
+        return _preference(df, recipe, annotations)
     if cfg.method == "source" and recipe.kind == "preference":
         return _source_pairs(df)
     if cfg.method == "source":
@@ -366,77 +371,41 @@ def _finish(
 # --------------------------------------------------------------------------------------------
 
 
-def _rankings(df: pl.DataFrame) -> StageResult:
-    """Every pair of differently ranked responses to one prompt becomes a preference record.
+def _preference(
+    df: pl.DataFrame, recipe: RecipeConfig, annotations: pl.LazyFrame | None
+) -> StageResult:
+    """Pairs from ranks on the records, or from annotators' rankings, pairwise choices or
+    ratings (``labeling.preference``). Accounting: ``rows_in`` counts responses and
+    ``rows_kept`` the responses used in at least one pair; ``kept`` holds the pairs."""
+    cfg = recipe.label
+    extra: dict[str, Any] = {}
+    if cfg.annotations:
+        if annotations is None:
+            raise ValueError(f"label.method {cfg.method!r} needs the annotations frame")
+        ann = prepare_annotations(annotations.collect(), recipe)
+        status = pl.col("status").fill_null("submitted").str.to_lowercase()
+        extra["annotations_excluded_by_status"] = _value_counts(
+            ann.filter(status != "submitted").with_columns(status.alias("status")), "status"
+        )
+        ann = ann.filter(status == "submitted")
+        value = "rank" if cfg.method == "rankings" else "rating"
+        judgements, counts = judgements_from_annotations(df, ann, value)
+        extra |= counts
+        if cfg.method == "ratings":
+            rated = judgements.select(
+                pl.col("record_id").alias("item_key"), "annotator", pl.col("score").alias("value")
+            ).unique(["item_key", "annotator"], keep="first")
+            extra["rating_alpha_interval"] = _round(krippendorff_alpha(rated, "interval"))
+    else:
+        judgements = judgements_from_ranks(df)
+    margin = cfg.preference.min_margin if cfg.method == "ratings" else 0.0
+    result = pairs_from_judgements(df, judgements, cfg.preference, margin=margin)
+    result.stats = {"method": cfg.method, **result.stats, **extra}
+    return result
 
-    Accounting: ``rows_in`` counts responses and ``rows_kept`` the responses used in at least
-    one pair; ``kept`` holds the pairs (``stats['pairs']``) — one response is in many pairs.
-    """
-    rankable = (
-        pl.col("rank").is_not_null()
-        & pl.col("conversation_id").is_not_null()
-        & pl.col("response").is_not_null()
-    )
-    side = ["record_id", "source_key", "rank", "response", "prompt", "system",
-            "dup_cluster_id", "created_at"]  # fmt: skip
-    responses = df.filter(rankable).select("source", "conversation_id", *side)
-    # Each unordered pair once (a < b by id), then oriented by rank.
-    both = responses.join(responses, on=["source", "conversation_id"], suffix="_b").filter(
-        pl.col("record_id") < pl.col("record_id_b")
-    )
-    tied = both.filter(pl.col("rank") == pl.col("rank_b")).height
-    both = both.filter(pl.col("rank") != pl.col("rank_b"))
-    a_wins = pl.col("rank") < pl.col("rank_b")
 
-    def pick(name: str, winner: bool) -> pl.Expr:
-        first, second = (name, f"{name}_b") if winner else (f"{name}_b", name)
-        return pl.when(a_wins).then(pl.col(first)).otherwise(pl.col(second))
-
-    oriented = both.select(
-        pl.col("source"),
-        pl.col("conversation_id"),
-        pick("record_id", True).alias("__chosen_id"),
-        pick("record_id", False).alias("__rejected_id"),
-        pick("source_key", True).alias("__chosen_key"),
-        pick("source_key", False).alias("__rejected_key"),
-        pick("prompt", True).alias("prompt"),
-        pick("system", True).alias("system"),
-        pick("response", True).alias("chosen"),
-        pick("response", False).alias("rejected"),
-        pick("dup_cluster_id", True).alias("dup_cluster_id"),
-        pl.max_horizontal("created_at", "created_at_b").alias("created_at"),
-    )
-    pairs = conform(
-        oriented.with_columns(
-            record_id_expr(pl.col("__chosen_id"), pl.col("__rejected_id")).alias("record_id"),
-            pl.format("{}>{}", "__chosen_key", "__rejected_key").alias("source_key"),
-        ).drop("__chosen_key", "__rejected_key")
-    ).sort("record_id")
-    used = pl.concat([pairs["__chosen_id"], pairs["__rejected_id"]]).unique()
-    unused = df.filter(~pl.col("record_id").is_in(used.implode()))
-    why = (
-        pl.when(pl.col("rank").is_null())
-        .then(pl.lit("response has no rank"))
-        .when(pl.col("conversation_id").is_null())
-        .then(pl.lit("response has no prompt id (conversation_id)"))
-        .when(pl.col("response").is_null())
-        .then(pl.lit("record has no response"))
-        .otherwise(pl.lit("no differently ranked response to the same prompt"))
-    )
-    rejected = reject(unused, stage=STAGE, rule="no_pair", detail=why)
-    kept = pairs.drop("__chosen_id", "__rejected_id")
-    return StageResult(
-        kept=kept,
-        rejected=concat_rejects([rejected], df).sort("record_id"),
-        rows_in=df.height,
-        stats={
-            "method": "rankings",
-            "pairs": kept.height,
-            "prompts": kept.select("source", "conversation_id").unique().height,
-            "tied_pairs_dropped": tied,
-            "responses_used": used.len(),
-        },
-    )
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _source_pairs(df: pl.DataFrame) -> StageResult:

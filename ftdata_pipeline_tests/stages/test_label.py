@@ -348,9 +348,11 @@ def test_rankings_four_responses_give_six_pairs_in_rank_order():
     # rank 1 beats everyone: p1-1 is chosen in 3 pairs
     assert sum(k.startswith("p1-1>") for k in kept["source_key"]) == 3
     assert kept["record_id"].is_sorted()
-    assert result.stats == {
+    assert {k: result.stats[k] for k in
+            ("method", "pairs", "prompts", "tied_pairs_dropped", "responses_used")} == {
         "method": "rankings", "pairs": 6, "prompts": 1, "tied_pairs_dropped": 0, "responses_used": 4
     }  # fmt: skip
+    assert kept["label_agreement"].to_list() == [1.0] * 6
     assert result.rows_in == 4 and result.rows_kept == 4 and result.rows_rejected == 0
 
 

@@ -103,6 +103,7 @@ def _row(key: str, item_source, item_key, annotator, status, **answer) -> dict[s
         "rating": answer.get("rating"),
         "rank": answer.get("rank"),
         "status": status,
+        "judgement": answer.get("judgement"),
     }
 
 
@@ -171,7 +172,7 @@ def _label_studio_result(name, path, where, data, tool, result, key, annotator):
         source = _str(data.get(tool.item_source_field))
         return [
             _row(f"{key}:{side}", source, str(data[field]), annotator, "submitted",
-                 rank=1 if side == selected else 2)  # fmt: skip
+                 rank=1 if side == selected else 2, judgement=key)  # fmt: skip
             for side, field in sides.items()
         ]
     if kind == "ranker":
@@ -185,7 +186,8 @@ def _label_studio_result(name, path, where, data, tool, result, key, annotator):
         order = ranked.get(result.get("from_name")) or lists[0]
         source = _str(data.get(tool.item_source_field))
         return [
-            _row(f"{key}:{n}", source, str(item), annotator, "submitted", rank=n + 1)
+            _row(f"{key}:{n}", source, str(item), annotator, "submitted", rank=n + 1,
+                 judgement=key)
             for n, item in enumerate(order)
         ]
     return []  # other controls (text areas, regions) carry no label, rating or ranking
@@ -238,12 +240,13 @@ def _argilla_value(key, source, item, user, status, value, ranking: bool):
     if isinstance(value, list) and value and isinstance(value[0], dict):
         # ranking as the server stores it: [{"value": option, "rank": n}]
         return [
-            _row(f"{key}:{n}", source, str(v["value"]), user, status, rank=int(v["rank"]))
+            _row(f"{key}:{n}", source, str(v["value"]), user, status, rank=int(v["rank"]),
+                 judgement=key)
             for n, v in enumerate(value)
         ]
     if isinstance(value, list) and ranking:
         return [
-            _row(f"{key}:{n}", source, str(v), user, status, rank=n + 1)
+            _row(f"{key}:{n}", source, str(v), user, status, rank=n + 1, judgement=key)
             for n, v in enumerate(value)
         ]
     if isinstance(value, list):  # multi-label
