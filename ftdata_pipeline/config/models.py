@@ -575,14 +575,82 @@ class RedactConfig(Strict):
         return list(dict.fromkeys([*self.entities, *(r.entity for r in self.recognizers)]))
 
 
+def _check_polars_regex(pattern: str) -> str:
+    """Label rules run in Polars' (Rust) regex engine: linear time, no look-around or
+    backreferences. A pattern it cannot compile is refused here, not run some other way."""
+    import polars as pl
+
+    try:
+        pl.select(pl.lit("").str.contains(pattern))
+    except pl.exceptions.PolarsError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        first = lines[-1] if lines else type(exc).__name__  # the parser's reason comes last
+        raise ValueError(
+            f"regular expression {pattern!r} is not supported by the Rust regex engine "
+            f"(no look-around or backreferences): {first}"
+        ) from None
+    return pattern
+
+
 class LabelRule(Strict):
     label: str
-    pattern: str = Field(description="regular expression searched in the record's text")
+    pattern: str = Field(description="regular expression (Rust syntax) searched in the text")
 
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, pattern: str) -> str:
-        return _check_regex(pattern)
+        return _check_polars_regex(pattern)
+
+
+class LabelSpec(Strict):
+    """One label of the schema; its description goes to the card and the chat instruction."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+
+
+class FieldCondition(Strict):
+    """A condition on one field of the record (e.g. source, a q_* score, rank)."""
+
+    field: str
+    op: Literal["eq", "ne", "gt", "ge", "lt", "le", "in", "not_in", "is_null", "not_null",
+                "matches"] = "eq"  # fmt: skip
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _value_fits(self) -> FieldCondition:
+        if self.op in ("in", "not_in") and not isinstance(self.value, list):
+            raise ValueError(f"op {self.op!r} needs a list 'value'")
+        if self.op == "matches":
+            _check_polars_regex(str(self.value))
+        if self.op not in ("is_null", "not_null", "in", "not_in") and self.value is None:
+            raise ValueError(f"op {self.op!r} needs a 'value'")
+        return self
+
+
+class LabelingFunction(Strict):
+    """Votes ``label`` where its keywords or pattern are found in ``field`` and every ``when``
+    condition holds; abstains elsewhere."""
+
+    name: Name
+    label: str
+    keywords: list[str] = Field(
+        default_factory=list, description="case-insensitive whole words, any of them"
+    )
+    pattern: str | None = Field(None, description="regular expression (Rust syntax)")
+    field: str = Field("text", description="field the keywords / pattern are searched in")
+    when: list[FieldCondition] = Field(default_factory=list)
+    weight: float = Field(1.0, gt=0, description="vote weight under vote: weighted")
+
+    _pattern = field_validator("pattern")(
+        classmethod(lambda cls, v: None if v is None else _check_polars_regex(v))
+    )
+
+    @model_validator(mode="after")
+    def _votes_somewhere(self) -> LabelingFunction:
+        if not (self.keywords or self.pattern or self.when):
+            raise ValueError(f"labeling function {self.name!r} needs keywords, pattern or when")
+        return self
 
 
 class AgreementConfig(Strict):
@@ -656,6 +724,22 @@ class LabelConfig(Strict):
         "Label Studio export); an answered item takes the reviewers' label and leaves the queue",
     )
     label_set: list[str] = Field(default_factory=list, description="allowed labels")
+    labels: list[LabelSpec] = Field(
+        default_factory=list,
+        description="label schema: names with descriptions (sets label_set); descriptions "
+        "feed the card and the instruction of chat exports",
+    )
+    multi_label: bool = Field(
+        False, description="a record may carry several labels (stored sorted, comma-joined)"
+    )
+    functions: list[LabelingFunction] = Field(
+        default_factory=list,
+        description="rule labeling functions (keywords / regex / field conditions); used by "
+        "method rules, and as the fallback of majority_vote",
+    )
+    vote: Literal["majority", "weighted"] = Field(
+        "majority", description="how labeling functions' votes combine"
+    )
     min_votes: int = Field(2, ge=1, description="majority_vote: minimum annotations per item")
     min_agreement: float = Field(
         0.5, ge=0, le=1, description="majority_vote: minimum share of votes for the winner"
@@ -667,6 +751,32 @@ class LabelConfig(Strict):
     )
 
     _one_or_many = field_validator("annotations", mode="before")(classmethod(lambda c, v: _names(v)))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _label_set_from_schema(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("labels"):
+            names = [lab["name"] if isinstance(lab, dict) else lab for lab in data["labels"]]
+            if data.get("label_set") and list(data["label_set"]) != names:
+                raise ValueError("label.label_set and label.labels name different labels")
+            data = {**data, "label_set": names}
+        return data
+
+    @model_validator(mode="after")
+    def _functions_consistent(self) -> LabelConfig:
+        names = [f.name for f in self.functions]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate labeling function name(s) {dupes}")
+        if self.label_set:
+            stray = sorted({f.label for f in self.functions} - set(self.label_set))
+            if stray:
+                raise ValueError(f"labeling functions vote label(s) {stray} outside label_set")
+        return self
+
+    @property
+    def descriptions(self) -> dict[str, str]:
+        return {lab.name: lab.description for lab in self.labels if lab.description}
 
     @property
     def annotation_sources(self) -> list[str]:
@@ -786,8 +896,8 @@ class RecipeConfig(Strict):
             raise ValueError("label.annotations: 'ratings' needs an annotations source of ratings")
         if method == "majority_vote" and not self.label.annotations:
             raise ValueError("label.annotations: majority_vote needs an annotations source")
-        if method == "rules" and not self.label.rules:
-            raise ValueError("label.rules: method 'rules' needs at least one rule")
+        if method == "rules" and not (self.label.rules or self.label.functions):
+            raise ValueError("label.rules: method 'rules' needs rules or functions")
         if self.kind == "classification" and not self.label.label_set:
             raise ValueError("label.label_set: a classification dataset needs its label set")
         return self

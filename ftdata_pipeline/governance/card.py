@@ -175,6 +175,7 @@ def _facts(recipe, sources, stage_counts, label_stats, split_stats, redaction_st
         ],
         "labels": {
             "label_set": list(recipe.label.label_set),
+            "descriptions": recipe.label.descriptions,
             "distribution": _sorted_counts(label_stats.get("distribution")),
             "agreement": _sorted_counts(label_stats.get("agreement")),
         },
@@ -341,9 +342,11 @@ def _markdown(facts: dict, plots: list[str]) -> str:
     if kind == "classification" or labels["distribution"]:
         lines += ["## Labels", ""]
         n_labels = sum(labels["distribution"].values())
+        described = labels.get("descriptions") or {}
         lines += _table(
-            ["label", "records", "share"],
-            [[k, v, _share(v, n_labels)] for k, v in labels["distribution"].items()],
+            ["label", "records", "share", *(["description"] if described else [])],
+            [[k, v, _share(v, n_labels), *([described.get(k)] if described else [])]
+             for k, v in labels["distribution"].items()],
         )
         if labels["agreement"]:
             lines += _table(

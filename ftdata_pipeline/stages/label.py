@@ -9,12 +9,11 @@ preference pairs. Rejects and stats carry counts, ids and labels only, never rec
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import polars as pl
 
-from ftdata_pipeline.config.models import LabelConfig, LabelRule, RecipeConfig
+from ftdata_pipeline.config.models import LabelConfig, RecipeConfig
 from ftdata_pipeline.records import ANNOTATION_SCHEMA, conform
 from ftdata_pipeline.stages.base import StageResult, concat_rejects, reject
 from ftdata_pipeline.stages.labeling.agreement import (  # noqa: F401 - re-exported
@@ -30,6 +29,7 @@ from ftdata_pipeline.stages.labeling.preference import (
     pairs_from_judgements,
 )
 from ftdata_pipeline.stages.labeling.review import NEEDS_REVIEW, flag_duplicate_conflicts
+from ftdata_pipeline.stages.labeling.rules import apply_functions, first_rule_label
 
 STAGE = "labeled"
 
@@ -62,12 +62,14 @@ def label(
     if cfg.method == "source":
         return _finish(df, cfg, _from_source(df), {})
     if cfg.method == "rules":
-        return _finish(df, cfg, _from_rules(df, cfg.rules), {})
+        decided, extra = _from_rules(df, cfg)
+        return _finish(df, cfg, decided, extra)
     if annotations is None:
         raise ValueError("label.method 'majority_vote' needs the annotations frame")
     ann = _clean_annotations(annotations.collect(), df, recipe)
-    decided = _from_votes(df, cfg, ann["votes"], ann["reviews"])
-    return _finish(df, cfg, decided, {"agreement": ann["agreement"], **ann["counts"]})
+    ruled, extra = _with_rule_labels(df, cfg)
+    decided = _from_votes(ruled, cfg, ann["votes"], ann["reviews"]).drop(_LF, _LF_TIE)
+    return _finish(df, cfg, decided, {"agreement": ann["agreement"], **ann["counts"], **extra})
 
 
 # --------------------------------------------------------------------------------------------
@@ -86,46 +88,43 @@ def _from_source(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _rule_label(rules: list[LabelRule]) -> pl.Expr:
-    """Label of the first rule whose pattern is found in ``text``; null if none matches."""
-    expr = pl.lit(None, dtype=pl.String)
-    for rule in reversed(rules):
-        found = _search(pl.col("text"), rule.pattern)
-        expr = pl.when(found).then(pl.lit(rule.label)).otherwise(expr)
-    return expr
+_LF = "__lf_label"  # labeling functions' combined vote
+_LF_TIE = "__lf_tie"
 
 
-def _search(text: pl.Expr, pattern: str) -> pl.Expr:
-    """``re.search`` semantics, in Polars' regex engine when it accepts the pattern.
-
-    Patterns are validated as Python regexes; Polars' engine lacks look-around and
-    backreferences, so such patterns run through Python's ``re`` instead.
-    """
-    try:
-        pl.select(pl.lit("").str.contains(pattern))
-        return text.str.contains(pattern).fill_null(False)
-    except pl.exceptions.ComputeError:
-        compiled = re.compile(pattern)
-        return text.map_batches(
-            lambda s: pl.Series(
-                [v is not None and compiled.search(v) is not None for v in s.to_list()],
-                dtype=pl.Boolean,
-            ),
-            return_dtype=pl.Boolean,
+def _with_rule_labels(df: pl.DataFrame, cfg: LabelConfig) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Add the rules' label (``_LF``, null when none applies) and per-function stats."""
+    if cfg.functions:
+        votes, analysis = apply_functions(df, cfg.functions, cfg.vote, cfg.multi_label)
+        out = df.join(
+            votes.select("record_id", pl.col("label").alias(_LF), pl.col("tie").alias(_LF_TIE)),
+            on="record_id",
+            how="left",
         )
+        return out, {"functions": analysis, "vote": cfg.vote}
+    label_expr = first_rule_label(cfg.rules) if cfg.rules else pl.lit(None, dtype=pl.String)
+    return df.with_columns(label_expr.alias(_LF), pl.lit(False).alias(_LF_TIE)), {}
 
 
-def _from_rules(df: pl.DataFrame, rules: list[LabelRule]) -> pl.DataFrame:
-    matched = _rule_label(rules)
-    return df.with_columns(matched.alias(_LABEL)).with_columns(
+def _from_rules(df: pl.DataFrame, cfg: LabelConfig) -> tuple[pl.DataFrame, dict[str, Any]]:
+    ruled, extra = _with_rule_labels(df, cfg)
+    missing = pl.col(_LABEL).is_null()
+    out = ruled.with_columns(pl.col(_LF).alias(_LABEL)).with_columns(
         pl.lit(None, dtype=pl.Float64).alias(_AGREEMENT),
         pl.lit("rules").alias(_VIA),
-        pl.when(pl.col(_LABEL).is_null()).then(pl.lit("no_rule_matched")).alias(_RULE),
+        pl.when(missing & pl.col(_LF_TIE))
+        .then(pl.lit("rules_tie"))
+        .when(missing)
+        .then(pl.lit("no_rule_matched"))
+        .alias(_RULE),
         pl.lit(None, dtype=pl.Float64).alias(_SCORE),
-        pl.when(pl.col(_LABEL).is_null()).then(pl.lit("no rule pattern found in text")).alias(
-            _DETAIL
-        ),
+        pl.when(missing & pl.col(_LF_TIE))
+        .then(pl.lit("labeling functions tie between labels"))
+        .when(missing)
+        .then(pl.lit("no rule pattern found in text"))
+        .alias(_DETAIL),
     )
+    return out.drop(_LF, _LF_TIE), extra
 
 
 def _clean_annotations(raw: pl.DataFrame, df: pl.DataFrame, recipe: RecipeConfig) -> dict[str, Any]:
@@ -227,7 +226,7 @@ def _from_votes(
 
     votes_n = pl.col("__votes")
     share = pl.col("__share")
-    fallback = _rule_label(cfg.rules) if cfg.rules else pl.lit(None, dtype=pl.String)
+    fallback = pl.col(_LF)
     reviewed = pl.col("__reviewed").is_not_null()
     no_votes = votes_n.is_null() & ~reviewed
     too_few = (votes_n < cfg.min_votes) & ~reviewed
@@ -311,6 +310,16 @@ def _from_votes(
                     "__review_share")  # fmt: skip
 
 
+def label_instruction(cfg: LabelConfig) -> str | None:
+    """The instruction a chat-format classification example carries: the label schema."""
+    if not cfg.descriptions:
+        return None
+    lines = [f"- {lab.name}: {lab.description}" if lab.description else f"- {lab.name}"
+             for lab in cfg.labels]  # fmt: skip
+    how = "one or more labels, comma-separated" if cfg.multi_label else "exactly one label"
+    return f"Classify the text. Answer with {how} from this list:\n" + "\n".join(lines)
+
+
 def _value_counts(frame: pl.DataFrame, column: str) -> dict[str, int]:
     counts = frame.group_by(column).len().sort(column)
     return dict(zip(counts[column].to_list(), counts["len"].to_list(), strict=True))
@@ -321,7 +330,12 @@ def _finish(
 ) -> StageResult:
     """Apply the label set, split kept from rejected, and gather stats."""
     if cfg.label_set:
-        outside = pl.col(_RULE).is_null() & ~pl.col(_LABEL).is_in(cfg.label_set)
+        inside = (
+            pl.col(_LABEL).str.split(",").list.eval(pl.element().is_in(cfg.label_set)).list.all()
+            if cfg.multi_label
+            else pl.col(_LABEL).is_in(cfg.label_set)
+        )
+        outside = pl.col(_RULE).is_null() & ~inside
         decided = decided.with_columns(
             pl.when(outside).then(pl.lit("label_not_in_set")).otherwise(pl.col(_RULE)).alias(_RULE),
             pl.when(outside)
@@ -330,11 +344,16 @@ def _finish(
             .alias(_DETAIL),
         )
     columns = df.columns
+    instruction = label_instruction(cfg)
     kept = (
         decided.filter(pl.col(_RULE).is_null())
         .with_columns(
             pl.col(_LABEL).alias("label"),
             pl.col(_AGREEMENT).cast(pl.Float64).alias("label_agreement"),
+            # chat exports of classification data: the schema is the instruction
+            pl.coalesce("system", pl.lit(instruction)).alias("system")
+            if instruction
+            else pl.col("system"),
         )
     )
     dropped = decided.filter(pl.col(_RULE).is_not_null()).with_columns(
