@@ -702,6 +702,19 @@ class PreferenceConfig(Strict):
         le=1,
         description="drop pairs whose majority has a smaller share of the annotators' votes",
     )
+    desirable_at: float = Field(
+        4.0, description="ratings on chat data (KTO): a mean rating at least this is desirable"
+    )
+    undesirable_at: float = Field(
+        2.0, description="ratings on chat data (KTO): a mean rating at most this is undesirable; "
+        "ratings in between are rejected as neutral"
+    )
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> PreferenceConfig:
+        if self.undesirable_at >= self.desirable_at:
+            raise ValueError("undesirable_at must be below desirable_at")
+        return self
 
 
 def _names(value: Any) -> Any:
@@ -816,6 +829,11 @@ FORMATS = (
     "bedrock_prompt_completion",
     "bedrock_conversation",
     "classification_jsonl",
+    "trl_preference_implicit",
+    "trl_kto",
+    "trl_prompt_only",
+    "vertex_preference",
+    "llamafactory_ranking",
 )
 
 
@@ -890,8 +908,13 @@ class RecipeConfig(Strict):
             raise ValueError(
                 "label.method: a preference dataset needs 'rankings', 'ratings' or 'source'"
             )
-        if method in ("rankings", "ratings") and self.kind != "preference":
-            raise ValueError(f"label.method: {method!r} makes pairs for a preference dataset")
+        if method == "rankings" and self.kind != "preference":
+            raise ValueError("label.method: 'rankings' makes pairs for a preference dataset")
+        if method == "ratings" and self.kind not in ("preference", "chat_sft"):
+            raise ValueError(
+                "label.method: 'ratings' makes pairs (preference) or desirable/undesirable "
+                "labels (chat_sft, for KTO)"
+            )
         if method == "ratings" and not self.label.annotations:
             raise ValueError("label.annotations: 'ratings' needs an annotations source of ratings")
         if method == "majority_vote" and not self.label.annotations:

@@ -6,6 +6,7 @@ Each format class defines:
   STRICT: bool         True when the trainer rejects unknown keys: provenance then goes to a
                        line-aligned sidecar file instead of inline keys
   to_example(record: dict) -> dict   (staticmethod) one canonical record (a dict of its columns) -> one JSON line
+  extra_files(dataset, splits) -> {name: text}   (optional) files written beside the split files
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ftdata_pipeline.formats import (
     alpaca,
     bedrock,
     classification,
+    feedback,
     openai,
     sharegpt,
     trl,
@@ -31,5 +33,10 @@ _FORMATS = (
     bedrock.PromptCompletion,
     bedrock.Conversation,
     classification.Classification,
+    feedback.PreferenceImplicitPrompt,
+    feedback.UnpairedPreference,
+    feedback.PromptOnly,
+    feedback.VertexPreference,
+    feedback.LlamaFactoryRanking,
 )
 FORMATS_BY_NAME = {m.NAME: m for m in _FORMATS}

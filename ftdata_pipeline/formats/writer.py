@@ -85,6 +85,11 @@ def _write_tree(df: pl.DataFrame, recipe: RecipeConfig, root: Path, config_hash:
             for rel, lines in outputs:
                 facts = _write_file(root / rel, lines)
                 files.append({"path": rel, "format": fmt_name, "split": split, **facts})
+        extra = getattr(fmt, "extra_files", None)
+        for name, text in (extra(recipe.name, list(frames)) if extra else {}).items():
+            rel = f"{fmt_name}/{name}"
+            facts = _write_file(root / rel, text.splitlines(keepends=True))
+            files.append({"path": rel, "format": fmt_name, "split": "all", **facts})
     manifest = {
         "dataset": recipe.name,
         "kind": recipe.kind,

@@ -55,6 +55,8 @@ def label(
             rows_in=df.height,
             stats={"method": "none", "passthrough": True},
         )
+    if cfg.method == "ratings" and recipe.kind == "chat_sft":
+        return _thumbs_from_ratings(df, recipe, annotations)
     if cfg.method in ("rankings", "ratings"):
         return _preference(df, recipe, annotations)
     if cfg.method == "source" and recipe.kind == "preference":
@@ -421,6 +423,58 @@ def _preference(
     result = pairs_from_judgements(df, judgements, cfg.preference, margin=margin)
     result.stats = {"method": cfg.method, **result.stats, **extra}
     return result
+
+
+def _thumbs_from_ratings(
+    df: pl.DataFrame, recipe: RecipeConfig, annotations: pl.LazyFrame | None
+) -> StageResult:
+    """Chat examples labelled desirable / undesirable from their mean human rating (KTO)."""
+    cfg = recipe.label
+    if annotations is None:
+        raise ValueError("label.method 'ratings' needs the annotations frame")
+    ann = prepare_annotations(annotations.collect(), recipe)
+    status = pl.col("status").fill_null("submitted").str.to_lowercase()
+    excluded = _value_counts(
+        ann.filter(status != "submitted").with_columns(status.alias("status")), "status"
+    )
+    rated = (
+        ann.filter((status == "submitted") & pl.col("rating").is_not_null())
+        .sort("item_source", "item_key", "annotator", "source", "source_key")
+        .unique(["item_source", "item_key", "annotator"], keep="first", maintain_order=True)
+    )
+    alpha = krippendorff_alpha(
+        rated.select(_item_id().alias("item_key"), "annotator", pl.col("rating").alias("value")),
+        "interval",
+    )
+    means = rated.group_by("item_source", "item_key").agg(
+        pl.col("rating").mean().alias("__mean"), pl.len().alias("__n")
+    )
+    p = cfg.preference
+    joined = df.join(
+        means, left_on=["source", "source_key"], right_on=["item_source", "item_key"], how="left"
+    )
+    mean = pl.col("__mean")
+    good, bad = mean >= p.desirable_at, mean <= p.undesirable_at
+    decided = joined.with_columns(
+        pl.when(good).then(pl.lit("desirable")).when(bad).then(pl.lit("undesirable")).alias(_LABEL),
+        pl.lit(None, dtype=pl.Float64).alias(_AGREEMENT),
+        pl.lit("ratings").alias(_VIA),
+        pl.when(mean.is_null())
+        .then(pl.lit("unrated"))
+        .when(~good & ~bad)
+        .then(pl.lit("neutral_rating"))
+        .alias(_RULE),
+        mean.alias(_SCORE),
+        pl.when(mean.is_null())
+        .then(pl.lit("no rating for this record"))
+        .when(~good & ~bad)
+        .then(pl.format("mean rating between undesirable_at {} and desirable_at {}",
+                        pl.lit(p.undesirable_at), pl.lit(p.desirable_at)))  # fmt: skip
+        .alias(_DETAIL),
+    ).drop("__mean", "__n")
+    extra = {"annotations_excluded_by_status": excluded, "ratings_used": rated.height,
+             "rating_alpha_interval": _round(alpha)}  # fmt: skip
+    return _finish(df, cfg, decided, extra)
 
 
 def _round(value: float | None) -> float | None:

@@ -196,3 +196,29 @@ def test_ratings_from_argilla_export(tmp_path):
 def test_ratings_need_annotations():
     with pytest.raises(ValidationError, match="ratings"):
         _recipe("ratings")
+
+
+def test_ratings_on_chat_examples_become_kto_labels():
+    from ftdata_pipeline.formats import FORMATS_BY_NAME
+
+    keys = ["c1", "c2", "c3", "c4"]
+    chats = conform(pl.DataFrame({
+        "record_id": [stable_id("src", k) for k in keys], "source": ["src"] * 4, "source_key": keys,
+        "prompt": [f"q {k}" for k in keys], "response": [f"a {k}" for k in keys]}))  # fmt: skip
+    ratings = [("c1", "u1", None, 5.0, None), ("c1", "u2", None, 4.0, None),  # mean 4.5
+               ("c2", "u1", None, 1.0, None), ("c2", "u2", None, 2.0, None),  # mean 1.5
+               ("c3", "u1", None, 3.0, None),  # neutral
+               ("c1", "u3", None, 1.0, None, "discarded")]  # fmt: skip
+    recipe = RecipeConfig.model_validate(
+        {"name": "t", "kind": "chat_sft", "sources": ["src"], "exports": {"formats": ["trl_kto"]},
+         "label": {"method": "ratings", "annotations": "ann",
+                   "preference": {"desirable_at": 4, "undesirable_at": 2}}}  # fmt: skip
+    )
+    result = label(chats.lazy(), recipe, _ann(ratings))
+    assert dict(zip(result.kept["source_key"], result.kept["label"], strict=True)) == {
+        "c1": "desirable", "c2": "undesirable"}
+    rules = dict(zip(result.rejected["source_key"], result.rejected["rule"], strict=True))
+    assert rules == {"c3": "neutral_rating", "c4": "unrated"}
+    assert result.stats["annotations_excluded_by_status"] == {"discarded": 1}
+    lines = [FORMATS_BY_NAME["trl_kto"].to_example(r) for r in result.kept.iter_rows(named=True)]
+    assert sorted(line["label"] for line in lines) == [False, True]
