@@ -98,7 +98,21 @@ REJECT_SCHEMA: dict[str, pl.DataType] = {
     "detail": pl.String,
 }
 
-KINDS = ("chat_sft", "classification", "preference", "pretraining")
+# Teacher-model outputs for distillation: one response per (prompt record, teacher) row.
+TEACHER_SCHEMA: dict[str, pl.DataType] = {
+    SOURCE: pl.String,  # the teacher-outputs source's own name
+    SOURCE_KEY: pl.String,
+    "item_source": pl.String,  # source of the prompt record the output answers
+    "item_key": pl.String,  # source_key of that prompt record
+    "teacher_model": pl.String,
+    "teacher_version": pl.String,
+    "response": pl.String,
+    "score": pl.Float64,  # optional quality score of the output (e.g. a judge's)
+}
+TEACHER_MAPPABLE_FIELDS = tuple(f for f in TEACHER_SCHEMA if f not in (SOURCE, SOURCE_KEY))
+TEACHER_REQUIRED_FIELDS = ("item_key", "teacher_model", "response")
+
+KINDS = ("chat_sft", "classification", "preference", "pretraining", "distillation")
 
 # What a record must carry, per dataset kind, once it reaches the split stage.
 KIND_REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -106,6 +120,7 @@ KIND_REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "classification": ("text", "label"),
     "preference": ("prompt", "chosen", "rejected"),
     "pretraining": ("text",),
+    "distillation": ("messages",),  # prompts answered by a teacher, exported as SFT
 }
 
 SPLITS = ("train", "validation", "test")

@@ -86,7 +86,7 @@ def _classification_errors(file: Path, recipe: RecipeConfig, sources: dict) -> l
     """A recipe may read no source classified above its governance.max_classification."""
     limit = recipe.governance.max_classification
     rank = {level: i for i, level in enumerate(CLASSIFICATION_LEVELS)}
-    used = [*recipe.sources, *recipe.label.annotation_sources]
+    used = [*recipe.sources, *recipe.label.annotation_sources, *recipe.label.teacher_sources]
     return [
         f"{file}: governance.max_classification: source {src!r} is classified "
         f"{sources[src].classification!r}, above this recipe's maximum {limit!r} "
@@ -98,6 +98,7 @@ def _classification_errors(file: Path, recipe: RecipeConfig, sources: dict) -> l
 
 def _cross_check(config_dir: Path, sources: dict, recipes: dict[str, RecipeConfig]) -> None:
     from ftdata_pipeline.formats import FORMATS_BY_NAME
+    from ftdata_pipeline.formats.kinds import export_kind
     from ftdata_pipeline.quality.expectations import resolve_expectation
 
     errors = []
@@ -109,6 +110,11 @@ def _cross_check(config_dir: Path, sources: dict, recipes: dict[str, RecipeConfi
             elif sources[src].role != "records":
                 errors.append(f"{file}: sources.{i}: {src!r} is an annotations source")
         errors.extend(_classification_errors(file, recipe, sources))
+        for src in recipe.label.teacher_sources:
+            if src not in sources:
+                errors.append(f"{file}: label.teacher.outputs: unknown source {src!r}")
+            elif sources[src].role != "teacher_outputs":
+                errors.append(f"{file}: label.teacher.outputs: {src!r} is not a teacher_outputs source")
         for ann in recipe.label.annotation_sources:
             if ann not in sources:
                 errors.append(f"{file}: label.annotations: unknown source {ann!r}")
@@ -116,7 +122,7 @@ def _cross_check(config_dir: Path, sources: dict, recipes: dict[str, RecipeConfi
                 errors.append(f"{file}: label.annotations: {ann!r} is not an annotations source")
         for i, fmt in enumerate(recipe.exports.formats):
             supported = FORMATS_BY_NAME[fmt].KINDS
-            if recipe.kind not in supported:
+            if export_kind(recipe.kind) not in supported:
                 errors.append(
                     f"{file}: exports.formats.{i}: format {fmt!r} does not support kind "
                     f"{recipe.kind!r} (supports {', '.join(supported)})"

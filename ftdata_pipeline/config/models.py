@@ -20,6 +20,8 @@ from ftdata_pipeline.records import (
     KINDS,
     MAPPABLE_FIELDS,
     SPLITS,
+    TEACHER_MAPPABLE_FIELDS,
+    TEACHER_REQUIRED_FIELDS,
 )
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -83,10 +85,12 @@ class SourceConfig(Strict):
 
     description: str = ""
     kind: Literal["file", "sql"]
-    role: Literal["records", "annotations"] = Field(
+    role: Literal["records", "annotations", "teacher_outputs"] = Field(
         "records",
         description="records become training candidates; annotations are human labels for "
-        "records of another source (item_key, annotator, label)",
+        "records of another source (item_key, annotator, label); teacher_outputs are a teacher "
+        "model's responses to prompt records (item_key, teacher_model, teacher_version, "
+        "response, score) for distillation",
     )
     # kind: file
     path: str | None = Field(None, description="file path, relative to the project root")
@@ -135,7 +139,7 @@ class SourceConfig(Strict):
     @field_validator("mapping")
     @classmethod
     def _known_targets(cls, mapping: dict[str, str]) -> dict[str, str]:
-        allowed = set(MAPPABLE_FIELDS) | set(ANNOTATION_MAPPABLE_FIELDS)
+        allowed = set(MAPPABLE_FIELDS) | set(ANNOTATION_MAPPABLE_FIELDS) | set(TEACHER_MAPPABLE_FIELDS)
         unknown = sorted(set(mapping) - allowed)
         if unknown:
             raise ValueError(
@@ -162,6 +166,14 @@ class SourceConfig(Strict):
             )
         if self.tool is not None and not self.tool_export:
             raise ValueError("'tool' is only for formats label_studio and argilla")
+        if self.role == "teacher_outputs":
+            missing = [f for f in TEACHER_REQUIRED_FIELDS if f not in self.mapping]
+            if missing:
+                raise ValueError(f"a teacher_outputs source must map {missing}")
+            stray = sorted(set(self.mapping) - set(TEACHER_MAPPABLE_FIELDS))
+            if stray or self.turns:
+                raise ValueError(f"a teacher_outputs source maps only {list(TEACHER_MAPPABLE_FIELDS)}")
+            return self
         if self.role == "annotations":
             missing = [f for f in ANNOTATION_REQUIRED_FIELDS if f not in self.mapping]
             if missing and not self.tool_export:
@@ -174,7 +186,8 @@ class SourceConfig(Strict):
                 raise ValueError("an annotations source takes no 'turns'")
         else:
             stray = [
-                f for f in ANNOTATION_MAPPABLE_FIELDS if f in self.mapping and f not in MAPPABLE_FIELDS
+                f for f in (*ANNOTATION_MAPPABLE_FIELDS, *TEACHER_MAPPABLE_FIELDS)
+                if f in self.mapping and f not in MAPPABLE_FIELDS
             ]
             if stray:
                 raise ValueError(f"{stray} can only be mapped by an annotations source")
@@ -717,6 +730,29 @@ class PreferenceConfig(Strict):
         return self
 
 
+class TeacherConfig(Strict):
+    """Distillation: which teacher outputs answer the prompts, and which outputs are kept."""
+
+    outputs: Name = Field(description="a teacher_outputs source from sources.yaml")
+    min_words: int = Field(1, ge=0, description="shorter teacher responses are dropped")
+    max_words: int | None = Field(None, gt=0, description="longer teacher responses are dropped")
+    min_score: float | None = Field(
+        None, description="outputs scored below this are dropped (unscored ones too)"
+    )
+    drop_refusals: bool = True
+    refusal_patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_REFUSALS))
+
+    _patterns = field_validator("refusal_patterns")(
+        classmethod(lambda cls, v: [_check_polars_regex(p) for p in v])
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> TeacherConfig:
+        if self.max_words is not None and self.max_words < self.min_words:
+            raise ValueError("teacher.max_words is below teacher.min_words")
+        return self
+
+
 def _names(value: Any) -> Any:
     """A single source name is accepted where a list of names is expected."""
     return [value] if isinstance(value, str) else value
@@ -725,7 +761,11 @@ def _names(value: Any) -> Any:
 class LabelConfig(Strict):
     """How records get their labels (classification) or become pairs (preference)."""
 
-    method: Literal["none", "source", "majority_vote", "rules", "rankings", "ratings"] = "none"
+    method: Literal["none", "source", "majority_vote", "rules", "rankings", "ratings",
+                    "teacher"] = "none"  # fmt: skip
+    teacher: TeacherConfig | None = Field(
+        None, description="method teacher (distillation): the teacher outputs and their filters"
+    )
     annotations: list[Name] = Field(
         default_factory=list,
         description="majority_vote: annotations sources (a name or a list); votes are joined "
@@ -795,6 +835,10 @@ class LabelConfig(Strict):
     def annotation_sources(self) -> list[str]:
         """Every annotations source the labeled stage reads: votes, then review answers."""
         return list(dict.fromkeys([*self.annotations, *filter(None, [self.review_answers])]))
+
+    @property
+    def teacher_sources(self) -> list[str]:
+        return [self.teacher.outputs] if self.teacher else []
 
 
 class SplitConfig(Strict):
@@ -908,6 +952,12 @@ class RecipeConfig(Strict):
             raise ValueError(
                 "label.method: a preference dataset needs 'rankings', 'ratings' or 'source'"
             )
+        if (self.kind == "distillation") != (method == "teacher"):
+            raise ValueError(
+                "label.method: a distillation dataset takes method 'teacher', and only it"
+            )
+        if method == "teacher" and self.label.teacher is None:
+            raise ValueError("label.teacher: method 'teacher' needs the teacher outputs source")
         if method == "rankings" and self.kind != "preference":
             raise ValueError("label.method: 'rankings' makes pairs for a preference dataset")
         if method == "ratings" and self.kind not in ("preference", "chat_sft"):

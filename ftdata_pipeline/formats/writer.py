@@ -19,6 +19,7 @@ import polars as pl
 
 from ftdata_pipeline.config.models import RecipeConfig
 from ftdata_pipeline.formats import FORMATS_BY_NAME
+from ftdata_pipeline.formats.kinds import export_kind
 from ftdata_pipeline.records import RECORD_ID, SOURCE, SOURCE_KEY, SPLITS
 
 MANIFEST = "manifest.json"
@@ -30,7 +31,10 @@ def _line(obj: dict[str, Any]) -> str:
 
 
 def _provenance(record: dict[str, Any]) -> dict[str, Any]:
-    return {"id": record[RECORD_ID], "source": record[SOURCE], "source_key": record[SOURCE_KEY]}
+    out = {"id": record[RECORD_ID], "source": record[SOURCE], "source_key": record[SOURCE_KEY]}
+    if record.get("teacher"):  # distilled examples name the model that wrote the answer
+        out["teacher"] = record["teacher"]
+    return out
 
 
 def _write_file(path: Path, lines: list[str]) -> dict[str, Any]:
@@ -68,7 +72,7 @@ def _write_tree(df: pl.DataFrame, recipe: RecipeConfig, root: Path, config_hash:
     files: list[dict[str, Any]] = []
     for fmt_name in recipe.exports.formats:
         fmt = FORMATS_BY_NAME[fmt_name]
-        if recipe.kind not in fmt.KINDS:
+        if export_kind(recipe.kind) not in fmt.KINDS:
             raise ValueError(f"format {fmt_name!r} does not support kind {recipe.kind!r}")
         for split, frame in frames.items():
             examples, sidecar = [], []

@@ -206,11 +206,18 @@ def build_dataset_assets(
 
     label_ins = {"redacted": AssetIn(stage_key(name, "redacted"))}
     label_ins |= {f"ann_{src}": AssetIn(raw_key(src)) for src in recipe.label.annotation_sources}
+    label_ins |= {f"teacher_{src}": AssetIn(raw_key(src)) for src in recipe.label.teacher_sources}
 
     def run_label(context, redacted: pl.LazyFrame, **anns: pl.LazyFrame):
         frames = [anns[f"ann_{src}"] for src in recipe.label.annotation_sources]
         annotations = pl.concat(frames, how="diagonal_relaxed") if frames else None
-        result = label(redacted, recipe, annotations)
+        teacher = None
+        if recipe.label.teacher_sources:
+            # Teacher answers are free text that can quote the prompt's PII: redact them with
+            # the recipe's settings before they meet the (redacted) prompts.
+            raw_teacher = anns[f"teacher_{recipe.label.teacher_sources[0]}"]
+            teacher = redact(raw_teacher, recipe.redact, get_redactor(recipe.redact)).kept.lazy()
+        result = label(redacted, recipe, annotations, teacher)
         if recipe.label.method == "majority_vote":
             # Records the annotators disagree on, as Label Studio tasks (redacted text only).
             result.stats |= write_review_queue(
@@ -305,7 +312,8 @@ def _card_asset(recipe: RecipeConfig, project: ProjectConfig, cfg_hash: str) -> 
         counts = [c for c in counts if c]
         by_stage = {c["stage"]: c for c in counts}
         split_stats = by_stage.get("split", {}).get("stats", {})
-        card_sources = [*recipe.sources, *recipe.label.annotation_sources]
+        card_sources = [*recipe.sources, *recipe.label.annotation_sources,
+                        *recipe.label.teacher_sources]
         paths = render_card(
             recipe,
             {s: project.sources[s] for s in card_sources},
@@ -345,7 +353,8 @@ def _card_label_stats(stats: dict) -> dict:
         agreement[f"krippendorff_alpha {level}"] = alpha
     for name, per in (agreement.pop("per_label", None) or {}).items():
         agreement[f"krippendorff_alpha label {name}"] = per.get("krippendorff_alpha")
-    return {"distribution": stats.get("labels") or {}, "agreement": agreement}
+    return {"distribution": stats.get("labels") or {}, "agreement": agreement,
+            "teachers": stats.get("teachers") or {}}  # fmt: skip
 
 
 def _embed_plots(plots: list[Path]) -> str:

@@ -99,6 +99,8 @@ def _content_parts(kind: str) -> pl.Expr:
         ).list.join("\x1e")
     if kind == "preference":
         return pl.concat_str([pl.col("prompt"), pl.col("response")], separator="\x1e")
+    if kind == "distillation":
+        return pl.col("prompt")
     return pl.col("text")
 
 

@@ -23,6 +23,7 @@ from ftdata_pipeline.stages.labeling.agreement import (  # noqa: F401 - re-expor
     item_agreement,
     krippendorff_alpha,
 )
+from ftdata_pipeline.stages.labeling.distill import distill
 from ftdata_pipeline.stages.labeling.preference import (
     judgements_from_annotations,
     judgements_from_ranks,
@@ -43,11 +44,18 @@ _DETAIL = "__detail"
 
 
 def label(
-    records: pl.LazyFrame, recipe: RecipeConfig, annotations: pl.LazyFrame | None = None
+    records: pl.LazyFrame,
+    recipe: RecipeConfig,
+    annotations: pl.LazyFrame | None = None,
+    teacher_outputs: pl.LazyFrame | None = None,
 ) -> StageResult:
-    """Label (or pair) the records as the recipe's ``label`` section says."""
+    """Label (or pair, or distill) the records as the recipe's ``label`` section says."""
     cfg = recipe.label
     df = records.collect().sort("record_id")
+    if cfg.method == "teacher":
+        if teacher_outputs is None:
+            raise ValueError("label.method 'teacher' needs the teacher outputs frame")
+        return distill(df, recipe, teacher_outputs.collect())
     if cfg.method == "none":
         return StageResult(
             kept=df,

@@ -21,6 +21,7 @@ from ftdata_pipeline.records import (
     RECORD_SCHEMA,
     SOURCE,
     SOURCE_KEY,
+    TEACHER_SCHEMA,
     conform,
     record_id_expr,
 )
@@ -47,6 +48,8 @@ def load_source(name: str, cfg: SourceConfig, root: Path) -> pl.DataFrame:
     df = _read(name, cfg, root).with_row_index(ROW)
     if cfg.role == "annotations":
         return _map_annotations(name, cfg, df)
+    if cfg.role == "teacher_outputs":
+        return _map_teacher_outputs(name, cfg, df)
     return _map_records(name, cfg, df)
 
 
@@ -197,6 +200,21 @@ def _map_annotations(name: str, cfg: SourceConfig, df: pl.DataFrame) -> pl.DataF
     if "item_source" not in cfg.mapping and cfg.annotates:
         mapped = mapped.with_columns(pl.lit(cfg.annotates).alias("item_source"))
     return _sorted(cfg, conform(mapped, ANNOTATION_SCHEMA).drop(ROW))
+
+
+def _map_teacher_outputs(name: str, cfg: SourceConfig, df: pl.DataFrame) -> pl.DataFrame:
+    """Teacher responses to prompt records: mapped fields as text, the score as a number."""
+    df = _with_key(name, cfg, df)
+    mapped = df.select(
+        pl.lit(name).alias(SOURCE),
+        pl.col(SOURCE_KEY),
+        pl.col(ROW),
+        *[
+            _field_expr(name, field, spec, df.columns).cast(pl.String).alias(field)
+            for field, spec in sorted(cfg.mapping.items())
+        ],
+    )
+    return _sorted(cfg, conform(mapped, TEACHER_SCHEMA).drop(ROW))
 
 
 def _map_records(name: str, cfg: SourceConfig, df: pl.DataFrame) -> pl.DataFrame:
