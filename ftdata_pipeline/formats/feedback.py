@@ -129,4 +129,4 @@ class LlamaFactoryRanking:
                                    "columns": columns}  # fmt: skip
             for split in splits
         }
-        return {"dataset_info.json": json.dumps(info, indent=2, sort_keys=True) + "\n"}
+        return {"dataset_info.json": json.dumps(info, sort_keys=True) + "\n"}  # one JSON line

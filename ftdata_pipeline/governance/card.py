@@ -365,7 +365,7 @@ def _markdown(facts: dict, plots: list[str]) -> str:
             lines += [f"![Records per label]({LABEL_PLOT})", ""]
     if labels.get("teachers"):
         lines += ["## Teacher models", "",
-                  "Every response was written by a teacher model (``teacher`` in the export "
+                  "Every response was written by a teacher model (`teacher` in the export "
                   "provenance):", ""]  # fmt: skip
         lines += _table(["teacher (model@version)", "examples"],
                         [[t, n] for t, n in labels["teachers"].items()])  # fmt: skip

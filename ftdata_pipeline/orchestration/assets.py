@@ -72,7 +72,8 @@ def _zone(restricted: bool) -> dict[str, str]:
 
 def build_source_asset(name: str, cfg: SourceConfig, root: str) -> AssetsDefinition:
     plan = CheckPlan(
-        key=raw_key(name), stage="raw", recipe=None, kind="", annotations=cfg.role == "annotations"
+        key=raw_key(name), stage="raw", recipe=None, kind="", annotations=cfg.role == "annotations",
+        teacher_outputs=cfg.role == "teacher_outputs",
     )
 
     @asset(

@@ -26,9 +26,15 @@ SPLITS_DISJOINT = "splits_disjoint"
 LICENCES_ALLOWED = "licences_allowed"
 LABEL_AGREEMENT = "label_agreement"
 
+# An annotation names its record and annotator; its answer may be a label, a rating or a rank,
+# and a cancelled one has none (the labeled stage counts those).
 ANNOTATION_EXPECTATIONS = [
     ExpectationConfig(expectation="ExpectColumnValuesToNotBeNull", kwargs={"column": c})
-    for c in ("item_key", "annotator", "label")
+    for c in ("item_key", "annotator")
+]
+TEACHER_EXPECTATIONS = [
+    ExpectationConfig(expectation="ExpectColumnValuesToNotBeNull", kwargs={"column": c})
+    for c in ("item_key", "teacher_model")
 ]
 
 
@@ -41,10 +47,13 @@ class CheckPlan:
     recipe: RecipeConfig | None
     kind: str
     annotations: bool = False
+    teacher_outputs: bool = False
 
     def default_expectations(self) -> list[ExpectationConfig]:
         if self.annotations:
             return ANNOTATION_EXPECTATIONS
+        if self.teacher_outputs:
+            return TEACHER_EXPECTATIONS
         return default_expectations(self.stage, self.kind, self.recipe)
 
     def recipe_expectations(self) -> list[ExpectationConfig]:

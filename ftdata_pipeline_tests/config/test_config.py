@@ -28,7 +28,9 @@ def test_shipped_sources_and_recipes_validate():
     recipes = {p.stem: load_recipe(p) for p in sorted((CONFIGS / "datasets").glob("*.yaml"))}
     assert {n: r.kind for n, r in recipes.items()} == {
         "support_assistant": "chat_sft", "ticket_intents": "classification",
-        "response_preferences": "preference", "support_corpus": "pretraining"}
+        "response_preferences": "preference", "support_corpus": "pretraining",
+        "response_reward_dpo": "preference", "response_kto": "chat_sft",
+        "query_distillation": "distillation"}
     intents = recipes["ticket_intents"]
     assert intents.label.method == "majority_vote" and intents.label.annotations == ["ticket_labels"]
     assert intents.label.label_set == CATEGORIES
@@ -39,8 +41,9 @@ def test_shipped_sources_and_recipes_validate():
 
 def test_shipped_project_cross_checks():
     project = load_project(CONFIGS)
-    assert sorted(project.recipes) == ["response_preferences", "support_assistant",
-                                       "support_corpus", "ticket_intents"]
+    assert sorted(project.recipes) == ["query_distillation", "response_kto",
+                                       "response_preferences", "response_reward_dpo",
+                                       "support_assistant", "support_corpus", "ticket_intents"]
     assert Path(project.root) == CONFIGS.parent
 
 

@@ -67,6 +67,8 @@ def test_teacher_outputs_filtered_and_joined_on_source_and_key():
     assert rules == {"p2": "teacher_refusal", "p3": "teacher_empty", "p4": "teacher_too_short",
                      "p5": "teacher_low_score", "p6": "no_teacher_output"}  # fmt: skip
     assert result.rows_in == result.rows_kept + result.rows_rejected
+    scores = dict(zip(result.rejected["source_key"], result.rejected["score"], strict=True))
+    assert scores["p5"] == 0.2 and scores["p6"] is None  # the reject carries the output's score
     assert result.stats["teachers"] == {"big-model@2026-05": 1}
     assert result.stats["teacher_outputs_for_other_records"] == 1
     assert result.stats["teacher_outputs_failed"] == {

@@ -138,3 +138,20 @@ def test_majority_vote_falls_back_to_functions():
     assert kept["4"] == "access"  # no votes: labeling functions
     assert result.stats["labeled_by"] == {"majority_vote": 1, "rules": 1}
     assert "functions" in result.stats
+
+
+def test_readme_labeling_example_is_a_valid_label_section():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from ftdata_pipeline.config.models import LabelConfig
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    section = readme.split("## Labels, human feedback and distillation", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    cfg = LabelConfig.model_validate(yaml.safe_load(block)["label"])
+    assert cfg.label_set == ["billing", "security"]
+    assert [f.name for f in cfg.functions] == ["kw_refund", "re_keys", "web_security"]
+    assert cfg.review_answers == "ticket_review" and cfg.agreement.review_below == 0.6

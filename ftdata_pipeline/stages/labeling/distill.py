@@ -103,13 +103,15 @@ def distill(df: pl.DataFrame, recipe: RecipeConfig, outputs: pl.DataFrame) -> St
     columns = [*df.columns, TEACHER]
     rejects = [
         reject(
-            dropped.filter(pl.col("__rule") == rule).select(*df.columns, TEACHER, "score"),
+            dropped.filter(pl.col("__rule") == rule).select(
+                *df.columns, TEACHER, pl.col("score").alias("__teacher_score")
+            ),
             stage=STAGE,
             rule=rule,
-            score=pl.col("score"),
+            score=pl.col("__teacher_score"),  # the teacher output's own score, if any
             detail="no teacher output for this prompt" if rule == "no_teacher_output"
             else f"best teacher output failed {rule}",
-        ).drop("score")
+        ).drop("__teacher_score")
         for rule in sorted(dropped["__rule"].unique().to_list())
     ]  # fmt: skip
     kept_df = kept.select(columns).sort("record_id")
