@@ -17,7 +17,12 @@ CATEGORIES = ["billing", "technical_issue", "account_access", "shipping", "cance
 def test_shipped_sources_and_recipes_validate():
     sources = load_sources(CONFIGS / "sources.yaml")
     assert set(sources) == {"support_tickets", "chat_transcripts", "ticket_labels",
-                            "response_rankings", "kb_articles"}
+                            "response_rankings", "kb_articles", "response_ratings",
+                            "argilla_rankings", "ticket_review", "user_queries",
+                            "teacher_outputs"}
+    assert sources["ticket_review"].format == "label_studio"
+    assert sources["argilla_rankings"].format == "argilla"
+    assert sources["teacher_outputs"].role == "teacher_outputs"
     assert sources["ticket_labels"].role == "annotations"
     assert "label" not in sources["support_tickets"].mapping
     assert sources["chat_transcripts"].turns.role_map == {
