@@ -102,6 +102,14 @@ def _cross_check(config_dir: Path, sources: dict, recipes: dict[str, RecipeConfi
     from ftdata_pipeline.quality.expectations import resolve_expectation
 
     errors = []
+    for name, src in sources.items():
+        # annotations join records on (source, key): the named source must hold records
+        target = src.annotates
+        if target is not None and (target not in sources or sources[target].role != "records"):
+            errors.append(
+                f"{config_dir / 'sources.yaml'}: sources.{name}.annotates: {target!r} is not a "
+                "records source"
+            )
     for name, recipe in recipes.items():
         file = config_dir / "datasets" / f"{name}.yaml"
         for i, src in enumerate(recipe.sources):

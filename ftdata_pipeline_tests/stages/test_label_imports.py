@@ -240,3 +240,17 @@ def test_label_studio_round_trip(tmp_path: Path):
     again = write_review_queue(second.rejected, tmp_path / "review", LABELS)
     assert again["review_queue"] == 0
     assert json.loads((tmp_path / "review" / "label_studio_tasks.json").read_text()) == []
+
+
+def test_validate_names_a_wrong_annotates_target(tmp_path, monkeypatch):
+    import shutil
+
+    from ftdata_pipeline.config.loader import ConfigError, load_project
+
+    root = Path(__file__).resolve().parents[2]
+    shutil.copytree(root / "configs", tmp_path / "configs")
+    path = tmp_path / "configs" / "sources.yaml"
+    path.write_text(path.read_text().replace("annotates: support_tickets", "annotates: tickets"))
+    monkeypatch.setenv("FTDATA_PROJECT_ROOT", str(root))
+    with pytest.raises(ConfigError, match=r"sources\.ticket_labels\.annotates: 'tickets'"):
+        load_project(tmp_path / "configs")
