@@ -19,6 +19,7 @@ from ftdata_pipeline.stages.base import StageResult, concat_rejects, reject
 from ftdata_pipeline.stages.labeling.agreement import (  # noqa: F401 - re-exported
     annotation_agreement,
     cohen_kappas,
+    multi_label_agreement,
     fleiss_kappa,
     item_agreement,
     krippendorff_alpha,
@@ -78,7 +79,8 @@ def label(
         raise ValueError("label.method 'majority_vote' needs the annotations frame")
     ann = _clean_annotations(annotations.collect(), df, recipe)
     ruled, extra = _with_rule_labels(df, cfg)
-    decided = _from_votes(ruled, cfg, ann["votes"], ann["reviews"]).drop(_LF, _LF_TIE)
+    decide = _from_multi_votes if cfg.multi_label else _from_votes
+    decided = decide(ruled, cfg, ann["votes"], ann["reviews"]).drop(_LF, _LF_TIE)
     return _finish(df, cfg, decided, {"agreement": ann["agreement"], **ann["counts"], **extra})
 
 
@@ -156,18 +158,22 @@ def _clean_annotations(raw: pl.DataFrame, df: pl.DataFrame, recipe: RecipeConfig
     records = df.select(pl.col("source").alias("item_source"), pl.col("source_key").alias("item_key"))
     ours = usable.join(records.unique(), on=["item_source", "item_key"], how="semi")
     # An annotator answering twice on one item counts once: their first annotation by key.
+    # multi-label: an annotator's several labels on one item are all votes
+    one = ["label"] if cfg.multi_label else []
     first = ours.sort("item_source", "item_key", "annotator", "source", "source_key",
                       nulls_last=True).unique(  # fmt: skip
-        ["source", "item_source", "item_key", "annotator"], keep="first", maintain_order=True
+        ["source", "item_source", "item_key", "annotator", *one], keep="first", maintain_order=True
     )
     is_review = pl.col("source") == pl.lit(cfg.review_answers)
     reviews = first.filter(is_review) if cfg.review_answers else first.head(0)
     votes = first.filter(~is_review) if cfg.review_answers else first
-    votes = votes.unique(["item_source", "item_key", "annotator"], keep="first", maintain_order=True)
-    agreement = annotation_agreement(
-        votes.with_columns(_item_id().alias("item_key")),
-        level=cfg.agreement.level,
-        label_order=cfg.label_set,
+    votes = votes.unique(["item_source", "item_key", "annotator", *one], keep="first",
+                         maintain_order=True)  # fmt: skip
+    by_item = votes.with_columns(_item_id().alias("item_key"))
+    agreement = (
+        multi_label_agreement(by_item)
+        if cfg.multi_label
+        else annotation_agreement(by_item, level=cfg.agreement.level, label_order=cfg.label_set)
     )
     return {
         "votes": votes,
@@ -328,6 +334,72 @@ def label_instruction(cfg: LabelConfig) -> str | None:
              for lab in cfg.labels]  # fmt: skip
     how = "one or more labels, comma-separated" if cfg.multi_label else "exactly one label"
     return f"Classify the text. Answer with {how} from this list:\n" + "\n".join(lines)
+
+
+def _from_multi_votes(
+    df: pl.DataFrame, cfg: LabelConfig, votes: pl.DataFrame, reviews: pl.DataFrame
+) -> pl.DataFrame:
+    """Multi-label: every label chosen by at least ``min_agreement`` of an item's annotators.
+
+    A label chosen by a contested share (between 1 - review_below and review_below) sends the
+    item to the review queue; reviewers' answers (all their labels) decide an item outright.
+    """
+
+    def shares(frame: pl.DataFrame) -> pl.DataFrame:
+        ids = frame.with_columns(_item_id().alias("__id"))
+        raters = ids.group_by("__id").agg(pl.col("annotator").n_unique().alias("__raters"))
+        return (
+            ids.group_by("__id", "label").agg(pl.col("annotator").n_unique().alias("__n"))
+            .join(raters, on="__id")
+            .with_columns((pl.col("__n") / pl.col("__raters")).alias("__share"))
+        )  # fmt: skip
+
+    bar, review = cfg.min_agreement, cfg.agreement.review_below
+    per_label = shares(votes)
+    contested = (
+        (pl.col("__share") > 1 - review) & (pl.col("__share") < review) if review
+        else pl.lit(False)
+    )
+    items = per_label.group_by("__id").agg(
+        pl.col("__raters").first().alias("__votes"),
+        pl.col("label").filter(pl.col("__share") >= bar).sort().str.join(",").alias("__winner"),
+        pl.col("__share").filter(pl.col("__share") >= bar).min().alias("__share"),
+        contested.any().alias("__contested"),
+    ).with_columns(pl.when(pl.col("__winner") != "").then(pl.col("__winner")).alias("__winner"))
+    answered = shares(reviews).group_by("__id").agg(
+        pl.col("label").sort().str.join(",").alias("__reviewed")
+    )
+    joined = (
+        df.with_columns(pl.concat_str(["source", "source_key"], separator="\x1f").alias("__id"))
+        .join(items, on="__id", how="left")
+        .join(answered, on="__id", how="left")
+    )
+    reviewed = pl.col("__reviewed").is_not_null()
+    no_votes = pl.col("__votes").is_null() & ~reviewed
+    too_few = (pl.col("__votes") < cfg.min_votes) & ~reviewed
+    to_review = ~reviewed & ~no_votes & ~too_few & pl.col("__contested")
+    none_chosen = pl.col("__winner").is_null()
+    use_votes = ~reviewed & ~no_votes & ~too_few & ~to_review & ~none_chosen
+    use_rules = (no_votes | too_few) & pl.col(_LF).is_not_null()
+    out = joined.with_columns(
+        pl.when(reviewed).then(pl.col("__reviewed")).when(use_votes).then(pl.col("__winner"))
+        .when(use_rules).then(pl.col(_LF)).when(to_review).then(pl.col("__winner"))
+        .alias(_LABEL),
+        pl.when(use_votes).then(pl.col("__share")).alias(_AGREEMENT),
+        pl.when(reviewed).then(pl.lit("review")).when(use_votes).then(pl.lit("majority_vote"))
+        .when(use_rules).then(pl.lit("rules")).alias(_VIA),
+        pl.when(reviewed | use_votes | use_rules).then(None)
+        .when(no_votes).then(pl.lit("unlabeled"))
+        .when(too_few).then(pl.lit("insufficient_votes"))
+        .when(to_review).then(pl.lit(NEEDS_REVIEW))
+        .otherwise(pl.lit("low_agreement")).alias(_RULE),
+        pl.lit(None, dtype=pl.Float64).alias(_SCORE),
+        pl.when(reviewed | use_votes | use_rules).then(None)
+        .when(to_review).then(pl.lit("a label's share of annotators is contested: review queue"))
+        .otherwise(pl.format("no label chosen by min_agreement {} of the annotators",
+                             pl.lit(bar))).alias(_DETAIL),
+    )  # fmt: skip
+    return out.drop("__id", "__votes", "__winner", "__share", "__contested", "__reviewed")
 
 
 def _value_counts(frame: pl.DataFrame, column: str) -> dict[str, int]:

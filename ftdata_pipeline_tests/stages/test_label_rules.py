@@ -155,3 +155,25 @@ def test_readme_labeling_example_is_a_valid_label_section():
     assert cfg.label_set == ["billing", "security"]
     assert [f.name for f in cfg.functions] == ["kw_refund", "re_keys", "web_security"]
     assert cfg.review_answers == "ticket_review" and cfg.agreement.review_below == 0.6
+
+
+def test_multi_label_majority_vote_and_per_label_agreement():
+    ann = conform(pl.DataFrame({
+        "source": ["ann"] * 9, "source_key": [str(i) for i in range(9)],
+        "item_source": ["web", "web", "web", "web", "web", "web", "mail", "mail", "mail"],
+        "item_key": ["1", "1", "1", "1", "1", "2", "3", "3", "3"],
+        "annotator": ["a", "a", "b", "b", "c", "a", "a", "b", "c"],
+        # item 1: billing by a, b, c; access by a, b -> both (3/3, 2/3); item 3: split 1-1-1
+        "label": ["billing", "access", "billing", "access", "billing", "bug", "bug", "access",
+                  "billing"]}), ANNOTATION_SCHEMA).lazy()  # fmt: skip
+    recipe = _recipe(method="majority_vote", annotations="ann", multi_label=True, functions=[],
+                     min_agreement=0.6, agreement={"review_below": 0.6})  # fmt: skip
+    result = label(_records().lazy(), recipe, ann)
+    assert _kept(result)["1"] == "access,billing"
+    assert result.kept.filter(pl.col("source_key") == "1")["label_agreement"][0] == \
+        pytest.approx(2 / 3)
+    rules = dict(zip(result.rejected["source_key"], result.rejected["rule"], strict=True))
+    assert rules["2"] == "insufficient_votes"  # one annotator, no functions
+    assert rules["3"] == "low_agreement"  # each label 1 of 3: clear no
+    agreement = result.stats["agreement"]
+    assert agreement["multi_label"] and set(agreement["per_label"]) == {"access", "billing", "bug"}

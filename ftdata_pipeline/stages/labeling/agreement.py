@@ -245,3 +245,32 @@ def _per_label(votes: pl.DataFrame, fixed: pl.DataFrame) -> dict[str, dict[str, 
             "votes": int((votes["label"] == label).sum()),
         }
     return out
+
+
+def multi_label_agreement(votes: pl.DataFrame) -> dict[str, Any]:
+    """Multi-label votes (item_key, annotator, label; several labels per annotator): for each
+    label, nominal alpha of "chose it or not" over the annotators of each item; ``alpha`` is
+    their mean. Kappas assume one label per rater and are not reported."""
+    raters = votes.select("item_key", "annotator").unique()
+    per_label: dict[str, dict[str, float | int | None]] = {}
+    for label in sorted(votes["label"].drop_nulls().unique().to_list()):
+        chose = votes.filter(pl.col("label") == label).select("item_key", "annotator").unique()
+        binary = raters.join(
+            chose.with_columns(pl.lit(1.0).alias("value")), on=["item_key", "annotator"],
+            how="left",
+        ).with_columns(pl.col("value").fill_null(0.0))  # fmt: skip
+        per_label[label] = {"krippendorff_alpha": _round(krippendorff_alpha(binary, "nominal")),
+                            "votes": chose.height}  # fmt: skip
+    defined = [v["krippendorff_alpha"] for v in per_label.values()
+               if v["krippendorff_alpha"] is not None]  # fmt: skip
+    alpha = _round(sum(defined) / len(defined)) if defined else None
+    return {
+        "items": raters["item_key"].n_unique(),
+        "annotators": raters["annotator"].n_unique(),
+        "votes": votes.height,
+        "multi_label": True,
+        "krippendorff_alpha": {"nominal": alpha},
+        "alpha_level": "nominal",
+        "alpha": alpha,
+        "per_label": per_label,
+    }
