@@ -100,3 +100,33 @@ def test_llamafactory_ranking_writes_dataset_info_in_the_manifest(tmp_path):
             assert {"instruction", "input", "chosen", "rejected"} <= set(row)
     assert "llamafactory_ranking/dataset_info.json" in {f["path"] for f in manifest["files"]}
     assert verify_exports(tmp_path / "out") == []
+
+
+def test_dataset_info_is_staged_checked_and_published_with_the_split_files(tmp_path):
+    """The extra file goes through the staged writer: nothing at the published path before
+    publish(), the format_valid re-read skips it (no example lines), lineage ignores it."""
+    from ftdata_pipeline.formats.writer import stage_exports, validate_export_files
+    from ftdata_pipeline.governance.reconcile import lineage_from_disk
+
+    recipe = RecipeConfig.model_validate(
+        {"name": "prefs", "kind": "preference", "sources": ["s"],
+         "exports": {"formats": ["llamafactory_ranking"]}, "label": {"method": "source"}}
+    )
+    frame = conform(pl.DataFrame({
+        "record_id": ["a", "b"], "source": ["s"] * 2, "source_key": ["1", "2"],
+        "prompt": ["q1", "q2"], "chosen": ["g1", "g2"], "rejected": ["b1", "b2"],
+        "split": ["train", "test"]}))  # fmt: skip
+    out = tmp_path / "prefs"
+    staged = stage_exports(frame, recipe, out, config_hash="x")
+    try:
+        assert (staged.staging / "llamafactory_ranking" / "dataset_info.json").is_file()
+        assert not out.exists()
+        checked = validate_export_files(staged.staging)
+        assert checked == {"lines": 2, "invalid": 0, "problems": []}
+        staged.publish()
+    except BaseException:
+        staged.discard()
+        raise
+    assert json.loads((out / "llamafactory_ranking" / "dataset_info.json").read_text())
+    rows = lineage_from_disk(out, json.loads((out / "manifest.json").read_text()))
+    assert sorted((r["record_id"], r["split"]) for r in rows) == [("a", "train"), ("b", "test")]

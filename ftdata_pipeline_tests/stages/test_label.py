@@ -123,7 +123,7 @@ def test_rules_first_match_wins_and_no_match_rejected():
 
 def test_rule_patterns_the_rust_engine_cannot_run_are_config_errors():
     # look-around would need a backtracking engine: refused, never run through Python's re
-    with pytest.raises(ValueError, match=r"(?s)rules\.0\.pattern.*Rust regex engine.*look-around"):
+    with pytest.raises(ValueError, match=r"(?s)rules\.0\.pattern.*invalid regular expression.*look-around"):
         _recipe(method="rules", label_set=LABELS, rules=[{"label": "bug", "pattern": "crash(?!-free)"}])
 
 

@@ -104,5 +104,5 @@ def test_distillation_config_rules():
     with pytest.raises(ValidationError, match="distillation dataset takes method 'teacher'"):
         RecipeConfig.model_validate({"name": "d", "kind": "distillation", "sources": ["p"],
                                      "exports": {"formats": ["trl_messages"]}})  # fmt: skip
-    with pytest.raises(ValidationError, match="Rust regex engine"):
+    with pytest.raises(ValidationError, match="invalid regular expression"):
         _recipe(refusal_patterns=["(?<=x)y"])
