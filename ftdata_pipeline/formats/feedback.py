@@ -111,7 +111,8 @@ class PreferenceImplicitPrompt:
         problems = schema_problems(_ImplicitPreferenceLine, example)
         if problems:
             return problems
-        problems = chat_rules(example["chosen"], "chosen") + chat_rules(example["rejected"], "rejected")
+        problems = chat_rules(example["chosen"], "chosen")
+        problems += chat_rules(example["rejected"], "rejected")
         if example["chosen"][:-1] != example["rejected"][:-1]:
             problems.append("chosen: prompt turns differ from rejected's")
         if example["chosen"][-1] == example["rejected"][-1]:

@@ -6,8 +6,8 @@ canonical fields, chat turns (one row per turn, or a whole conversation in one c
 (timestamps and booleans from text), and provenance. Records sources become ``RECORD_SCHEMA``
 rows with (source, source_key, record_id); annotations sources become ``ANNOTATION_SCHEMA``
 rows (Label Studio / Argilla exports arrive as such rows from their importer) and
-teacher_outputs sources ``TEACHER_SCHEMA`` rows. Errors are ``SourceError`` and name the source, the file or config key and row numbers --
-never cell values, which may hold PII.
+teacher_outputs sources ``TEACHER_SCHEMA`` rows. Errors are ``SourceError`` and name the
+source, the file or config key and row numbers -- never cell values, which may hold PII.
 """
 
 from __future__ import annotations
