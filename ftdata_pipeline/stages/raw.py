@@ -251,6 +251,12 @@ def _with_key(name: str, cfg: SourceConfig, df: pl.DataFrame) -> pl.DataFrame:
     if cfg.key is None:
         return df.with_columns(pl.col(ROW).cast(pl.String).alias(SOURCE_KEY))
     _require(name, "key", [cfg.key], [c for c in df.columns if c != ROW])
+    if isinstance(df.schema[cfg.key], (pl.List, pl.Array, pl.Struct)):
+        # A list or object cannot be a row's id (and no cast would name the source).
+        raise SourceError(
+            f"source {name!r}: key column {cfg.key!r} holds {df.schema[cfg.key]} values, "
+            "not text or numbers"
+        )
     df = df.with_columns(pl.col(cfg.key).cast(pl.String).alias(SOURCE_KEY))
     _check_unique(name, f"key column {cfg.key!r}", df, SOURCE_KEY)
     return df
