@@ -96,7 +96,14 @@ def test_multi_label_keeps_every_voted_label():
 def test_label_descriptions_become_the_chat_instruction():
     result = label(_records().lazy(), _recipe())
     row = result.kept.filter(pl.col("source_key") == "1").row(0, named=True)
-    messages = OpenAIChat.to_example(row)["messages"]
+    recipe = _recipe()
+    # the writer's path: a classification record in a chat format is instruction + text,
+    # answered by the label; the label schema is its system prompt
+    from ftdata_pipeline.formats.writer import example_for, instruction_for
+
+    example = example_for(OpenAIChat, row, "classification", instruction_for(recipe))
+    messages = example["messages"]
+    assert OpenAIChat.validate(example) == []
     assert messages[0]["role"] == "system"
     assert "- billing: invoices, charges, refunds" in messages[0]["content"]
     assert "exactly one label" in messages[0]["content"]
