@@ -72,8 +72,19 @@ ANNOTATION_SCHEMA: dict[str, pl.DataType] = {
     "item_key": pl.String,  # source_key of the annotated record in the target source
     "annotator": pl.String,
     "label": pl.String,
+    # Joined with item_key on the record's (source, source_key): never on the key alone.
+    "item_source": pl.String,  # source name of the annotated record
+    "rating": pl.Float64,  # a numeric rating of the item (e.g. 1-5 stars)
+    "rank": pl.Int32,  # the item's rank among the responses to one prompt, 1 = best
+    "status": pl.String,  # submitted (default) | draft | discarded | cancelled
+    # Ranks compare within one judgement (a ranking, a pairwise choice); default: the
+    # annotator's answers on one prompt.
+    "judgement": pl.String,
 }
-ANNOTATION_MAPPABLE_FIELDS = ("item_key", "annotator", "label")
+ANNOTATION_MAPPABLE_FIELDS = ("item_key", "annotator", "label", "item_source", "rating", "rank",
+                              "status", "judgement")  # fmt: skip
+ANNOTATION_REQUIRED_FIELDS = ("item_key", "annotator")
+ANNOTATION_ANSWER_FIELDS = ("label", "rating", "rank")  # an annotation maps at least one
 
 # Reject records: what a stage dropped and why. Full rejected rows are stored beside this
 # index (see orchestration.storage); the index itself carries no content.
@@ -87,7 +98,21 @@ REJECT_SCHEMA: dict[str, pl.DataType] = {
     "detail": pl.String,
 }
 
-KINDS = ("chat_sft", "classification", "preference", "pretraining")
+# Teacher-model outputs for distillation: one response per (prompt record, teacher) row.
+TEACHER_SCHEMA: dict[str, pl.DataType] = {
+    SOURCE: pl.String,  # the teacher-outputs source's own name
+    SOURCE_KEY: pl.String,
+    "item_source": pl.String,  # source of the prompt record the output answers
+    "item_key": pl.String,  # source_key of that prompt record
+    "teacher_model": pl.String,
+    "teacher_version": pl.String,
+    "response": pl.String,
+    "score": pl.Float64,  # optional quality score of the output (e.g. a judge's)
+}
+TEACHER_MAPPABLE_FIELDS = tuple(f for f in TEACHER_SCHEMA if f not in (SOURCE, SOURCE_KEY))
+TEACHER_REQUIRED_FIELDS = ("item_key", "teacher_model", "response")
+
+KINDS = ("chat_sft", "classification", "preference", "pretraining", "distillation")
 
 # What a record must carry, per dataset kind, once it reaches the split stage.
 KIND_REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -95,6 +120,7 @@ KIND_REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "classification": ("text", "label"),
     "preference": ("prompt", "chosen", "rejected"),
     "pretraining": ("text",),
+    "distillation": ("messages",),  # prompts answered by a teacher, exported as SFT
 }
 
 SPLITS = ("train", "validation", "test")

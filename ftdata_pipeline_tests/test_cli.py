@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_validate_ok(capsys):
     assert main(["validate"]) == 0
     out = capsys.readouterr().out
-    assert "4 datasets" in out
+    assert "7 datasets" in out
     assert "ticket_intents: classification" in out
 
 

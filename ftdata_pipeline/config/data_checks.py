@@ -23,6 +23,7 @@ KIND_NEEDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "classification": (("text",),),
     "pretraining": (("text",),),
     "preference": (("prompt", "response", "rank"), ("prompt", "chosen", "rejected")),
+    "distillation": (("prompt",),),  # the teacher_outputs source supplies the answers
 }
 
 

@@ -68,9 +68,18 @@ def load_sources(path: Path) -> dict:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with a 'sources' key, got {raw!r}")
     try:
-        return SourcesFile.model_validate(raw).sources
+        sources = SourcesFile.model_validate(raw).sources
     except ValidationError as exc:
         raise _format_validation_error(path, exc) from None
+    errors = []
+    for name, src in sources.items():
+        # annotations join records on (source, key): the named source must hold records
+        target = src.annotates
+        if target is not None and (target not in sources or sources[target].role != "records"):
+            errors.append(f"{path}: sources.{name}.annotates: {target!r} is not a records source")
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return sources
 
 
 def load_recipe(path: Path) -> RecipeConfig:
@@ -92,7 +101,7 @@ def _classification_errors(file: Path, recipe: RecipeConfig, sources: dict) -> l
     """A recipe may read no source classified above its governance.max_classification."""
     limit = recipe.governance.max_classification
     rank = {level: i for i, level in enumerate(CLASSIFICATION_LEVELS)}
-    used = [*recipe.sources, *filter(None, [recipe.label.annotations])]
+    used = [*recipe.sources, *recipe.label.annotation_sources, *recipe.label.teacher_sources]
     return [
         f"{file}: governance.max_classification: source {src!r} is classified "
         f"{sources[src].classification!r}, above this recipe's maximum {limit!r} "
@@ -110,6 +119,7 @@ RESERVED_RECIPE_NAMES = {"raw": "the source assets raw/<source>"}
 def _recipe_errors(file: Path, recipe: RecipeConfig, sources: dict) -> list[str]:
     """Errors of one recipe against sources.yaml, the format registry and the expectations."""
     from ftdata_pipeline.formats import FORMATS_BY_NAME
+    from ftdata_pipeline.formats.kinds import export_kind
     from ftdata_pipeline.quality.expectations import resolve_expectation
 
     errors = []
@@ -130,15 +140,19 @@ def _recipe_errors(file: Path, recipe: RecipeConfig, sources: dict) -> list[str]
     if ref is not None and (ref not in sources or sources[ref].role != "reference"):
         errors.append(f"{file}: reference.source: {ref!r} is not a source with role reference")
     errors.extend(_classification_errors(file, recipe, sources))
-    ann = recipe.label.annotations
-    if ann is not None:
+    for src in recipe.label.teacher_sources:
+        if src not in sources:
+            errors.append(f"{file}: label.teacher.outputs: unknown source {src!r}")
+        elif sources[src].role != "teacher_outputs":
+            errors.append(f"{file}: label.teacher.outputs: {src!r} is not a teacher_outputs source")
+    for ann in recipe.label.annotation_sources:
         if ann not in sources:
             errors.append(f"{file}: label.annotations: unknown source {ann!r}")
         elif sources[ann].role != "annotations":
             errors.append(f"{file}: label.annotations: {ann!r} is not an annotations source")
     for i, fmt in enumerate(recipe.exports.formats):
         supported = FORMATS_BY_NAME[fmt].KINDS
-        if recipe.kind not in supported:
+        if export_kind(recipe.kind) not in supported:
             errors.append(
                 f"{file}: exports.formats.{i}: format {fmt!r} does not support kind "
                 f"{recipe.kind!r} (supports {', '.join(supported)})"

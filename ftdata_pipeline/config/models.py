@@ -16,7 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator,
 
 from ftdata_pipeline.config.safe_regex import check_regex, check_regexes
 from ftdata_pipeline.formats import FORMAT_NAMES
-from ftdata_pipeline.records import ANNOTATION_MAPPABLE_FIELDS, KINDS, MAPPABLE_FIELDS, SPLITS
+from ftdata_pipeline.records import (
+    ANNOTATION_ANSWER_FIELDS,
+    ANNOTATION_MAPPABLE_FIELDS,
+    ANNOTATION_REQUIRED_FIELDS,
+    KINDS,
+    MAPPABLE_FIELDS,
+    SPLITS,
+    TEACHER_MAPPABLE_FIELDS,
+    TEACHER_REQUIRED_FIELDS,
+)
 from ftdata_pipeline.stages.pii.phone_regions import DEFAULT_PHONE_REGIONS
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -109,6 +118,35 @@ class MessagesMapping(Strict):
             raise ValueError("leading_system applies to shape 'strings' only")
         return self
 
+TOOL_EXPORT_FORMATS = ("label_studio", "argilla")
+
+
+class ToolExportConfig(Strict):
+    """How an annotation tool's export points back at records and which answers to read."""
+
+    item_source_field: str = Field(
+        "source", description="task data / record field naming the annotated record's source"
+    )
+    item_key_field: str = Field(
+        "source_key", description="task data / record field holding the record's source_key"
+    )
+    questions: list[str] = Field(
+        default_factory=list,
+        description="Label Studio control names (from_name) / Argilla question names to read; "
+        "empty: every question",
+    )
+    left_key_field: str = Field(
+        "left_key", description="pairwise: task data field with the left response's key"
+    )
+    right_key_field: str = Field(
+        "right_key", description="pairwise: task data field with the right response's key"
+    )
+    rankings: list[str] = Field(
+        default_factory=list,
+        description="argilla: questions whose list values are rankings (best first) of "
+        "response keys, not multi-label answers",
+    )
+
 
 class SourceConfig(Strict):
     """One raw source: where it lives, how it maps onto the canonical record, who owns it.
@@ -121,11 +159,13 @@ class SourceConfig(Strict):
 
     description: str = ""
     kind: Literal["file", "sql"]
-    role: Literal["records", "annotations", "reference"] = Field(
+    role: Literal["records", "annotations", "reference", "teacher_outputs"] = Field(
         "records",
         description="records become training candidates; annotations are human labels for "
-        "records of another source (item_key, annotator, label); reference is a sample of "
-        "production inputs datasets are compared with (text, label), never trained on",
+        "records of another source (item_key, annotator, label | rating | rank); reference is "
+        "a sample of production inputs datasets are compared with (text, label), never trained "
+        "on; teacher_outputs are a teacher model's responses to prompt records (item_key, "
+        "teacher_model, teacher_version, response, score) for distillation",
     )
     # mapping onto the canonical record
     key: str | None = Field(
@@ -147,6 +187,11 @@ class SourceConfig(Strict):
         "materialization's rows (0 rows always fails); null disables the size guard. "
         "FTDATA_ALLOW_SHRINK=<source>[,...] (or '*') accepts an intended shrink for one run",
     )
+    annotates: Name | None = Field(
+        None,
+        description="annotations: the records source whose keys item_key holds (unless an "
+        "item_source column is mapped); annotations join records on (source, key)",
+    )
     # governance facts
     owner: str
     licence: str
@@ -162,7 +207,7 @@ class SourceConfig(Strict):
     @field_validator("mapping")
     @classmethod
     def _known_targets(cls, mapping: dict[str, str]) -> dict[str, str]:
-        allowed = set(MAPPABLE_FIELDS) | set(ANNOTATION_MAPPABLE_FIELDS)
+        allowed = set(MAPPABLE_FIELDS) | set(ANNOTATION_MAPPABLE_FIELDS) | set(TEACHER_MAPPABLE_FIELDS)
         unknown = sorted(set(mapping) - allowed)
         if unknown:
             raise ValueError(
@@ -175,18 +220,45 @@ class SourceConfig(Strict):
         if self.turns is not None and self.messages is not None:
             raise ValueError("'turns' (one row per turn) and 'messages' (one row per "
                              "conversation) exclude each other")
-        if self.role == "annotations":
-            missing = [f for f in ANNOTATION_MAPPABLE_FIELDS if f not in self.mapping]
+        if self.tool_export and (self.role != "annotations" or self.mapping):
+            raise ValueError(
+                f"format {getattr(self, 'format', None)!r} is an annotation tool's export: it "
+                "needs role: annotations and takes no 'mapping' (see 'tool')"
+            )
+        if self.role == "teacher_outputs":
+            missing = [f for f in TEACHER_REQUIRED_FIELDS if f not in self.mapping]
             if missing:
+                raise ValueError(f"a teacher_outputs source must map {missing}")
+            stray = sorted(set(self.mapping) - set(TEACHER_MAPPABLE_FIELDS))
+            if stray or self.turns or self.messages:
+                raise ValueError(f"a teacher_outputs source maps only {list(TEACHER_MAPPABLE_FIELDS)}")
+            return self
+        if self.role == "annotations":
+            missing = [f for f in ANNOTATION_REQUIRED_FIELDS if f not in self.mapping]
+            if missing and not self.tool_export:
                 raise ValueError(f"an annotations source must map {missing}")
+            if not self.tool_export and not any(f in self.mapping for f in ANNOTATION_ANSWER_FIELDS):
+                raise ValueError(
+                    f"an annotations source must map one of {list(ANNOTATION_ANSWER_FIELDS)}"
+                )
             if self.turns or self.messages:
                 raise ValueError("an annotations source takes no 'turns' or 'messages'")
         else:
-            stray = [f for f in ANNOTATION_MAPPABLE_FIELDS if f in self.mapping and f != "label"]
+            stray = [
+                f for f in (*ANNOTATION_MAPPABLE_FIELDS, *TEACHER_MAPPABLE_FIELDS)
+                if f in self.mapping and f not in MAPPABLE_FIELDS
+            ]
             if stray:
                 raise ValueError(f"{stray} can only be mapped by an annotations source")
+            if self.annotates:
+                raise ValueError("'annotates' is for annotations sources")
         return self
 
+
+    @property
+    def tool_export(self) -> bool:
+        """True for annotation tools' own export files (Label Studio, Argilla)."""
+        return getattr(self, "format", None) in TOOL_EXPORT_FORMATS
 
     def __new__(cls, *args: Any, **data: Any):
         # SourceConfig(kind="file", ...) builds a FileSourceConfig (Python then runs its
@@ -205,17 +277,29 @@ class SourceConfig(Strict):
 
 
 class FileSourceConfig(SourceConfig):
-    """A JSONL, CSV or Parquet file."""
+    """A JSONL, CSV or Parquet file, or an annotation tool's JSON export."""
 
     kind: Literal["file"]
     path: str = Field(description="file path, relative to the project root")
-    format: Literal["jsonl", "csv", "parquet"]
+    format: Literal["jsonl", "csv", "parquet", "label_studio", "argilla"] = Field(
+        description="jsonl | csv | parquet; annotations may also be a Label Studio JSON export "
+        "(label_studio) or Argilla 2.x flattened records as JSON/JSONL (argilla)",
+    )
+    tool: ToolExportConfig | None = Field(
+        None, description="label_studio / argilla: where the record's key and answers are"
+    )
     on_bad_rows: Literal["fail", "quarantine"] = Field(
         "fail",
         description="file sources: a malformed JSONL line, a non-UTF-8 line or a CSV row with "
         "the wrong number of fields fails the source (fail) or is set aside in the restricted "
         "zone with file, line and reason (quarantine)",
     )
+
+    @model_validator(mode="after")
+    def _tool_fits_format(self) -> FileSourceConfig:
+        if self.tool is not None and not self.tool_export:
+            raise ValueError("'tool' is only for formats label_studio and argilla")
+        return self
 
 
 class SqlSourceConfig(SourceConfig):
@@ -689,21 +773,230 @@ class LabelRule(Strict):
         return check_regex(pattern)
 
 
+class LabelSpec(Strict):
+    """One label of the schema; its description goes to the card and the chat instruction."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+
+
+class FieldCondition(Strict):
+    """A condition on one field of the record (e.g. source, a q_* score, rank)."""
+
+    field: str
+    op: Literal["eq", "ne", "gt", "ge", "lt", "le", "in", "not_in", "is_null", "not_null",
+                "matches"] = "eq"  # fmt: skip
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _value_fits(self) -> FieldCondition:
+        if self.op in ("in", "not_in") and not isinstance(self.value, list):
+            raise ValueError(f"op {self.op!r} needs a list 'value'")
+        if self.op == "matches":
+            check_regex(str(self.value))
+        if self.op not in ("is_null", "not_null", "in", "not_in") and self.value is None:
+            raise ValueError(f"op {self.op!r} needs a 'value'")
+        return self
+
+
+class LabelingFunction(Strict):
+    """Votes ``label`` where its keywords or pattern are found in ``field`` and every ``when``
+    condition holds; abstains elsewhere."""
+
+    name: Name
+    label: str
+    keywords: list[str] = Field(
+        default_factory=list, description="case-insensitive whole words, any of them"
+    )
+    pattern: str | None = Field(None, description="regular expression (Rust syntax)")
+    field: str = Field("text", description="field the keywords / pattern are searched in")
+    when: list[FieldCondition] = Field(default_factory=list)
+    weight: float = Field(1.0, gt=0, description="vote weight under vote: weighted")
+
+    _pattern = field_validator("pattern")(
+        classmethod(lambda cls, v: None if v is None else check_regex(v))
+    )
+
+    @model_validator(mode="after")
+    def _votes_somewhere(self) -> LabelingFunction:
+        if not (self.keywords or self.pattern or self.when):
+            raise ValueError(f"labeling function {self.name!r} needs keywords, pattern or when")
+        return self
+
+
+class AgreementConfig(Strict):
+    """How inter-annotator agreement is measured and what happens when it is too low."""
+
+    level: Literal["nominal", "ordinal", "interval"] = Field(
+        "nominal",
+        description="Krippendorff's alpha level of measurement; ordinal/interval code the "
+        "labels by their order in the label set (or use numeric ratings as they are)",
+    )
+    min_alpha: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        description="blocking check: the labeled asset fails when Krippendorff's alpha at "
+        "'level' is below this (null: no check)",
+    )
+    review_below: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="items whose top label has a smaller share of the votes than this (or a "
+        "tie) go to the review queue (Label Studio tasks) instead of training; null: rejected "
+        "by min_agreement as before",
+    )
+    flag_duplicate_conflicts: bool = Field(
+        True,
+        description="exact or near duplicates (same content_hash / dup_cluster_id) that end "
+        "up with different labels go to the review queue",
+    )
+
+
+class PreferenceConfig(Strict):
+    """How human judgements of responses become preference pairs."""
+
+    pairs: Literal["all_pairs", "best_vs_worst", "best_vs_rest"] = Field(
+        "all_pairs",
+        description="all_pairs: every decided pair (K(K-1)/2 per prompt); best_vs_worst: one "
+        "pair per prompt; best_vs_rest: the best response against each other one",
+    )
+    min_margin: float = Field(
+        1.0,
+        ge=0,
+        description="ratings: an annotator's two ratings closer than this are a tie for that pair",
+    )
+    min_pair_agreement: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="drop pairs whose majority has a smaller share of the annotators' votes",
+    )
+    desirable_at: float = Field(
+        4.0, description="ratings on chat data (KTO): a mean rating at least this is desirable"
+    )
+    undesirable_at: float = Field(
+        2.0, description="ratings on chat data (KTO): a mean rating at most this is undesirable; "
+        "ratings in between are rejected as neutral"
+    )
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> PreferenceConfig:
+        if self.undesirable_at >= self.desirable_at:
+            raise ValueError("undesirable_at must be below desirable_at")
+        return self
+
+
+class TeacherConfig(Strict):
+    """Distillation: which teacher outputs answer the prompts, and which outputs are kept."""
+
+    outputs: Name = Field(description="a teacher_outputs source from sources.yaml")
+    min_words: int = Field(1, ge=0, description="shorter teacher responses are dropped")
+    max_words: int | None = Field(None, gt=0, description="longer teacher responses are dropped")
+    min_score: float | None = Field(
+        None, description="outputs scored below this are dropped (unscored ones too)"
+    )
+    drop_refusals: bool = True
+    refusal_patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_REFUSALS))
+
+    _patterns = field_validator("refusal_patterns")(
+        classmethod(lambda cls, v: check_regexes(v))
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> TeacherConfig:
+        if self.max_words is not None and self.max_words < self.min_words:
+            raise ValueError("teacher.max_words is below teacher.min_words")
+        return self
+
+
+def _names(value: Any) -> Any:
+    """A single source name is accepted where a list of names is expected."""
+    return [value] if isinstance(value, str) else value
+
+
 class LabelConfig(Strict):
     """How records get their labels (classification) or become pairs (preference)."""
 
-    method: Literal["none", "source", "majority_vote", "rules", "rankings"] = "none"
-    annotations: Name | None = Field(
-        None, description="majority_vote: name of an annotations source"
+    method: Literal["none", "source", "majority_vote", "rules", "rankings", "ratings",
+                    "teacher"] = "none"  # fmt: skip
+    teacher: TeacherConfig | None = Field(
+        None, description="method teacher (distillation): the teacher outputs and their filters"
+    )
+    annotations: list[Name] | Name = Field(  # a single name is turned into a list (_names)
+        default_factory=list,
+        description="majority_vote: annotations sources (a name or a list); votes are joined "
+        "to records on (source, key)",
+    )
+    review_answers: Name | None = Field(
+        None,
+        description="annotations source holding reviewers' answers to the review queue (a "
+        "Label Studio export); an answered item takes the reviewers' label and leaves the queue",
     )
     label_set: list[str] = Field(default_factory=list, description="allowed labels")
+    labels: list[LabelSpec] = Field(
+        default_factory=list,
+        description="label schema: names with descriptions (sets label_set); descriptions "
+        "feed the card and the instruction of chat exports",
+    )
+    multi_label: bool = Field(
+        False, description="a record may carry several labels (stored sorted, comma-joined)"
+    )
+    functions: list[LabelingFunction] = Field(
+        default_factory=list,
+        description="rule labeling functions (keywords / regex / field conditions); used by "
+        "method rules, and as the fallback of majority_vote",
+    )
+    vote: Literal["majority", "weighted"] = Field(
+        "majority", description="how labeling functions' votes combine"
+    )
     min_votes: int = Field(2, ge=1, description="majority_vote: minimum annotations per item")
     min_agreement: float = Field(
         0.5, ge=0, le=1, description="majority_vote: minimum share of votes for the winner"
     )
+    agreement: AgreementConfig = Field(default_factory=AgreementConfig)
+    preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
     rules: list[LabelRule] = Field(
         default_factory=list, description="rules, or fallback for majority_vote: first match wins"
     )
+
+    _one_or_many = field_validator("annotations", mode="before")(classmethod(lambda c, v: _names(v)))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _label_set_from_schema(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("labels"):
+            names = [lab["name"] if isinstance(lab, dict) else lab for lab in data["labels"]]
+            if data.get("label_set") and list(data["label_set"]) != names:
+                raise ValueError("label.label_set and label.labels name different labels")
+            data = {**data, "label_set": names}
+        return data
+
+    @model_validator(mode="after")
+    def _functions_consistent(self) -> LabelConfig:
+        names = [f.name for f in self.functions]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate labeling function name(s) {dupes}")
+        if self.label_set:
+            stray = sorted({f.label for f in self.functions} - set(self.label_set))
+            if stray:
+                raise ValueError(f"labeling functions vote label(s) {stray} outside label_set")
+        return self
+
+    @property
+    def descriptions(self) -> dict[str, str]:
+        return {lab.name: lab.description for lab in self.labels if lab.description}
+
+    @property
+    def annotation_sources(self) -> list[str]:
+        """Every annotations source the labeled stage reads: votes, then review answers."""
+        return list(dict.fromkeys([*self.annotations, *filter(None, [self.review_answers])]))
+
+    @property
+    def teacher_sources(self) -> list[str]:
+        return [self.teacher.outputs] if self.teacher else []
 
 
 # Attributes a split can stratify, downsample or slice by. Derived ones: ``length_bucket``
@@ -999,12 +1292,29 @@ class RecipeConfig(Strict):
             raise ValueError(
                 "label.method: a classification dataset needs 'source', 'majority_vote' or 'rules'"
             )
-        if self.kind == "preference" and method not in ("rankings", "source"):
-            raise ValueError("label.method: a preference dataset needs 'rankings' or 'source'")
+        if self.kind == "preference" and method not in ("rankings", "ratings", "source"):
+            raise ValueError(
+                "label.method: a preference dataset needs 'rankings', 'ratings' or 'source'"
+            )
+        if (self.kind == "distillation") != (method == "teacher"):
+            raise ValueError(
+                "label.method: a distillation dataset takes method 'teacher', and only it"
+            )
+        if method == "teacher" and self.label.teacher is None:
+            raise ValueError("label.teacher: method 'teacher' needs the teacher outputs source")
+        if method == "rankings" and self.kind != "preference":
+            raise ValueError("label.method: 'rankings' makes pairs for a preference dataset")
+        if method == "ratings" and self.kind not in ("preference", "chat_sft"):
+            raise ValueError(
+                "label.method: 'ratings' makes pairs (preference) or desirable/undesirable "
+                "labels (chat_sft, for KTO)"
+            )
+        if method == "ratings" and not self.label.annotations:
+            raise ValueError("label.annotations: 'ratings' needs an annotations source of ratings")
         if method == "majority_vote" and not self.label.annotations:
             raise ValueError("label.annotations: majority_vote needs an annotations source")
-        if method == "rules" and not self.label.rules:
-            raise ValueError("label.rules: method 'rules' needs at least one rule")
+        if method == "rules" and not (self.label.rules or self.label.functions):
+            raise ValueError("label.rules: method 'rules' needs rules or functions")
         if self.kind == "classification" and not self.label.label_set:
             raise ValueError("label.label_set: a classification dataset needs its label set")
         return self

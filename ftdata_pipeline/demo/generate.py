@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from faker import Faker
 
+from ftdata_pipeline.demo import feedback as F
 from ftdata_pipeline.demo import phrases as P
 
 ANCHOR = datetime(2026, 10, 1, tzinfo=UTC)  # "now" for the demo: all dates lie before it
@@ -617,6 +618,11 @@ def generate(out_dir: Path | str, seed: int = DEFAULT_SEED) -> dict[str, int]:
     rankings, rank_stats = build_rankings(seed)
     articles = build_articles(seed)
     queries = build_queries(seed)
+    ratings, rating_stats = F.build_ratings(seed, rankings)
+    argilla, argilla_stats = F.build_argilla_rankings(seed, rankings)
+    review, review_stats = F.build_review_export(seed, tickets, labels, ANCHOR)
+    names = Slots(random.Random(f"{seed}-teacher-names"), seed + 9)
+    teacher, teacher_stats = F.build_teacher_outputs(seed, queries, names.person)
 
     _write_jsonl(
         out / "support_tickets.jsonl",
@@ -634,6 +640,15 @@ def generate(out_dir: Path | str, seed: int = DEFAULT_SEED) -> dict[str, int]:
         out / "eval_set.jsonl",
         ({k: e[k] for k in ("id", "prompt", "expected")} for e in eval_rows),
     )
+    with (out / "response_ratings.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(("response_id", "rater", "rating", "status"))
+        writer.writerows(ratings)
+    for name, data in (("argilla_rankings.json", argilla),
+                       ("ticket_review_label_studio.json", review)):  # fmt: skip
+        text = json.dumps(data, ensure_ascii=False, indent=1) + "\n"
+        (out / name).write_text(text, encoding="utf-8", newline="\n")
+    _write_jsonl(out / "teacher_outputs.jsonl", teacher)
 
     kinds = Counter(t["kind"] for t in tickets)
     counts = {
@@ -655,6 +670,10 @@ def generate(out_dir: Path | str, seed: int = DEFAULT_SEED) -> dict[str, int]:
         "articles_near_empty": sum(a["kind"] == "near_empty" for a in articles),
         "queries": len(queries),
         "eval": len(eval_rows),
+        **{f"ratings_{k}": v for k, v in sorted(rating_stats.items())},
+        **{f"argilla_{k}": v for k, v in sorted(argilla_stats.items())},
+        **{f"review_{k}": v for k, v in sorted(review_stats.items())},
+        **{f"teacher_{k}": v for k, v in sorted(teacher_stats.items())},
     }
     (out / "README.md").write_text(_readme(counts, seed), encoding="utf-8", newline="\n")
     return counts
@@ -725,6 +744,31 @@ questions than the ticket archive.
 Fields: `id`, `prompt`, `expected`. A held-out evaluation set;
 {c.get('tickets_eval_verbatim', 0) + c.get('tickets_eval_near', 0)} of its prompts are planted in tickets (see above) for the decontamination filter.
 Its prompts come from different question templates than `response_rankings.jsonl`.
+
+## response_ratings.csv ({c['ratings_rows']} rows)
+Fields: `response_id` (of `response_rankings.jsonl`), `rater` (rater_1..3), `rating` (1-5),
+`status` (submitted | discarded). Two or three raters per response; ratings follow the rank
+(1 -> 5, 2 -> 4, 3 -> 2, 4 -> 1) with {c.get('ratings_noisy', 0)} ratings one point off;
+{c.get('ratings_discarded', 0)} discarded.
+
+## argilla_rankings.json ({c['argilla_records']} records)
+Argilla 2.x records as `dataset.records.to_list(flatten=True)` exports them: fields `prompt`,
+`response_1..4`, metadata `source`/`source_key` (the prompt), and the ranking question
+`ranking.responses` (per reviewer, `[{{"value": response_id, "rank": n}}]`), `.users` (user
+UUIDs) and `.status`: submitted {c.get('argilla_submitted', 0)}, discarded {c.get('argilla_discarded', 0)}, draft {c.get('argilla_draft', 0)};
+{c.get('argilla_swapped', 0)} rankings swap two neighbours.
+
+## ticket_review_label_studio.json ({c.get('review_answered', 0)} tasks)
+A Label Studio JSON export of the ticket review queue: the tickets whose three annotators
+chose three different intents, each answered by a lead reviewer (`choices` control `label`);
+{c.get('review_cancelled', 0)} tasks also carry a cancelled (skipped) annotation by another reviewer.
+
+## teacher_outputs.jsonl ({c['teacher_rows']} rows)
+Fields: `query_id` (of `production_queries.jsonl`), `teacher_model`, `teacher_version`,
+`response`, `judge_score` (0-1). Every query is answered by acme-teacher-xl, some also by
+acme-teacher-l. Planted: refusals {c.get('teacher_acme-teacher-xl_refusal', 0) + c.get('teacher_acme-teacher-l_refusal', 0)}, empty answers {c.get('teacher_acme-teacher-xl_empty', 0) + c.get('teacher_acme-teacher-l_empty', 0)}, too-short answers
+{c.get('teacher_acme-teacher-xl_short', 0) + c.get('teacher_acme-teacher-l_short', 0)}, judge scores below 0.5 {c.get('teacher_acme-teacher-xl_low_score', 0) + c.get('teacher_acme-teacher-l_low_score', 0)}, answers greeting a (made-up) customer by
+name {c.get('teacher_acme-teacher-xl_with_name', 0) + c.get('teacher_acme-teacher-l_with_name', 0)}.
 """
 
 

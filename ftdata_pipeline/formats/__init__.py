@@ -11,6 +11,7 @@ from ftdata_pipeline.formats import (  # noqa: F401 - imported to register their
     alpaca,
     bedrock,
     classification,
+    feedback,
     openai,
     sharegpt,
     trl,

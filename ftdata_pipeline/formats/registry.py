@@ -9,6 +9,8 @@ A format class defines:
                        as an instruction (user) answered by its label (assistant)
   to_example(record) -> dict      one canonical record (a dict of its columns) -> one JSON line
   validate(example) -> list[str]  the trainer's rules this line breaks (empty when it is valid)
+  extra_files(dataset, splits) -> {name: text}   (optional) files written beside the split
+                       files (e.g. LLaMA-Factory's dataset_info.json), listed in the manifest
 
 The config's list of format names, the writer and the validators all read this registry, so a
 new format is one decorated class in one module.

@@ -31,12 +31,14 @@ import polars as pl
 from ftdata_pipeline.config.models import RecipeConfig
 from ftdata_pipeline.formats import FORMATS_BY_NAME, publish
 from ftdata_pipeline.formats.common import classification_as_chat, default_instruction
+from ftdata_pipeline.formats.kinds import export_kind
 from ftdata_pipeline.records import RECORD_ID, REJECT_SCHEMA, SOURCE, SOURCE_KEY, SPLITS
 
 MANIFEST = "manifest.json"
 PROVENANCE_SUFFIX = ".provenance.jsonl"
 REJECT_STAGE = "exports"
 FORMAT_INVALID = "format_invalid"
+EXTRA_SPLIT = "all"  # manifest split of a format's extra files (not per-split example lines)
 
 
 def _line(obj: dict[str, Any]) -> str:
@@ -44,7 +46,10 @@ def _line(obj: dict[str, Any]) -> str:
 
 
 def _provenance(record: dict[str, Any]) -> dict[str, Any]:
-    return {"id": record[RECORD_ID], "source": record[SOURCE], "source_key": record[SOURCE_KEY]}
+    out = {"id": record[RECORD_ID], "source": record[SOURCE], "source_key": record[SOURCE_KEY]}
+    if record.get("teacher"):  # distilled examples name the model that wrote the answer
+        out["teacher"] = record["teacher"]
+    return out
 
 
 def _write_file(path: Path, lines: list[str]) -> dict[str, Any]:
@@ -76,7 +81,7 @@ def _formats(recipe: RecipeConfig) -> list[Any]:
     formats = []
     for fmt_name in recipe.exports.formats:
         fmt = FORMATS_BY_NAME[fmt_name]
-        if recipe.kind not in fmt.KINDS:
+        if export_kind(recipe.kind) not in fmt.KINDS:
             raise ValueError(f"format {fmt_name!r} does not support kind {recipe.kind!r}")
         formats.append(fmt)
     return formats
@@ -148,6 +153,15 @@ def _write_tree(df: pl.DataFrame, recipe: RecipeConfig, root: Path, config_hash:
             for rel, content in outputs:
                 facts = _write_file(root / rel, content)
                 files.append({"path": rel, "format": fmt.NAME, "split": split, **facts})
+    # Files a format wants beside its split files (LLaMA-Factory's dataset_info.json), staged
+    # and published with them; split "all" in the manifest, and not example lines.
+    splits_written = [s for s in frames if written.get(s)]
+    for fmt in formats:
+        extra = getattr(fmt, "extra_files", None)
+        for name, text in (extra(recipe.name, splits_written) if extra else {}).items():
+            rel = f"{fmt.NAME}/{name}"
+            facts = _write_file(root / rel, text.splitlines(keepends=True))
+            files.append({"path": rel, "format": fmt.NAME, "split": EXTRA_SPLIT, **facts})
     by_format: dict[str, int] = {}
     for detail in rejected.values():
         for fmt_name in sorted({part.split(":", 1)[0] for part in detail.split("; ")}):
@@ -307,7 +321,7 @@ def validate_export_files(out_dir: Path, *, max_reasons: int = 5) -> dict[str, A
     lines_seen = invalid = 0
     problems: list[str] = []
     for entry in manifest.get("files", []):
-        if entry["path"].endswith(PROVENANCE_SUFFIX):
+        if entry["path"].endswith(PROVENANCE_SUFFIX) or entry.get("split") == EXTRA_SPLIT:
             continue
         fmt = FORMATS_BY_NAME.get(entry["format"])
         if fmt is None:

@@ -45,6 +45,12 @@ EVALUATION: dict[str, dict[str, Any]] = {
         "'rejected'. Win rate: share of head-to-head comparisons the tuned model wins "
         "against a reference model.",
     },
+    "distillation": {
+        "task": "generation (distilled from a teacher model)",
+        "metrics": ["win rate against the teacher", "ROUGE-L"],
+        "notes": "Compare the student's answers on the test prompts with the teacher's; a "
+        "judge model or people rate which is better, n-gram overlap only checks wording.",
+    },
     "pretraining": {
         "task": "continued pre-training",
         "metrics": ["perplexity"],
@@ -58,6 +64,7 @@ HF_TASK = {
     "classification": "text-classification",
     "preference": "text-generation",
     "pretraining": "text-generation",
+    "distillation": "text-generation",
 }
 
 SMALL_SPLIT = 30  # below this, test metrics have confidence intervals too wide to rank models
@@ -72,8 +79,8 @@ IMBALANCE_RATIO = 3.0
 
 def _source_rows(recipe: RecipeConfig, sources: dict[str, SourceConfig]) -> list[dict]:
     names = list(recipe.sources)
-    if recipe.label.annotations and recipe.label.annotations not in names:
-        names.append(recipe.label.annotations)
+    names += [a for a in [*recipe.label.annotation_sources, *recipe.label.teacher_sources]
+              if a not in names]
     rows = []
     for name in names:
         src = sources.get(name)
@@ -195,6 +202,8 @@ def _facts(recipe, sources, stage_counts, label_stats, split_stats, redaction_st
         ],
         "labels": {
             "label_set": list(recipe.label.label_set),
+            "descriptions": recipe.label.descriptions,
+            "teachers": dict(label_stats.get("teachers") or {}),
             "distribution": _sorted_counts(label_stats.get("distribution")),
             "agreement": _sorted_counts(label_stats.get("agreement")),
         },
@@ -376,9 +385,11 @@ def _markdown(facts: dict, plots: list[str]) -> str:
     if kind == "classification" or labels["distribution"]:
         lines += ["## Labels", ""]
         n_labels = sum(labels["distribution"].values())
+        described = labels.get("descriptions") or {}
         lines += _table(
-            ["label", "records", "share"],
-            [[k, v, _share(v, n_labels)] for k, v in labels["distribution"].items()],
+            ["label", "records", "share", *(["description"] if described else [])],
+            [[k, v, _share(v, n_labels), *([described.get(k)] if described else [])]
+             for k, v in labels["distribution"].items()],
         )
         if labels["agreement"]:
             lines += _table(
@@ -386,6 +397,12 @@ def _markdown(facts: dict, plots: list[str]) -> str:
             )
         if LABEL_PLOT in plots:
             lines += [f"![Records per label]({LABEL_PLOT})", ""]
+    if labels.get("teachers"):
+        lines += ["## Teacher models", "",
+                  "Every response was written by a teacher model (`teacher` in the export "
+                  "provenance):", ""]  # fmt: skip
+        lines += _table(["teacher (model@version)", "examples"],
+                        [[t, n] for t, n in labels["teachers"].items()])  # fmt: skip
     lines += ["## Splits", ""]
     lines += _table(
         ["split", "records", "share"],

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ftdata_pipeline.formats.writer import MANIFEST, PROVENANCE_SUFFIX, verify_exports
+from ftdata_pipeline.formats.writer import EXTRA_SPLIT, MANIFEST, PROVENANCE_SUFFIX, verify_exports
 
 RECOVERED_PREFIX = "recovered-"
 
@@ -26,6 +26,8 @@ def lineage_from_disk(out_dir: Path, manifest: dict[str, Any]) -> list[dict[str,
     rows: list[dict[str, Any]] = []
     by_split: dict[str, list[str]] = {}
     for entry in manifest.get("files", []):
+        if entry["split"] == EXTRA_SPLIT:  # a format's extra file (dataset_info.json), no records
+            continue
         by_split.setdefault(entry["split"], []).append(entry["path"])
     for split, paths in sorted(by_split.items()):
         sidecars = [p for p in paths if p.endswith(PROVENANCE_SUFFIX)]

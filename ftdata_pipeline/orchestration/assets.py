@@ -61,6 +61,7 @@ from ftdata_pipeline.orchestration.raw_input import (
 )
 from ftdata_pipeline.sources import source_kind
 from ftdata_pipeline.sources.guard import input_guard, shrink_allowed
+from ftdata_pipeline.stages.labeling.review import write_review_queue
 from ftdata_pipeline.stages.pii.engine import worker_pools
 from ftdata_pipeline.stages.raw import read_source
 from ftdata_pipeline.stages.redact import get_redactor, redact, residual_pii_counts
@@ -84,7 +85,7 @@ def recipe_owners(recipe: RecipeConfig, project: ProjectConfig) -> list[str]:
     """The recipe's owner, else the owners of the sources it reads (Dagster's owner format)."""
     if recipe.owner:
         return [dagster_owner(recipe.owner)]
-    used = [*recipe.sources, *filter(None, [recipe.label.annotations])]
+    used = [*recipe.sources, *recipe.label.annotation_sources, *recipe.label.teacher_sources]
     owners = [project.sources[s].owner for s in used if s in project.sources]
     return sorted({dagster_owner(o) for o in owners})
 
@@ -110,7 +111,8 @@ def _zone(restricted: bool) -> dict[str, str]:
 
 def build_source_asset(name: str, cfg: SourceConfig, root: str) -> AssetsDefinition:
     plan = CheckPlan(
-        key=raw_key(name), stage="raw", recipe=None, kind="", annotations=cfg.role == "annotations"
+        key=raw_key(name), stage="raw", recipe=None, kind="", annotations=cfg.role == "annotations",
+        teacher_outputs=cfg.role == "teacher_outputs",
     )
 
     @asset(
@@ -233,7 +235,10 @@ def _stage_asset(
             result.kept,
             rows_in=result.rows_in,
             rows_rejected=result.rows_rejected,
-            one_row_per_input=not (stage == "labeled" and recipe.label.method == "rankings"),
+            one_row_per_input=not (  # pairs from responses (ratings on chat data: records)
+                stage == "labeled" and recipe.kind == "preference"
+                and recipe.label.method in ("rankings", "ratings")
+            ),
             residual_pii=residual,
             stats=result.stats,
         )
@@ -267,11 +272,29 @@ def build_dataset_assets(
             return redact(curated, recipe.redact, get_redactor(recipe.redact), scan_only)
 
     label_ins = {"redacted": AssetIn(stage_key(name, "redacted"))}
-    if recipe.label.annotations:
-        label_ins["annotations"] = AssetIn(raw_key(recipe.label.annotations))
+    label_ins |= {f"ann_{src}": AssetIn(raw_key(src)) for src in recipe.label.annotation_sources}
+    label_ins |= {f"teacher_{src}": AssetIn(raw_key(src)) for src in recipe.label.teacher_sources}
 
-    def run_label(context, redacted: pl.LazyFrame, annotations: pl.LazyFrame | None = None):
-        return label(redacted, recipe, annotations)
+    def run_label(context, redacted: pl.LazyFrame, **anns: pl.LazyFrame):
+        frames = [anns[f"ann_{src}"] for src in recipe.label.annotation_sources]
+        annotations = pl.concat(frames, how="diagonal_relaxed") if frames else None
+        teacher = None
+        if recipe.label.teacher_sources:
+            # Teacher answers are free text that can quote the prompt's PII: redact them with
+            # the recipe's settings before they meet the (redacted) prompts.
+            raw_teacher = anns[f"teacher_{recipe.label.teacher_sources[0]}"]
+            with worker_pools():  # the step owns the PII pool, as in the redacted asset
+                redactor = get_redactor(recipe.redact)
+                teacher = redact(raw_teacher, recipe.redact, redactor).kept.lazy()
+        result = label(redacted, recipe, annotations, teacher)
+        if recipe.label.method == "majority_vote":
+            # Records the annotators disagree on, as Label Studio tasks (redacted text only).
+            result.stats |= write_review_queue(
+                result.rejected,
+                context.resources.storage.root / "review" / name,
+                list(recipe.label.label_set),
+            )
+        return result
 
     split_ins = {"labeled": AssetIn(stage_key(name, "labeled"))}
     if recipe.reference is not None:
@@ -410,7 +433,8 @@ def _card_asset(
         counts = [c for c in counts if c]
         by_stage = {c["stage"]: c for c in counts}
         split_stats = by_stage.get("split", {}).get("stats", {})
-        card_sources = [*recipe.sources, *filter(None, [recipe.label.annotations])]
+        card_sources = [*recipe.sources, *recipe.label.annotation_sources,
+                        *recipe.label.teacher_sources]
         paths = render_card(
             recipe,
             {s: project.sources[s] for s in card_sources},
@@ -450,7 +474,14 @@ def _card_label_stats(stats: dict) -> dict:
     agreement = dict(stats.get("agreement") or {})
     for pair in agreement.pop("cohen_kappa", None) or []:
         agreement[f"cohen_kappa {' ~ '.join(pair['annotators'])}"] = pair["kappa"]
-    return {"distribution": stats.get("labels") or {}, "agreement": agreement}
+    agreement.pop("alpha", None)
+    agreement.pop("alpha_level", None)
+    for level, alpha in (agreement.pop("krippendorff_alpha", None) or {}).items():
+        agreement[f"krippendorff_alpha {level}"] = alpha
+    for name, per in (agreement.pop("per_label", None) or {}).items():
+        agreement[f"krippendorff_alpha label {name}"] = per.get("krippendorff_alpha")
+    return {"distribution": stats.get("labels") or {}, "agreement": agreement,
+            "teachers": stats.get("teachers") or {}}  # fmt: skip
 
 
 def _split_numbers(splits: dict) -> dict:

@@ -105,7 +105,7 @@ def build_sensors(project: ProjectConfig, jobs) -> list[SensorDefinition]:
         datasets = sorted(
             name
             for name, recipe in project.recipes.items()
-            if source in recipe.sources or recipe.label.annotations == source
+            if source in recipe.sources or source in [*recipe.label.annotation_sources, *recipe.label.teacher_sources]
         )
         if datasets:
             sensors.append(

@@ -26,10 +26,17 @@ NO_RESIDUAL_PII = "no_residual_pii"
 SPLITS_DISJOINT = "splits_disjoint"
 LICENCES_ALLOWED = "licences_allowed"
 INPUT_NOT_SHRUNK = "input_not_shrunk"
+LABEL_AGREEMENT = "label_agreement"
 
+# An annotation names its record and annotator; its answer may be a label, a rating or a rank,
+# and a cancelled one has none (the labeled stage counts those).
 ANNOTATION_EXPECTATIONS = [
     ExpectationConfig(expectation="ExpectColumnValuesToNotBeNull", kwargs={"column": c})
-    for c in ("item_key", "annotator", "label")
+    for c in ("item_key", "annotator")
+]
+TEACHER_EXPECTATIONS = [
+    ExpectationConfig(expectation="ExpectColumnValuesToNotBeNull", kwargs={"column": c})
+    for c in ("item_key", "teacher_model")
 ]
 
 
@@ -42,10 +49,13 @@ class CheckPlan:
     recipe: RecipeConfig | None
     kind: str
     annotations: bool = False
+    teacher_outputs: bool = False
 
     def default_expectations(self) -> list[ExpectationConfig]:
         if self.annotations:
             return ANNOTATION_EXPECTATIONS
+        if self.teacher_outputs:
+            return TEACHER_EXPECTATIONS
         return default_expectations(self.stage, self.kind, self.recipe)
 
     def recipe_expectations(self) -> list[ExpectationConfig]:
@@ -77,6 +87,10 @@ class CheckPlan:
         if self.stage == "curated":
             specs.append(
                 spec(LICENCES_ALLOWED, "Every source's licence is in governance.allowed_licences")
+            )
+        if self.stage == "labeled" and _min_alpha(self.recipe) is not None:
+            specs.append(
+                spec(LABEL_AGREEMENT, "Krippendorff's alpha is at least label.agreement.min_alpha")
             )
         return specs
 
@@ -151,6 +165,8 @@ def run_checks(
         )
     if plan.stage == "curated":
         yield _licence_result(plan, (stats or {}).get("governance", {}))
+    if plan.stage == "labeled" and _min_alpha(plan.recipe) is not None:
+        yield agreement_result(plan.recipe, stats or {})
     if plan.stage == "split":
         leakage = split_leakage(df)
         yield _suite_result(SPLITS_DISJOINT, leakage, leakage_expectations(), f"{suite_prefix}_leak")
@@ -192,5 +208,38 @@ def _licence_result(plan: CheckPlan, governance: dict) -> AssetCheckResult:
             **{f"refused/{s}": lic for s, lic in sorted(refused.items())},
             "allowed_licences": ", ".join(allowed) if allowed else "any",
             "sources_checked": bool(governance.get("sources_checked", False)),
+        },
+    )
+
+
+def _min_alpha(recipe: RecipeConfig | None) -> float | None:
+    return None if recipe is None else recipe.label.agreement.min_alpha
+
+
+def agreement_result(recipe: RecipeConfig, stats: dict) -> AssetCheckResult:
+    """Fails when annotator agreement (Krippendorff's alpha) is under the recipe's bar, or
+    cannot be measured: labels nobody can reproduce should not reach training."""
+    agreement = stats.get("agreement") or {}
+    cfg = recipe.label.agreement
+    alpha = agreement.get("alpha")
+    passed = alpha is not None and alpha >= cfg.min_alpha
+    if alpha is None:
+        description = "Krippendorff's alpha could not be measured (too few overlapping votes)"
+    else:
+        relation = ">=" if passed else "<"
+        description = f"alpha ({cfg.level}) = {alpha:.4f} {relation} min_alpha {cfg.min_alpha}"
+    return AssetCheckResult(
+        check_name=LABEL_AGREEMENT,
+        passed=bool(passed),
+        severity=AssetCheckSeverity.ERROR,
+        description=description,
+        metadata={
+            "alpha": alpha,
+            "level": cfg.level,
+            "min_alpha": cfg.min_alpha,
+            "fleiss_kappa": agreement.get("fleiss_kappa"),
+            "cohen_kappa_mean": agreement.get("cohen_kappa_mean"),
+            "items": agreement.get("items", 0),
+            "review_queue": stats.get("review_queue", 0),
         },
     )

@@ -147,7 +147,7 @@ class CatalogResource(ConfigurableResource):
         version = self.catalog().record_export(
             run_id=run_id, dataset=recipe.name, config_hash=cfg_hash,
             code_version=__version__, manifest=manifest, lineage=export_lineage(split_df),
-            sources=[*recipe.sources, *filter(None, [recipe.label.annotations])],
+            sources=[*recipe.sources, *recipe.label.annotation_sources, *recipe.label.teacher_sources],
         )
         return {
             "catalog_version_id": version.id,

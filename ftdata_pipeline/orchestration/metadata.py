@@ -34,7 +34,7 @@ def config_hash(recipe: RecipeConfig, sources: dict[str, SourceConfig]) -> str:
         "recipe": recipe.model_dump(mode="json"),
         "sources": {
             name: sources[name].model_dump(mode="json")
-            for name in sorted({*recipe.sources, *filter(None, [recipe.label.annotations])})
+            for name in sorted({*recipe.sources, *recipe.label.annotation_sources, *recipe.label.teacher_sources})
             if name in sources
         },
     }

@@ -31,6 +31,10 @@ def _content(stage: str, kind: str, recipe: RecipeConfig | None) -> list[Expecta
         return [_exp("ExpectColumnValuesToBeBetween", column=N_MESSAGES, min_value=1)]
     if kind in ("classification", "pretraining"):
         return _non_empty("text")
+    if kind == "distillation":  # prompts until the teacher's answers join at the labeled stage
+        if stage in ("labeled", "split"):
+            return [_exp("ExpectColumnValuesToBeBetween", column=N_MESSAGES, min_value=2)]
+        return _non_empty("prompt")
     # preference: ranked responses only become chosen/rejected pairs at the labeled stage,
     # unless the source already delivers pairs.
     columns = ["prompt"]

@@ -5,7 +5,8 @@ the bad lines (malformed JSON, not an object, not UTF-8), which fail the source 
 ``on_bad_rows: quarantine``, are set aside with their line number and reason. CSV is read with
 the standard library's C ``csv`` reader rather than Polars: Polars pads a row with too few
 fields silently and cannot say which physical line a row came from, and both matter here.
-A UTF-8 byte-order mark is skipped in both.
+A UTF-8 byte-order mark is skipped in both. Annotation tools' exports (``label_studio``,
+``argilla``) are read by their importers into annotation rows.
 """
 
 from __future__ import annotations
@@ -178,6 +179,18 @@ def read_parquet(name: str, path: Path, on_bad_rows: str, limit: int | None = No
 READERS = {"jsonl": read_jsonl, "csv": read_csv, "parquet": read_parquet}
 
 
+def read_tool_export(name: str, cfg: Any, path: Path, limit: int | None = None) -> RawRead:
+    """A Label Studio / Argilla export file, as annotation rows (``ANNOTATION_SCHEMA``): the
+    labeling package's importers parse each tool's own layout."""
+    from ftdata_pipeline.stages.labeling.imports import AnnotationImportError, load_tool_export
+
+    try:
+        frame = load_tool_export(name, cfg, path)
+    except AnnotationImportError as exc:
+        raise SourceError(str(exc)) from None
+    return RawRead(frame if limit is None else frame.head(limit))
+
+
 class FileKind:
     name = "file"
 
@@ -189,6 +202,8 @@ class FileKind:
         if not path.is_file():
             raise SourceError(f"source {name!r}: file not found: {path}")
         try:
+            if getattr(cfg, "tool_export", False):
+                return read_tool_export(name, cfg, path, limit)
             return READERS[cfg.format](name, path, cfg.on_bad_rows, limit)
         except OSError as exc:
             raise SourceError(f"source {name!r}: {path}: cannot be read ({exc.strerror})") from None

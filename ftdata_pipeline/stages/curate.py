@@ -123,6 +123,8 @@ def _content_parts(kind: str) -> pl.Expr:
         ).list.join("\x1e")
     if kind == "preference":
         return pl.concat_str([pl.col("prompt"), pl.col("response")], separator="\x1e")
+    if kind == "distillation":
+        return pl.col("prompt")
     return pl.col("text")
 
 
@@ -142,7 +144,8 @@ def _measure(df: pl.DataFrame, kind: str) -> pl.DataFrame:
             msgs.list.eval(content.str.count_matches(words)).list.sum().fill_null(0).alias(_WORDS),
             msgs.list.len().fill_null(0).alias(_TURNS),
         )
-    main = "response" if kind == "preference" else "text"
+    # distillation: the prompts (the teacher's answers join at the labeled stage)
+    main = {"preference": "response", "distillation": "prompt"}.get(kind, "text")
     out = df.with_columns(
         pl.col(main).str.len_chars().fill_null(0).alias(_CHARS),
         pl.col(main).str.count_matches(words).fill_null(0).alias(_WORDS),
@@ -162,8 +165,9 @@ def _missing_content(kind: str) -> Filter:
             pl.lit("response")
         )
     else:
-        fails = pl.col("text").is_null()
-        detail = pl.lit("text")
+        field = "prompt" if kind == "distillation" else "text"
+        fails = pl.col(field).is_null()
+        detail = pl.lit(field)
     return Filter("missing_content", fails, detail=detail)
 
 

@@ -5,8 +5,9 @@ the rows: columns, nested paths (``meta.customer.email``, ``turns[0]``) and temp
 canonical fields, chat turns (one row per turn, or a whole conversation in one column), types
 (timestamps and booleans from text), and provenance. Records sources become ``RECORD_SCHEMA``
 rows with (source, source_key, record_id); annotations sources become ``ANNOTATION_SCHEMA``
-rows. Errors are ``SourceError`` and name the source, the file or config key and row numbers --
-never cell values, which may hold PII.
+rows (Label Studio / Argilla exports arrive as such rows from their importer) and
+teacher_outputs sources ``TEACHER_SCHEMA`` rows. Errors are ``SourceError`` and name the
+source, the file or config key and row numbers -- never cell values, which may hold PII.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ftdata_pipeline.records import (
     RECORD_SCHEMA,
     SOURCE,
     SOURCE_KEY,
+    TEACHER_SCHEMA,
     conform,
     record_id_expr,
 )
@@ -73,12 +75,20 @@ def map_source(
 ) -> pl.DataFrame:
     """Map rows as read onto the canonical record (``counts`` collects template gaps)."""
     counts = {} if counts is None else counts
-    schema = ANNOTATION_SCHEMA if cfg.role == "annotations" else RECORD_SCHEMA
+    if cfg.tool_export:
+        # Label Studio / Argilla exports are annotation rows already (the file kind reads
+        # them with stages/labeling/imports.py): nothing to map.
+        return df
+    schema = {"annotations": ANNOTATION_SCHEMA, "teacher_outputs": TEACHER_SCHEMA}.get(
+        cfg.role, RECORD_SCHEMA
+    )
     if df.width == 0:  # an empty file: nothing to map, and no columns to check
         return pl.DataFrame(schema=schema)
     df = df.with_row_index(ROW)
     if cfg.role == "annotations":
         return _map_annotations(name, cfg, df, counts)
+    if cfg.role == "teacher_outputs":
+        return _map_teacher_outputs(name, cfg, df, counts)
     return _map_records(name, cfg, df, counts)
 
 
@@ -105,7 +115,26 @@ def _map_annotations(
             for field, spec in sorted(cfg.mapping.items())
         ],
     )
+    if "item_source" not in cfg.mapping and cfg.annotates:
+        mapped = mapped.with_columns(pl.lit(cfg.annotates).alias("item_source"))
     return _sorted(cfg, conform(mapped, ANNOTATION_SCHEMA).drop(ROW))
+
+
+def _map_teacher_outputs(
+    name: str, cfg: SourceConfig, df: pl.DataFrame, counts: dict[str, Any]
+) -> pl.DataFrame:
+    """Teacher responses to prompt records: mapped fields as text, the score as a number."""
+    df = _with_key(name, cfg, df)
+    mapped = df.select(
+        pl.lit(name).alias(SOURCE),
+        pl.col(SOURCE_KEY),
+        pl.col(ROW),
+        *[
+            _field_expr(name, field, spec, df).cast(pl.String).alias(field)
+            for field, spec in sorted(cfg.mapping.items())
+        ],
+    )
+    return _sorted(cfg, conform(mapped, TEACHER_SCHEMA).drop(ROW))
 
 
 def _map_records(
@@ -222,6 +251,12 @@ def _with_key(name: str, cfg: SourceConfig, df: pl.DataFrame) -> pl.DataFrame:
     if cfg.key is None:
         return df.with_columns(pl.col(ROW).cast(pl.String).alias(SOURCE_KEY))
     _require(name, "key", [cfg.key], [c for c in df.columns if c != ROW])
+    if isinstance(df.schema[cfg.key], (pl.List, pl.Array, pl.Struct)):
+        # A list or object cannot be a row's id (and no cast would name the source).
+        raise SourceError(
+            f"source {name!r}: key column {cfg.key!r} holds {df.schema[cfg.key]} values, "
+            "not text or numbers"
+        )
     df = df.with_columns(pl.col(cfg.key).cast(pl.String).alias(SOURCE_KEY))
     _check_unique(name, f"key column {cfg.key!r}", df, SOURCE_KEY)
     return df

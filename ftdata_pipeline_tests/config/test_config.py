@@ -17,7 +17,12 @@ CATEGORIES = ["billing", "technical_issue", "account_access", "shipping", "cance
 def test_shipped_sources_and_recipes_validate():
     sources = load_sources(CONFIGS / "sources.yaml")
     assert set(sources) == {"support_tickets", "chat_transcripts", "ticket_labels",
-                            "response_rankings", "kb_articles", "production_queries"}
+                            "response_rankings", "kb_articles", "production_queries",
+                            "response_ratings", "argilla_rankings", "ticket_review",
+                            "user_queries", "teacher_outputs"}
+    assert sources["ticket_review"].format == "label_studio"
+    assert sources["argilla_rankings"].format == "argilla"
+    assert sources["teacher_outputs"].role == "teacher_outputs"
     assert sources["ticket_labels"].role == "annotations"
     assert sources["production_queries"].role == "reference"
     assert "label" not in sources["support_tickets"].mapping
@@ -29,9 +34,11 @@ def test_shipped_sources_and_recipes_validate():
     recipes = {p.stem: load_recipe(p) for p in sorted((CONFIGS / "datasets").glob("*.yaml"))}
     assert {n: r.kind for n, r in recipes.items()} == {
         "support_assistant": "chat_sft", "ticket_intents": "classification",
-        "response_preferences": "preference", "support_corpus": "pretraining"}
+        "response_preferences": "preference", "support_corpus": "pretraining",
+        "response_reward_dpo": "preference", "response_kto": "chat_sft",
+        "query_distillation": "distillation"}
     intents = recipes["ticket_intents"]
-    assert intents.label.method == "majority_vote" and intents.label.annotations == "ticket_labels"
+    assert intents.label.method == "majority_vote" and intents.label.annotations == ["ticket_labels"]
     assert intents.label.label_set == CATEGORIES
     assert {rule.label for rule in intents.label.rules} == set(CATEGORIES)
     assert recipes["support_assistant"].schedule.cron == "0 3 * * *"
@@ -40,8 +47,9 @@ def test_shipped_sources_and_recipes_validate():
 
 def test_shipped_project_cross_checks():
     project = load_project(CONFIGS)
-    assert sorted(project.recipes) == ["response_preferences", "support_assistant",
-                                       "support_corpus", "ticket_intents"]
+    assert sorted(project.recipes) == ["query_distillation", "response_kto",
+                                       "response_preferences", "response_reward_dpo",
+                                       "support_assistant", "support_corpus", "ticket_intents"]
     assert Path(project.root) == CONFIGS.parent
 
 

@@ -138,7 +138,9 @@ def test_format_output(name, record, expected):
 
 
 def test_every_registered_format_is_covered():
-    assert {name for name, _, _ in CASES} == set(FORMATS_BY_NAME)
+    from ftdata_pipeline_tests.formats.test_feedback_formats import CASES as FEEDBACK_CASES
+
+    assert {name for name, _, _ in [*CASES, *FEEDBACK_CASES]} == set(FORMATS_BY_NAME)
 
 
 def test_strictness_and_kinds():
@@ -148,6 +150,8 @@ def test_strictness_and_kinds():
         "openai_preference",
         "bedrock_prompt_completion",
         "bedrock_conversation",
+        "vertex_preference",
+        "llamafactory_ranking",
     }
     assert FORMATS_BY_NAME["openai_chat"].KINDS == ("chat_sft", "classification")
 

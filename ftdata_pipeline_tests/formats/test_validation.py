@@ -192,6 +192,23 @@ VIOLATIONS = [
     ("sharegpt", {"conversations": [{"from": "human", "value": "q"}, {"from": "bot", "value": "a"}]},
      "conversations.1.from"),
     ("classification_jsonl", {"text": "t"}, "label: Field required"),
+    ("trl_preference_implicit", {"chosen": [U, A], "rejected": [U, A]}, "identical to rejected"),
+    ("trl_preference_implicit", {"chosen": [U, A], "rejected": [S, U, A | {"content": "b"}]},
+     "prompt turns differ"),
+    ("trl_kto", {"prompt": [U], "completion": [A], "label": "yes"}, "label: Input should be"),
+    ("trl_kto", {"prompt": [U, A], "completion": [A], "label": True}, "prompt ends with"),
+    ("trl_prompt_only", {"prompt": [U, {"role": "user", "content": ""}]}, "prompt.1.content: empty"),
+    ("vertex_preference", {"contents": [{"role": "user", "parts": [{"text": "q"}]}],
+                           "completions": [
+                               {"score": 1, "completion": {"role": "model", "parts": [{"text": "a"}]}},
+                               {"score": 1, "completion": {"role": "model", "parts": [{"text": "b"}]}},
+                           ]}, "scores must differ"),
+    ("vertex_preference", {"contents": [{"role": "model", "parts": [{"text": "q"}]}],
+                           "completions": []}, "completions"),
+    ("llamafactory_ranking", {"instruction": "i", "input": "", "chosen": "c", "rejected": "r",
+                              "id": "x"}, "id: Extra inputs are not permitted"),
+    ("llamafactory_ranking", {"instruction": " ", "input": "", "chosen": "c", "rejected": "r"},
+     "instruction: empty text"),
 ]
 
 
@@ -230,14 +247,18 @@ def test_every_export_file_loads_with_hugging_face_datasets(tmp_path, monkeypatc
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     cases = {
-        "chat_sft": (_chat_frame(["Sure.", "Yes.", "No."]),
+        "chat_sft": (_chat_frame(["Sure.", "Yes.", "No."]).with_columns(
+                         pl.Series("label", ["desirable", "undesirable", "desirable"])),
                      ["openai_chat", "trl_messages", "trl_prompt_completion", "alpaca",
-                      "sharegpt", "bedrock_prompt_completion", "bedrock_conversation"]),
+                      "sharegpt", "bedrock_prompt_completion", "bedrock_conversation",
+                      "trl_kto", "trl_prompt_only"]),
         "classification": (_tickets(), ["classification_jsonl", "openai_chat"]),
         "preference": (conform(pl.DataFrame({
             "record_id": ["p1", "p2"], "source": ["r", "r"], "source_key": ["1", "2"],
             "prompt": ["Q1", "Q2"], "chosen": ["good", "fine"], "rejected": ["bad", "poor"],
-            "split": ["train", "test"]})), ["openai_preference", "trl_preference"]),
+            "split": ["train", "test"]})), ["openai_preference", "trl_preference",
+                                            "trl_preference_implicit", "vertex_preference",
+                                            "llamafactory_ranking"]),
         "pretraining": (conform(pl.DataFrame({
             "record_id": ["d1"], "source": ["docs"], "source_key": ["1"],
             "text": ["A document."], "split": ["train"]})), ["trl_text"]),
@@ -252,6 +273,8 @@ def test_every_export_file_loads_with_hugging_face_datasets(tmp_path, monkeypatc
         out = tmp_path / kind
         manifest = write_exports(df, recipe, out, config_hash="h")
         for entry in read_manifest(out)["files"]:
+            if entry["split"] == "all":  # a format's extra file (dataset_info.json), no examples
+                continue
             loaded = datasets.load_dataset(
                 "json", data_files=str(out / entry["path"]), split="train",
                 cache_dir=str(tmp_path / "hf_cache"),

@@ -67,7 +67,7 @@ def test_missing_snapshot_fails_unless_updating(tmp_path, monkeypatch):
 def test_graph_has_the_designed_shape(tmp_path):
     snapshot = graph_snapshot(build_definitions(home=str(tmp_path)))["assets"]
     datasets = {k.split("/")[0] for k in snapshot if not k.startswith("raw/")}
-    assert len(datasets) == 4
+    assert len(datasets) == 7
     for ds in datasets:
         assert snapshot[f"{ds}/redacted"]["deps"] == [f"{ds}/curated"]
         assert f"{ds}/redacted" in snapshot[f"{ds}/labeled"]["deps"]

@@ -26,10 +26,15 @@ def test_one_sensor_per_file_source_read_by_a_recipe(tmp_path, monkeypatch):
     names = sorted(s.name for s in defs.sensors)
     # chat_transcripts is a SQL source: nothing lands in a folder
     assert names == [
+        "argilla_rankings_landing_sensor",
         "kb_articles_landing_sensor",
         "response_rankings_landing_sensor",
+        "response_ratings_landing_sensor",
         "support_tickets_landing_sensor",
+        "teacher_outputs_landing_sensor",
         "ticket_labels_landing_sensor",
+        "ticket_review_landing_sensor",
+        "user_queries_landing_sensor",
     ]
 
 

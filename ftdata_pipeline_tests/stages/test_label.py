@@ -50,15 +50,17 @@ def _records(keys: list[str], texts: list[str] | None = None, labels=None) -> pl
 
 def _annotations(votes: list[tuple[str, str, str]]) -> pl.LazyFrame:
     """votes: (item_key, annotator, label)."""
-    return pl.DataFrame(
-        {
-            "source": ["ann"] * len(votes),
-            "source_key": [str(i) for i in range(len(votes))],
-            "item_key": [v[0] for v in votes],
-            "annotator": [v[1] for v in votes],
-            "label": [v[2] for v in votes],
-        },
-        schema=ANNOTATION_SCHEMA,
+    return conform(
+        pl.DataFrame(
+            {
+                "source": ["ann"] * len(votes),
+                "source_key": [str(i) for i in range(len(votes))],
+                "item_key": [v[0] for v in votes],
+                "annotator": [v[1] for v in votes],
+                "label": [v[2] for v in votes],
+            }
+        ),
+        ANNOTATION_SCHEMA,
     ).lazy()
 
 
@@ -117,6 +119,12 @@ def test_rules_first_match_wins_and_no_match_rejected():
     assert kept["1"]["label_agreement"] is None
     assert _by_key(result.rejected)["4"]["rule"] == "no_rule_matched"
     assert result.stats["labeled_by"] == {"rules": 3}
+
+
+def test_rule_patterns_the_rust_engine_cannot_run_are_config_errors():
+    # look-around would need a backtracking engine: refused, never run through Python's re
+    with pytest.raises(ValueError, match=r"(?s)rules\.0\.pattern.*invalid regular expression.*look-around"):
+        _recipe(method="rules", label_set=LABELS, rules=[{"label": "bug", "pattern": "crash(?!-free)"}])
 
 
 # --------------------------------------------------------------------------------------------
@@ -346,9 +354,11 @@ def test_rankings_four_responses_give_six_pairs_in_rank_order():
     # rank 1 beats everyone: p1-1 is chosen in 3 pairs
     assert sum(k.startswith("p1-1>") for k in kept["source_key"]) == 3
     assert kept["record_id"].is_sorted()
-    assert result.stats == {
+    assert {k: result.stats[k] for k in
+            ("method", "pairs", "prompts", "tied_pairs_dropped", "responses_used")} == {
         "method": "rankings", "pairs": 6, "prompts": 1, "tied_pairs_dropped": 0, "responses_used": 4
     }  # fmt: skip
+    assert kept["label_agreement"].to_list() == [1.0] * 6
     assert result.rows_in == 4 and result.rows_kept == 4 and result.rows_rejected == 0
 
 

@@ -151,8 +151,18 @@ def test_annotations_schema(tmp_path):
                  mapping={"item_key": "ticket_id", "annotator": "annotator", "label": "label"})
     df = load_source("labels", cfg, tmp_path)
     assert df.schema == pl.Schema(ANNOTATION_SCHEMA)
-    assert df.rows() == [("labels", "0", "T-2", "ann_b", "billing"),
-                         ("labels", "1", "T-1", "ann_a", "shipping")]
+    assert df.select("source", "source_key", "item_key", "annotator", "label").rows() == [
+        ("labels", "0", "T-2", "ann_b", "billing"), ("labels", "1", "T-1", "ann_a", "shipping")]
+    assert df["item_source"].to_list() == [None, None]
+
+
+def test_annotations_name_the_source_they_annotate(tmp_path):
+    (tmp_path / "r.csv").write_text("ticket_id,annotator,stars\nT-1,ann_a,4\n", encoding="utf-8")
+    cfg = source(kind="file", role="annotations", path="r.csv", format="csv",
+                 annotates="support_tickets",
+                 mapping={"item_key": "ticket_id", "annotator": "annotator", "rating": "stars"})
+    df = load_source("ratings", cfg, tmp_path)
+    assert df.select("item_source", "item_key", "rating").rows() == [("support_tickets", "T-1", 4.0)]
 
 
 # --- errors ---------------------------------------------------------------------------------

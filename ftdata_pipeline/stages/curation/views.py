@@ -41,7 +41,7 @@ def add_views(df: pl.DataFrame, kind: str) -> pl.DataFrame:
             _turns(None).alias(ALL),
             role_turns.alias(NEAR),
         )
-    if kind == "preference":
+    if kind in ("preference", "distillation"):  # distillation: prompts, answered later
         response = pl.coalesce(pl.col("response"), pl.col("chosen"))
         return df.with_columns(
             pl.col("prompt").alias(PROMPT),
