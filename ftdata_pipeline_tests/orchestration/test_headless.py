@@ -54,6 +54,11 @@ def test_materialize_prints_progress_and_makes_a_run_of_the_code_location(tmp_pa
         assert origin.repository_origin.code_location_origin.location_name == ui.LOCATION
         assert origin.repository_origin.repository_name == ui.REPOSITORY
         assert SOURCE_TAG in run.tags and run.is_success
+        # the CLI process is the run worker, recorded for run monitoring
+        assert any(
+            (r.dagster_event.message or "").startswith("Started process for run (pid: ")
+            for r in instance.all_logs(run.run_id) if r.dagster_event is not None
+        )
 
     # the instance (run and event databases, compute logs) is owner-only
     modes = {p: p.stat().st_mode & 0o777 for p in [home, *home.rglob("*")]}

@@ -47,7 +47,8 @@ def test_killed_run_worker_is_detected_and_the_run_marked_failed(tmp_path):
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         run = instance.create_run_for_job(tiny_job)
         launcher = instance.run_launcher
-        assert launcher.check_run_worker_health(run).status == WorkerStatus.UNKNOWN
+        # nothing recorded yet: not a failure (monitoring fails anything but RUNNING/SUCCESS)
+        assert launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
 
         # a stand-in worker process records its pid the way Dagster's run worker does
         worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])

@@ -106,6 +106,7 @@ def test_browser_draws_lineage_and_check_results(env, first_run):
         for stage in ("curated", "redacted", "labeled", "split", "exports", "card", "rejected"):
             page.get_by_text(stage, exact=True).first.wait_for(timeout=60_000)
         page.get_by_text("support_tickets", exact=True).first.wait_for(timeout=10_000)
+        page.wait_for_timeout(5_000)  # materialization status fills the nodes in after them
         shot = _save(page, "lineage_graph", tmp)
         assert shot.stat().st_size > 20_000
 
