@@ -97,6 +97,7 @@ _DATE_LIKE = re.compile(
     r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{4}[-/]\d{4})$"
 )
 _IP_LIKE = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
+_NANP_LAYOUT = re.compile(r"^(?:1[ .-])?(?:\(\d{3}\)[ ]?|\d{3}[.-])\d{3}[.-]\d{4}$")
 _SSN_LIKE = re.compile(r"^\d{3}-\d{2}-\d{4}$")  # the US SSN layout, left to its recognizer
 _BAD_SEPARATORS = re.compile(r"[.\-/]{2}|\(\)|\(\d*$|^\d*\)")
 _EXTENSION = re.compile(r"[ \t]?(?:x|ext\.?|extension)[ \t]?\d{1,6}$")
@@ -161,6 +162,10 @@ class PhoneNumberRecognizer(_Recognizer):
             if phonenumbers.is_valid_number(number):
                 return 0.6
             return 0.4 if phonenumbers.is_possible_number(number) and digits >= 10 else 0.0
+        if _NANP_LAYOUT.match(core):
+            # the printed North American layout, even with an unassigned area code (test and
+            # demo data use them; the independent residual scan flags this layout too)
+            return 0.5
         possible = False
         for region in self.regions:
             number = _parse(core, region)
