@@ -153,6 +153,10 @@ class PhoneNumberRecognizer(_Recognizer):
             return 0.0
         if "." in core and re.fullmatch(r"[\d.]+", core) and core.count(".") < 2:
             return 0.0  # "20240501.3", "1234.5678": a build number or an amount
+        if _NANP_LAYOUT.match(core):
+            # the printed North American layout, even with an unassigned area code (test and
+            # demo data use them; the independent residual scan flags this layout too)
+            return 0.5
         separated = any(not c.isdigit() for c in core.lstrip("+"))
         international = core.startswith(("+", "00"))
         if international:
@@ -162,10 +166,6 @@ class PhoneNumberRecognizer(_Recognizer):
             if phonenumbers.is_valid_number(number):
                 return 0.6
             return 0.4 if phonenumbers.is_possible_number(number) and digits >= 10 else 0.0
-        if _NANP_LAYOUT.match(core):
-            # the printed North American layout, even with an unassigned area code (test and
-            # demo data use them; the independent residual scan flags this layout too)
-            return 0.5
         possible = False
         for region in self.regions:
             number = _parse(core, region)
