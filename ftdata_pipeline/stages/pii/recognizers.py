@@ -97,6 +97,7 @@ _DATE_LIKE = re.compile(
     r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{4}[-/]\d{4})$"
 )
 _IP_LIKE = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
+_NANP_LAYOUT = re.compile(r"^(?:1[ .-])?(?:\(\d{3}\)[ ]?|\d{3}[.-])\d{3}[.-]\d{4}$")
 _SSN_LIKE = re.compile(r"^\d{3}-\d{2}-\d{4}$")  # the US SSN layout, left to its recognizer
 _BAD_SEPARATORS = re.compile(r"[.\-/]{2}|\(\)|\(\d*$|^\d*\)")
 _EXTENSION = re.compile(r"[ \t]?(?:x|ext\.?|extension)[ \t]?\d{1,6}$")
@@ -152,6 +153,10 @@ class PhoneNumberRecognizer(_Recognizer):
             return 0.0
         if "." in core and re.fullmatch(r"[\d.]+", core) and core.count(".") < 2:
             return 0.0  # "20240501.3", "1234.5678": a build number or an amount
+        if _NANP_LAYOUT.match(core):
+            # the printed North American layout, even with an unassigned area code (test and
+            # demo data use them; the independent residual scan flags this layout too)
+            return 0.5
         separated = any(not c.isdigit() for c in core.lstrip("+"))
         international = core.startswith(("+", "00"))
         if international:
