@@ -138,7 +138,9 @@ def _lineage_record(args: argparse.Namespace) -> int:
     if exported:
         found = {k: exported[0][k] for k in ("source", "source_key")}
     else:
-        found = record_in_raw(storage, sorted(project.sources), rid) or record_in_stages(
+        # only records sources hold record ids (annotations and teacher outputs do not)
+        records_sources = sorted(n for n, s in project.sources.items() if s.role == "records")
+        found = record_in_raw(storage, records_sources, rid) or record_in_stages(
             storage, sorted(project.recipes), rid
         )
     if found is None:

@@ -1,10 +1,13 @@
-"""Labeled stage: give classification records their label, or turn ranked responses into pairs.
+"""Labeled stage: labels, preference pairs or distilled examples, as ``recipe.label`` says.
 
 Methods (``recipe.label.method``): ``none`` passes records through; ``source`` checks labels (or
-pairs) already on the records; ``rules`` labels by the first matching regex; ``majority_vote``
-takes the winning label of imported human annotations (rules as fallback) and measures
-inter-annotator agreement; ``rankings`` turns K ranked responses per prompt into K·(K-1)/2
-preference pairs. Rejects and stats carry counts, ids and labels only, never record text.
+pairs) already on the records; ``rules`` labels by labeling functions (or the first matching
+rule); ``majority_vote`` takes the annotators' label (single or multi-label; labeling functions as
+fallback), measures agreement and sends contested items to the review queue; ``rankings`` and
+``ratings`` turn human judgements into preference pairs (``ratings`` on chat data gives KTO's
+desirable / undesirable); ``teacher`` answers prompts with teacher outputs (distillation). The
+parts live in ``stages/labeling/``. Rejects and stats carry counts, ids and labels only, never
+record text.
 """
 
 from __future__ import annotations

@@ -56,7 +56,9 @@ def test_preference_pair_traces_back_to_both_ranked_rows(demo_run, catalog, monk
     home, _ = demo_run
     path = home / "exports" / "response_preferences" / "trl_preference" / "train.jsonl"
     pair = json.loads(path.read_text().splitlines()[0])
-    [entry] = catalog.lineage_of_record(pair["id"])
+    # response_reward_dpo pairs the same responses, so a pair id can be in both datasets
+    [entry] = [e for e in catalog.lineage_of_record(pair["id"])
+               if e["dataset"] == "response_preferences"]
     assert entry["source"] == "response_rankings" and ">" in entry["source_key"]
     monkeypatch.setenv("FTDATA_HOME", str(home))
     assert main(["lineage", pair["id"], "--catalog-url", catalog.url]) == 0
