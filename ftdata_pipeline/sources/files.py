@@ -106,7 +106,8 @@ def read_jsonl(name: str, path: Path, on_bad_rows: str, limit: int | None = None
 
 
 def read_csv(name: str, path: Path, on_bad_rows: str, limit: int | None = None) -> RawRead:
-    data = path.read_bytes()
+    # A sample reads 10 lines per wanted row (room for multi-line quoted fields), not the file.
+    data = _head(path, None if limit is None else limit * 10 + 1)
     if data.startswith(BOM):
         data = data[len(BOM):]
     # surrogateescape keeps undecodable bytes as lone surrogates, so one bad line is found

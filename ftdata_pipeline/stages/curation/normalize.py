@@ -117,6 +117,7 @@ MOJIBAKE = _mojibake_table()
 PROSE, CODE = False, True
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
 _TICKS = re.compile(r"`+")
+_MAYBE_CODE = re.compile(r"`|~~~|^(?: {4}|\t)", re.M)
 
 
 def _inline_spans(text: str) -> list[tuple[bool, str]]:
@@ -147,13 +148,15 @@ def _inline_spans(text: str) -> list[tuple[bool, str]]:
 
 def split_code(text: str) -> list[tuple[bool, str]]:
     """(is_code, segment) pieces whose concatenation is ``text``."""
-    blocks: list[tuple[bool, str]] = []
+    if not _MAYBE_CODE.search(text):  # most chat turns: no backtick, tilde fence or indent
+        return [(PROSE, text)]
+    blocks: list[tuple[bool, list[str]]] = []
 
     def emit(kind: bool, piece: str) -> None:
         if blocks and blocks[-1][0] == kind:
-            blocks[-1] = (kind, blocks[-1][1] + piece)
+            blocks[-1][1].append(piece)
         else:
-            blocks.append((kind, piece))
+            blocks.append((kind, [piece]))
 
     fence: str | None = None
     indented = False
@@ -178,7 +181,8 @@ def split_code(text: str) -> list[tuple[bool, str]]:
         indented = False
         emit(PROSE, line)
     out: list[tuple[bool, str]] = []
-    for kind, piece in blocks:
+    for kind, pieces in blocks:
+        piece = "".join(pieces)
         out.extend([(kind, piece)] if kind == CODE else _inline_spans(piece))
     return out
 
