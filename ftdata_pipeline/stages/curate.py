@@ -51,6 +51,7 @@ _CONTENT_FIELDS = {
     "preference": ("prompt", "response", "chosen"),
     "classification": ("text",),
     "pretraining": ("text",),
+    "distillation": ("prompt",),  # the teacher's answers join at the labeled stage
 }
 
 # Working columns; dropped before anything leaves the stage.

@@ -358,3 +358,11 @@ def test_deterministic_and_independent_of_input_order() -> None:
         assert first.stats == other.stats
     assert first.drop_counts() == {"exact_duplicate": 26, "too_short": 9}
     assert_accounted(first)
+
+
+def test_every_dataset_kind_names_its_content_fields() -> None:
+    # A kind without an entry fails the curated stage with a KeyError at run time.
+    from ftdata_pipeline.records import KINDS
+    from ftdata_pipeline.stages.curate import _CONTENT_FIELDS
+
+    assert set(_CONTENT_FIELDS) == set(KINDS)
