@@ -352,6 +352,12 @@ RESIDUAL_TYPES = (
 )
 
 
+_HTTP_STATUS = (
+    r"(?i:\bHTTP(?:/[\d.]+)?\s+[1-5]\d\d(?:\s+\p{Lu}[\p{L}-]*){0,3})"
+    r"|\b[1-5]\d\d\s+(?i:bad\s+gateway|gateway\s+time-?out)\b"
+)
+
+
 def _street_patterns() -> list[str]:
     """Street addresses in Polars' (Rust) regex syntax: a house number, one to four name
     words and a street-type word (the USPS suffixes and their abbreviations); a European street
@@ -423,6 +429,9 @@ def residual_pii_counts(df: pl.DataFrame) -> dict[str, int]:
     texts = texts.str.replace_all(_PHONE, " ")
 
     counts["STREET_ADDRESS"] = 0
+    # HTTP status lines ("HTTP 502 Bad Gateway", "504 Gateway Timeout") have the shape of a
+    # numbered street with a street-type word; they are not addresses.
+    texts = texts.str.replace_all(_HTTP_STATUS, " ")
     for pattern in _street_patterns():
         counts["STREET_ADDRESS"] += int(texts.str.count_matches(pattern).sum() or 0)
         texts = texts.str.replace_all(pattern, " ")

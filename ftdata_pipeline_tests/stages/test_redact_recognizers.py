@@ -211,8 +211,9 @@ def test_text_over_spacy_limit_does_not_fail(red):
 def test_residual_scan_finds_addresses():
     df = pl.DataFrame({"text": ["Send it to 676 Maple Landing Suite 954 please",
                                 "Hauptstraße 5, PO Box 1234", "<STREET_ADDRESS> ok",
-                                "Version 2 Release Notes"]})
-    assert residual_pii_counts(df)["STREET_ADDRESS"] == 3
+                                "Version 2 Release Notes", "HTTP 502 Bad Gateway",
+                                "got a 504 Gateway Timeout from 12 Harbor Gateway"]})
+    assert residual_pii_counts(df)["STREET_ADDRESS"] == 4
 
 
 def test_contains_pii_false_source_is_scanned_not_redacted(red):
