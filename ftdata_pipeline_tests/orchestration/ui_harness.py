@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from dagster import DagsterInstance
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCATION = "ftdata_pipeline"
@@ -65,6 +66,12 @@ def write_instance(home: Path) -> Path:
     home.mkdir(parents=True)
     settings = yaml.safe_load((ROOT / "configs" / "dagster.yaml").read_text())
     (home / "dagster.yaml").write_text(yaml.safe_dump(settings))
+    # Create and migrate the instance's storage once, here: the webserver, its code server and
+    # the daemon start at the same moment and would otherwise race to migrate fresh SQLite
+    # files (alembic "table already exists" / revision errors).
+    with DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs(limit=1)
+        instance.all_instigator_state()
     return home
 
 
