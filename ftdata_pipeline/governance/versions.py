@@ -32,20 +32,9 @@ def file_sha256(path: Path) -> str:
 
 
 def source_input_version(cfg: Any, root: Path | str, df: pl.DataFrame) -> dict[str, Any]:
-    """What a raw source read: file sha256/size/mtime, or a SQL result's rows and hash."""
-    if cfg.kind == "file" and cfg.path:
-        path = Path(cfg.path)
-        if not path.is_absolute():
-            path = Path(root) / path
-        if path.is_file():
-            stat = path.stat()
-            return {
-                "kind": "file",
-                "path": str(cfg.path),
-                "sha256": file_sha256(path),
-                "bytes": stat.st_size,
-                "mtime": int(stat.st_mtime),
-                "rows_read": df.height,
-            }
-    # SQL (no file to hash): the mapped result itself identifies what was read.
-    return {"kind": cfg.kind, "rows_read": df.height, "content_sha256": frame_hash(df)}
+    """What a raw source read, as its source kind describes it (file sha256/size/mtime, or a
+    SQL result's rows and hash)."""
+    # Imported here: the source kinds use this module's hashes.
+    from ftdata_pipeline.sources import source_kind
+
+    return source_kind(cfg).input_version(cfg, Path(root), df)
