@@ -20,7 +20,7 @@ import polars as pl
 
 from ftdata_pipeline.records import sha256_hex
 from ftdata_pipeline.stages.curation import quality as Q
-from ftdata_pipeline.stages.curation.views import add_views
+from ftdata_pipeline.stages.curation.views import ALL, PROSE, add_views
 
 SCORES = (Q.Q_WORDS, Q.Q_PROMPT_WORDS, Q.Q_PROMPT_CHARS, Q.Q_DUP_LINE, *Q.Q_TOP_NGRAM.values(),
           Q.Q_SYMBOL, Q.Q_ALPHA, Q.Q_STOP)
@@ -33,6 +33,8 @@ def _rules(curate) -> list:
 
 def polars_filters(texts: list[str], curate) -> pd.DataFrame:
     df = add_views(pl.DataFrame({"text": texts}, schema={"text": pl.String}), "pretraining")
+    # The rules are compared, not code segmentation: both sides score the whole text as prose.
+    df = df.with_columns(pl.col(ALL).alias(PROSE))
     df = Q.add_quality_scores(df, curate.quality)
     rules = _rules(curate)
     out = df.select(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,17 @@ def run_demo(home: Path, instance: DagsterInstance):
     return defs.resolve_job_def(ALL_JOB).execute_in_process(
         instance=instance, raise_on_error=False
     )
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """The CLI sets process environment on purpose (``--config-dir`` must reach the processes a
+    run starts); a test that calls it in-process must not leak that into the tests after it."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")
