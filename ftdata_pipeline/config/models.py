@@ -7,7 +7,6 @@ config (``url_env``), never from the YAML itself.
 
 from __future__ import annotations
 
-import re
 import string
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -583,25 +582,20 @@ ENTITY_PATTERN = r"^[A-Z][A-Z0-9_]*$"
 EntityName = Annotated[str, Field(pattern=ENTITY_PATTERN, description="UPPER_SNAKE entity type")]
 
 
-def _check_regex(pattern: str) -> str:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression: {exc}") from None
-    return pattern
-
-
 class RecognizerPattern(Strict):
     """One regular expression of a custom recognizer, with the score a match gets."""
 
     name: str = Field("pattern", description="label of the pattern (shown in explanations)")
-    regex: str = Field(description="Python regular expression (use \\b for word boundaries)")
+    regex: str = Field(
+        description="regular expression run by the linear-time engine (Rust regex syntax: no "
+        "look-around or backreferences; matched case-insensitively, ^ and $ at line ends)"
+    )
     score: float = Field(0.5, ge=0, le=1, description="score of a match before context")
 
     @field_validator("regex")
     @classmethod
     def _compiles(cls, regex: str) -> str:
-        return _check_regex(regex)
+        return check_regex(regex)
 
 
 class CustomRecognizerConfig(Strict):

@@ -1,6 +1,7 @@
 """User regular expressions, compiled and run by one linear-time engine: Polars' (Rust ``regex``).
 
-Recipes carry regexes (boilerplate patterns, refusal patterns, label rules). A backtracking
+Recipes carry regexes (boilerplate patterns, refusal patterns, label rules, custom PII
+recognizers). A backtracking
 engine (Python's ``re``) can spin for hours on one crafted pattern and a record, and a killed
 step does not stop it, so user patterns never run there: Polars' engine matches in time linear
 in the input, and has no look-around and no backreferences. A pattern it cannot compile is a
@@ -57,3 +58,56 @@ def check_regexes(patterns: list[str]) -> list[str]:
 def contains(expr: pl.Expr, pattern: str) -> pl.Expr:
     """``re.search`` semantics for a validated pattern (null text: no match)."""
     return expr.str.contains(pattern).fill_null(False)
+
+
+# Sentinels that mark match boundaries in ``spans``: private-use code points, with a fallback
+# search for a pair absent from the text (a text could carry any character).
+_SENTINEL_BASE = 0xF0000
+
+
+def _sentinels(text: str) -> tuple[str, str]:
+    code = _SENTINEL_BASE
+    while True:
+        a, b = chr(code), chr(code + 1)
+        if a not in text and b not in text:
+            return a, b
+        code += 2
+
+
+def spans(pattern: str, texts: list[str]) -> list[list[tuple[int, int]]]:
+    """(start, end) character offsets of the non-empty, non-overlapping, leftmost-first matches
+    of a validated pattern in each text, as ``re.finditer`` would give them.
+
+    Polars returns matched strings, not offsets, so each match is wrapped in two sentinel
+    characters by the engine's own ``replace_all`` and the offsets are read back from the
+    marked text: the matching itself stays in the linear-time engine, with its Unicode classes."""
+    if not texts:
+        return []
+    marks = [_sentinels(t) for t in texts]
+    # One sentinel pair for the whole batch when it fits every text (the usual case), so the
+    # engine runs once over the batch.
+    shared = marks[0] if len(set(marks)) == 1 else None
+    if shared is not None:
+        a, b = shared
+        marked = pl.Series(texts, dtype=pl.String).str.replace_all(pattern, f"{a}${{0}}{b}")
+        out = marked.to_list()
+    else:
+        out = [
+            pl.Series([t], dtype=pl.String).str.replace_all(pattern, f"{a}${{0}}{b}")[0]
+            for t, (a, b) in zip(texts, marks)
+        ]
+    return [_read_marks(m, a, b) for m, (a, b) in zip(out, marks)]
+
+
+def _read_marks(marked: str, a: str, b: str) -> list[tuple[int, int]]:
+    found: list[tuple[int, int]] = []
+    shift = 0  # sentinels inserted before the current position
+    i = marked.find(a)
+    while i != -1:
+        j = marked.find(b, i + 1)
+        start, end = i - shift, j - shift - 1
+        shift += 2
+        if end > start:
+            found.append((start, end))
+        i = marked.find(a, j + 1)
+    return found

@@ -3,8 +3,8 @@
 A request names a source and either source keys (ticket ids: not personal data by themselves,
 stored in clear) or data-subject identifiers (a customer e-mail or id, matched against the
 source's ``subject_field`` column). Subject identifiers are stored and compared only as
-HMAC-SHA256 with the key in ``FTDATA_SUBJECT_HASH_KEY`` (scheme ``hmac-sha256``; at least 32
-bytes). Values are normalized (trimmed, case-folded) before hashing so ``Ann@Example.com`` and
+HMAC-SHA256 with the key in ``FTDATA_SUBJECT_HASH_KEY`` (scheme ``hmac-sha256``; at least 256
+bits of entropy, see ``ftdata_pipeline.key_strength``). Values are normalized (trimmed, case-folded) before hashing so ``Ann@Example.com`` and
 ``ann@example.com `` match.
 
 A request cannot be void silently: it stores a fingerprint of the key it was hashed with (an
@@ -31,12 +31,12 @@ from typing import Any
 
 import polars as pl
 
+from ftdata_pipeline.key_strength import WeakKeyError, require_strong_key
 from ftdata_pipeline.records import SOURCE_KEY
 
 SUBJECT_KEY_ENV = "FTDATA_SUBJECT_HASH_KEY"
 HMAC_SCHEME = "hmac-sha256"
 PLAIN_SCHEME = "sha256"
-KEY_MIN_BYTES = 32
 _DOMAIN = b"ftdata-subject\x1f"
 _FINGERPRINT_LABEL = b"ftdata-subject-key-fingerprint"
 
@@ -53,13 +53,10 @@ def _key() -> bytes | None:
     key = os.environ.get(SUBJECT_KEY_ENV)
     if not key:
         return None
-    data = key.encode("utf-8")
-    if len(data) < KEY_MIN_BYTES:
-        raise ErasureError(
-            f"{SUBJECT_KEY_ENV} is {len(data)} bytes; it must be at least {KEY_MIN_BYTES} "
-            "random bytes (e.g. `openssl rand -hex 32`)"
-        )
-    return data
+    try:
+        return require_strong_key(SUBJECT_KEY_ENV, key)
+    except WeakKeyError as exc:
+        raise ErasureError(str(exc)) from None
 
 
 def key_fingerprint(key: bytes) -> str:
@@ -89,7 +86,7 @@ def subject_hash(
         else:
             raise ErasureError(
                 f"subject ids are hashed with HMAC-SHA256 keyed by {SUBJECT_KEY_ENV} (at least "
-                f"{KEY_MIN_BYTES} bytes), which is not set. Set it, or allow an unkeyed SHA-256 "
+                "256 bits of entropy), which is not set. Set it, or allow an unkeyed SHA-256 "
                 "explicitly (--allow-unkeyed): anyone with a list of e-mails can confirm an "
                 "unkeyed hash, and the request is reported as unkeyed"
             )

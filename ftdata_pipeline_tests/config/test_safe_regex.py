@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import polars as pl
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ftdata_pipeline.cli import main
 from ftdata_pipeline.config.models import RecipeConfig
-from ftdata_pipeline.config.safe_regex import check_regex, regex_problem
+from ftdata_pipeline.config.safe_regex import check_regex, regex_problem, spans
 from ftdata_pipeline.records import conform
 from ftdata_pipeline.stages.label import label
 
@@ -76,3 +79,20 @@ def test_catastrophic_backtracking_pattern_runs_in_linear_time_engine():
     result = label(df.lazy(), recipe)
     labels = dict(zip(result.kept["source_key"], result.kept["label"], strict=True))
     assert labels == {"1": "other", "2": "a"}
+
+
+_SIMPLE = st.text(alphabet="abAB-1 \né\n", max_size=40)
+
+
+@given(text=_SIMPLE, pattern=st.sampled_from(
+    [r"a+", r"\bab?\b", r"b*", r"\d", r"(?m)^a", r"é\w*", r"A.B", r"(ab|ba)+", r"1$"]))
+def test_spans_are_the_matches_re_finditer_finds(text, pattern):
+    """The offsets read back from the engine are the ones Python's ``re`` reports for patterns
+    both engines read alike (non-empty matches only, as Presidio keeps them)."""
+    expected = [m.span() for m in re.finditer(pattern, text) if m.end() > m.start()]
+    assert spans(pattern, [text]) == [expected]
+
+
+def test_spans_of_a_batch_with_texts_that_hold_the_sentinel_characters():
+    texts = ["x1", "\U000F0000x\U000F0001 x", "", "none"]
+    assert spans("x", texts) == [[(0, 1)], [(1, 2), (4, 5)], [], []]

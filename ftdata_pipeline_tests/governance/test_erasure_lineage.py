@@ -52,7 +52,7 @@ def tiny(tmp_path, monkeypatch):
     (config / "datasets" / f"{DATASET}.yaml").write_text(yaml.safe_dump(RECIPE))
     monkeypatch.setenv("FTDATA_PROJECT_ROOT", str(ROOT))
     monkeypatch.setenv("FTDATA_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("FTDATA_SUBJECT_HASH_KEY", "test-subject-key-" + "7" * 32)
+    monkeypatch.setenv("FTDATA_SUBJECT_HASH_KEY", "2f7c9e1a4b8d3f60e5a1c7b9d2e4f8a03c6b1d9e7f2a5c8b0d4e6f1a3b9c7d52")
     return config, tmp_path / "home", [json.loads(x) for x in lines]
 
 

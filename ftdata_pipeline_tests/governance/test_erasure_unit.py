@@ -33,8 +33,8 @@ def _source(tmp_path, subject_field="email"):
     return cfg, load_source("s", cfg, tmp_path)
 
 
-K1 = "k1-" + "a" * 40
-K2 = "k2-" + "b" * 40
+K1 = "5d0f3c8b1e9a4726c0b8e31f7a2d9645b1c7e80f3a6d2b9c4e1f8a7d3b6c0e92"  # openssl rand -hex 32
+K2 = "a39e6c1f0b7d2e845f3c9a0d6b1e7f24c8a5d3e9f0b2c6a1d7e4f8b3c9a0e5d1"
 
 
 def test_subject_hash_normalizes_and_is_keyed(monkeypatch):
@@ -59,9 +59,11 @@ def test_hashing_without_a_key_is_refused_unless_allowed(monkeypatch):
     assert subject_hash("ann@example.com", allow_unkeyed=True)[0] == "sha256"
 
 
-def test_a_short_subject_key_is_refused_naming_the_variable(monkeypatch):
-    monkeypatch.setenv("FTDATA_SUBJECT_HASH_KEY", "x" * 31)
-    with pytest.raises(ErasureError, match="FTDATA_SUBJECT_HASH_KEY is 31 bytes; .* at least 32"):
+@pytest.mark.parametrize("key", ["x" * 31, "test-subject-key-" + "7" * 32, "password1234" * 4])
+def test_a_weak_subject_key_is_refused_naming_the_variable(monkeypatch, key):
+    """Length alone is not strength: a long key of few distinct characters is guessable."""
+    monkeypatch.setenv("FTDATA_SUBJECT_HASH_KEY", key)
+    with pytest.raises(ErasureError, match="FTDATA_SUBJECT_HASH_KEY holds a key of about .* 256"):
         subject_hash("ann@example.com")
 
 

@@ -148,6 +148,28 @@ def test_bad_regex_is_an_error_naming_the_key(tmp_path):
     assert "invalid regular expression" in str(err.value)
 
 
+@pytest.mark.parametrize("pattern", [r"(?<=order )\d{6}", r"(\d)\1{5}"])
+def test_recognizer_pattern_the_linear_engine_cannot_run_is_a_config_error(pattern):
+    with pytest.raises(ValidationError) as err:
+        RedactConfig(recognizers=[{"name": "x", "entity": "X", "patterns": [{"regex": pattern}]}])
+    assert "recognizers.0.patterns.0.regex" in str(err.value)
+    assert "linear time" in str(err.value)
+
+
+def test_catastrophic_recognizer_pattern_runs_in_linear_time():
+    """``(a|aa)+$`` against a run of a's takes a backtracking engine exponential time (in
+    Presidio's ``regex`` it runs into the timeout, and the pattern is skipped silently, its
+    real match included); the recipe's patterns never run there."""
+    cfg = RedactConfig(
+        entities=["PERSON"],
+        recognizers=[{"name": "evil", "entity": "EVIL",
+                      "patterns": [{"regex": r"(a|aa)+$|\bZX\d{4}\b", "score": 0.9}]}],
+    )
+    text = "a" * 40 + "! ZX1234"
+    results = engine.build_custom_recognizer(cfg.recognizers[0], "en").analyze(text, ["EVIL"])
+    assert [(r.start, r.end) for r in results] == [(text.index("ZX"), len(text))]
+
+
 def test_config_validation():
     with pytest.raises(ValidationError, match="patterns' or 'deny_list'"):
         RedactConfig(recognizers=[{"name": "x", "entity": "X"}])

@@ -51,6 +51,7 @@ from presidio_anonymizer.entities import ConflictResolutionStrategy, OperatorCon
 from spacy.attrs import IDX, LOWER
 
 from ftdata_pipeline.config.models import CustomRecognizerConfig, RedactConfig
+from ftdata_pipeline.config.safe_regex import spans
 from ftdata_pipeline.stages.pii.phone_regions import DEFAULT_PHONE_REGIONS
 from ftdata_pipeline.stages.pii.recognizers import luhn_ok, project_recognizers
 from ftdata_pipeline.stages.pii.refine import refine
@@ -213,7 +214,15 @@ CHECKSUMS = {"luhn": luhn_ok, "mod97": mod97_ok}
 
 
 class ConfiguredRecognizer(PatternRecognizer):
-    """A recognizer from a recipe's YAML, with an optional checksum over each match."""
+    """A recognizer from a recipe's YAML, with an optional checksum over each match.
+
+    The recipe's patterns run in the project's linear-time engine (``safe_regex.spans``), not
+    in Presidio's backtracking ``regex`` module, whose per-pattern timeout would skip a slow
+    pattern silently and let its PII through. Presidio keeps the deny list: it is built from
+    escaped literal terms, which cannot backtrack."""
+
+    # Presidio's default flags for pattern recognizers (DOTALL | MULTILINE | IGNORECASE).
+    FLAGS = "(?ims)"
 
     def __init__(self, spec: CustomRecognizerConfig, language: str):
         self.checksum = CHECKSUMS.get(spec.checksum)
@@ -227,11 +236,49 @@ class ConfiguredRecognizer(PatternRecognizer):
             context=list(spec.context) or None,
         )
         self._deny = {t.casefold() for t in spec.deny_list}
+        self._user_patterns = list(spec.patterns)
+        # Only the deny-list pattern (if any) is left to Presidio's matcher.
+        self.patterns = [p for p in self.patterns if p.name == "deny_list"]
+        self._primed: dict[str, list[list[tuple[int, int]]]] = {}
+
+    def prime(self, texts: Sequence[str]) -> None:
+        """Match every pattern over a whole batch in one engine call per pattern (a call per
+        text would cost the engine's start-up for each text); ``analyze`` reads the result."""
+        distinct = list(dict.fromkeys(texts))
+        per_pattern = [spans(self.FLAGS + p.regex, distinct) for p in self._user_patterns]
+        self._primed = {t: [found[i] for found in per_pattern] for i, t in enumerate(distinct)}
+
+    def _matches(self, text: str) -> list[list[tuple[int, int]]]:
+        primed = self._primed.get(text)
+        if primed is not None:
+            return primed
+        return [spans(self.FLAGS + p.regex, [text])[0] for p in self._user_patterns]
 
     def validate_result(self, pattern_text: str) -> bool | None:
         if self.checksum is None or pattern_text.casefold() in self._deny:
             return None  # no opinion: keep the pattern's score
         return self.checksum(pattern_text)
+
+    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        for spec, found in zip(self._user_patterns, self._matches(text), strict=True):
+            for start, end in found:
+                valid = self.validate_result(text[start:end])
+                score = spec.score if valid is None else (
+                    EntityRecognizer.MAX_SCORE if valid else EntityRecognizer.MIN_SCORE)
+                if score <= EntityRecognizer.MIN_SCORE:
+                    continue
+                explanation = self.build_regex_explanation(
+                    self.name, spec.name, spec.regex, score, valid, 0)
+                results.append(RecognizerResult(
+                    entity_type=self.supported_entities[0], start=start, end=end, score=score,
+                    analysis_explanation=explanation,
+                    recognition_metadata={
+                        RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                        RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+                    },
+                ))
+        return EntityRecognizer.remove_duplicates(results)
 
 
 def build_custom_recognizer(spec: CustomRecognizerConfig, language: str) -> EntityRecognizer:
@@ -251,6 +298,9 @@ class Detector:
         customs = "[" + ",".join(r.model_dump_json() for r in cfg.recognizers) + "]"
         self.analyzer = analyzer_engine(cfg.language, customs, tuple(cfg.phone_regions))
         self._batch = BatchAnalyzerEngine(analyzer_engine=self.analyzer)
+        self._customs = [
+            r for r in self.analyzer.registry.recognizers if isinstance(r, ConfiguredRecognizer)
+        ]
         self._anonymizer = AnonymizerEngine()
         self._entities = cfg.all_entities
         self._keep = {entity: OperatorConfig("keep") for entity in self._entities}
@@ -264,6 +314,8 @@ class Detector:
         if not texts:
             return []
         pieces = split_texts(list(texts))
+        for recognizer in self._customs:
+            recognizer.prime([p.text for p in pieces])
         found = self._batch.analyze_iterator(
             [p.text for p in pieces],
             self.cfg.language,
@@ -285,6 +337,8 @@ class Detector:
                         {"recognizer_name": "JsonFieldRecognizer"},
                     )
                 )
+        for recognizer in self._customs:
+            recognizer.prime([])  # the batch's texts are not kept past the batch
         return out
 
     def spans(self, texts: Sequence[str]) -> list[list[Span]]:
