@@ -75,9 +75,6 @@ def _luhn_tail(prefix: str, n_digits: int) -> str:
 # --- context words ---------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: a 10-digit run that also reads as a "
-                   "timestamp is not lifted over a 0.5 threshold by 'phone:' (redacted at the "
-                   "default 0.4 threshold)")
 def test_context_word_lifts_weak_builtin_match_over_threshold():
     cfg = RedactConfig(entities=["PHONE_NUMBER"], score_threshold=0.5)
     red = get_redactor(cfg)

@@ -110,8 +110,11 @@ class PhoneNumberRecognizer(_Recognizer):
     code, or else as a national number of each configured region. Scores:
     - a valid number (libphonenumber's metadata: length and prefixes of a real numbering
       plan) written with separators or a country code: 0.6;
-    - a valid number written as one bare digit run, or only a *possible* number (right length
-      for a region): 0.25, redacted with a context word before it ("call me on", "Mobile:").
+    - a valid number written as one bare digit run: 0.45 with a national trunk prefix
+      ("07700982258"), else 0.25; only a *possible* number (right length for a region): 0.25;
+    - a context word before it ("call me on", "Mobile:") or right after it lifts any score
+      below 0.6 by 0.35, so a weak candidate is redacted next to one even under a raised
+      threshold.
     Presidio's own PhoneRecognizer asks only for valid numbers in 8 regions, through
     PhoneNumberMatcher once per region over the whole text; one parse per candidate is cheaper.
     """
@@ -136,8 +139,10 @@ class PhoneNumberRecognizer(_Recognizer):
                 value = value[:-1]
             end = start + len(value)
             score = self._score(value)
-            if score and score < 0.4 and self._has_context(text, start, _PHONE_CONTEXT, end):
-                score += CONTEXT_BOOST
+            # Any score below a confident one is lifted by a context word, so "phone:" carries
+            # a bare run over a threshold raised above the default too.
+            if score and score < 0.6 and self._has_context(text, start, _PHONE_CONTEXT, end):
+                score = min(score + CONTEXT_BOOST, 0.85)
             if score:
                 out.append(self._result(start, end, score, "phone number (libphonenumber)"))
         return out
