@@ -85,6 +85,34 @@ def test_context_word_lifts_weak_builtin_match_over_threshold():
     assert redacted == ["My phone: <PHONE_NUMBER>.", without]
 
 
+def test_context_enhancer_scores_as_presidios_own(custom):
+    """The enhancer that hands Presidio only the results it can change gives every text the
+    detections and scores Presidio's own enhancer gives."""
+    from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+
+    texts = [
+        "The employee E123456 left.", "Part E123456 is out of stock.",
+        "Mail jane.doe@example.com or call +44 20 7946 0958, server 10.0.0.1.",
+        "Wire to IBAN DE89 3704 0044 0532 0130 00 for John Smith in Berlin.",
+        "ssn 078-05-1120 and url https://example.org/x?y=1", "nothing here at all",
+    ]
+    analyzer = custom.detector.analyzer
+    assert isinstance(analyzer.context_aware_enhancer, engine.ContextEnhancer)
+
+    def detections():
+        return [sorted((r.entity_type, r.start, r.end, round(r.score, 6)) for r in found)
+                for found in custom.detector.analyze(texts)]
+
+    ours = detections()
+    analyzer.context_aware_enhancer = LemmaContextAwareEnhancer()
+    try:
+        presidio = detections()
+    finally:
+        analyzer.context_aware_enhancer = engine.ContextEnhancer()
+    assert ours == presidio
+    assert any(e == "EMPLOYEE_ID" and score >= 0.6 for e, _, _, score in ours[0])
+
+
 def test_context_word_lifts_custom_pattern(custom):
     (hit, miss), (spans, no_spans) = custom.redact_texts(
         ["The employee E123456 left.", "Part E123456 is out of stock."]

@@ -39,6 +39,7 @@ from presidio_analyzer import (
     PatternRecognizer,
     RecognizerResult,
 )
+from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
 from presidio_analyzer.nlp_engine import (
     NlpArtifacts,
     NlpEngine,
@@ -166,6 +167,33 @@ def nlp_engine(language: str) -> NlpEngine:
     return engine
 
 
+class ContextEnhancer(LemmaContextAwareEnhancer):
+    """Presidio's lemma context enhancer, given only the results it can change.
+
+    Presidio deep-copies every text's results before enhancing them; most results come from
+    recognizers without context words (spaCy's PERSON and LOCATION, the project's phone, card,
+    name and address recognizers, which apply their own context) and cannot change, so only
+    the others are handed over (and copied). Scores and order are Presidio's own."""
+
+    def enhance_using_context(self, text, raw_results, nlp_artifacts, recognizers, context=None):
+        with_context = {r.id for r in recognizers if r.context}
+        todo = [
+            i for i, res in enumerate(raw_results)
+            if res.recognition_metadata
+            and res.recognition_metadata.get(RecognizerResult.RECOGNIZER_IDENTIFIER_KEY)
+            in with_context
+            and not res.recognition_metadata.get(RecognizerResult.IS_SCORE_ENHANCED_BY_CONTEXT_KEY)
+        ]
+        if not todo:
+            return list(raw_results)
+        enhanced = super().enhance_using_context(
+            text, [raw_results[i] for i in todo], nlp_artifacts, recognizers, context)
+        out = list(raw_results)
+        for i, res in zip(todo, enhanced, strict=True):
+            out[i] = res
+        return out
+
+
 @functools.lru_cache(maxsize=16)
 def analyzer_engine(
     language: str, custom_json: str = "[]", phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS
@@ -175,7 +203,11 @@ def analyzer_engine(
     Cached per (language, custom recognizers, phone regions); each has its own registry, so one
     recipe's recognizers never leak into another's.
     """
-    engine = AnalyzerEngine(nlp_engine=nlp_engine(language), supported_languages=[language])
+    engine = AnalyzerEngine(
+        nlp_engine=nlp_engine(language),
+        supported_languages=[language],
+        context_aware_enhancer=ContextEnhancer(),
+    )
     # UK_NHS is a bare 10-digit checksum pattern: about 1 in 11 ten-digit numbers pass it, phone
     # numbers included, which would label phones as NHS numbers.
     engine.registry.remove_recognizer("NhsRecognizer")
