@@ -8,7 +8,15 @@ with the annotated record's (item_source, item_key), the annotator, and a label,
   (``completed_by``), its ``result`` entries by control type: ``choices`` -> labels, ``rating``
   -> rating, ``pairwise`` (``selected`` left/right) -> ranks 1/2 of the two responses whose keys
   the task data holds, ``ranker`` -> ranks in list order of the response ids. Annotations with
-  ``was_cancelled`` become ``status = cancelled`` rows, excluded and counted by the stage.
+  ``was_cancelled`` become ``status = cancelled`` rows and the task's ``drafts`` (unsubmitted
+  work) ``status = draft`` rows, both excluded and counted by the stage. Predictions are never
+  answers and are ignored.
+- Label Studio JSON_MIN export (one flat row per submitted annotation): the task data at the top
+  level with the task ``id``, ``annotator`` and ``annotation_id``, and each control's answer under
+  its name, shortened (a single choice as a bare string, other answers as a list of their
+  ``value`` dicts). Data keys and control names share the row, so ``tool.questions`` must name
+  the controls to read. Skipped annotations and drafts are not in this export at all, so they
+  cannot be counted: prefer the full JSON export.
 - Argilla 2.x records exported with ``to_list(flatten=True)`` (JSON list or JSONL): fields and
   metadata at the top level, ``<question>.responses`` (values), ``.responses.users`` and
   ``.responses.status`` (submitted | discarded | draft) side by side. A text value is a label, a
@@ -122,6 +130,14 @@ def _annotator(completed_by: Any) -> str | None:
 def _label_studio_rows(
     name: str, path: Path, i: int, task: dict, tool: ToolExportConfig
 ) -> list[dict[str, Any]]:
+    if "annotations" not in task:
+        if "annotation_id" in task:
+            return _label_studio_min_rows(name, path, i, task, tool)
+        raise AnnotationImportError(
+            f"source {name!r}: {path}: item {i} (task {task.get('id', '?')}) has neither "
+            "'annotations' (a JSON export task) nor 'annotation_id' (a JSON_MIN row); an import "
+            "file of tasks is not an export of answers"
+        )
     data = task.get("data") or {}
     task_id = task.get("id", i)
     where = f"task {task_id}"
@@ -141,6 +157,51 @@ def _label_studio_rows(
             rows.extend(
                 _label_studio_result(name, path, where, data, tool, result, f"{base}:{r}",
                                      annotator)  # fmt: skip
+            )
+    for d, draft in enumerate(task.get("drafts") or []):
+        # Work an annotator saved but never submitted: one row so the stage can count it.
+        source, key = _record_ref(name, path, where, data, tool)
+        rows.append(_row(f"{task_id}:draft:{draft.get('id', d)}", source, key,
+                         _annotator(draft.get("user")), "draft"))  # fmt: skip
+    return rows
+
+
+# The JSON_MIN export keeps each result's ``value`` without its ``type``; the value's own key
+# tells the control (a single choice is shortened to the bare label).
+_MIN_KINDS = {"choices": "choices", "rating": "rating", "selected": "pairwise", "ranker": "ranker"}
+
+
+def _label_studio_min_rows(
+    name: str, path: Path, i: int, row: dict, tool: ToolExportConfig
+) -> list[dict[str, Any]]:
+    task_id, ann_id = row.get("id", i), row.get("annotation_id", i)
+    where = f"task {task_id} annotation {ann_id}"
+    if not tool.questions:
+        raise AnnotationImportError(
+            f"source {name!r}: {path}: {where}: a JSON_MIN export mixes task data and answers "
+            "in one row; name the controls to read in tool.questions"
+        )
+    annotator = _str(row.get("annotator"))
+    rows: list[dict[str, Any]] = []
+    for question in tool.questions:
+        if question not in row:
+            continue
+        answer = row[question]
+        values = answer if isinstance(answer, list) else [answer]
+        for r, value in enumerate(values):
+            if isinstance(value, str):
+                value = {"choices": [value]}
+            kinds = [_MIN_KINDS[k] for k in value if k in _MIN_KINDS] if isinstance(
+                value, dict) else []  # fmt: skip
+            if len(kinds) != 1:
+                raise AnnotationImportError(
+                    f"source {name!r}: {path}: {where}: control {question!r} answer {value!r} "
+                    "is not a choice, rating, pairwise or ranker value"
+                )
+            result = {"type": kinds[0], "from_name": question, "value": value}
+            rows.extend(
+                _label_studio_result(name, path, where, row, tool, result,
+                                     f"{task_id}:{ann_id}:{question}:{r}", annotator)  # fmt: skip
             )
     return rows
 
@@ -190,6 +251,11 @@ def _label_studio_result(name, path, where, data, tool, result, key, annotator):
                  judgement=key)
             for n, item in enumerate(order)
         ]
+    if tool.questions:  # a control named to be read whose answer this import cannot read
+        raise AnnotationImportError(
+            f"source {name!r}: {path}: {where}: control {result.get('from_name')!r} has "
+            f"result type {kind!r}; only choices, rating, pairwise and ranker can be read"
+        )
     return []  # other controls (text areas, regions) carry no label, rating or ranking
 
 
