@@ -17,10 +17,15 @@ with the annotated record's (item_source, item_key), the annotator, and a label,
   ``value`` dicts). Data keys and control names share the row, so ``tool.questions`` must name
   the controls to read. Skipped annotations and drafts are not in this export at all, so they
   cannot be counted: prefer the full JSON export.
-- Argilla 2.x records exported with ``to_list(flatten=True)`` (JSON list or JSONL): fields and
-  metadata at the top level, ``<question>.responses`` (values), ``.responses.users`` and
-  ``.responses.status`` (submitted | discarded | draft) side by side. A text value is a label, a
-  number a rating, a list of ``{value, rank}`` (or a list in a ranking question) a ranking.
+- Argilla 2.x records exported with ``to_list(flatten=True)`` (JSON list or JSONL, also what
+  ``to_datasets()`` holds): fields and metadata at the top level, ``<question>.responses``
+  (values), ``.responses.users`` and ``.responses.status`` (submitted | discarded | draft) side
+  by side. A text value is a label, a number a rating, a list of ``{value, rank}`` (the server's
+  form) or a list of options in a question named in ``tool.rankings`` (the SDK's form: options
+  in rank order) a ranking. Ranking options are fixed per Argilla dataset, so each option is
+  turned into a response key through the record's ``tool.ranking_option_key`` field when it has
+  one. A response without a status is a draft (the SDK stores it so). The nested records file
+  of ``to_json``/``to_disk`` carries no response status and is refused with a clear error.
 
 Errors name the file and the task or record.
 """
@@ -271,6 +276,12 @@ def _argilla_rows(
 ) -> list[dict[str, Any]]:
     record_id = record.get("id") or record.get("_server_id") or i
     where = f"record {record_id}"
+    if isinstance(record.get("responses"), dict):
+        raise AnnotationImportError(
+            f"source {name!r}: {path}: {where}: nested records (to_json / to_disk) do not say "
+            "whether a response was submitted, discarded or a draft; export the records with "
+            "to_list(flatten=True) or to_datasets()"
+        )
     rows: list[dict[str, Any]] = []
     for column in sorted(record):
         if not column.endswith(RESPONSES):
@@ -287,16 +298,25 @@ def _argilla_rows(
                 f"but {len(users)} users and {len(statuses)} statuses"
             )
         source, item = _record_ref(name, path, where, record, tool)
+        def option_key(option: Any, strict: bool = False) -> str | None:
+            field = tool.ranking_option_key.replace("{option}", str(option))
+            if record.get(field) is not None:
+                return str(record[field])
+            return None if strict else str(option)
+
         for n, (value, user, status) in enumerate(zip(values, users, statuses, strict=True)):
             key = f"{record_id}:{question}:{n}"
-            rows.extend(
-                _argilla_value(key, source, item, _str(user), (status or "submitted").lower(),
-                               value, question in tool.rankings)  # fmt: skip
-            )
+            try:
+                rows.extend(
+                    _argilla_value(key, source, item, _str(user), (status or "draft").lower(),
+                                   value, question in tool.rankings, option_key)  # fmt: skip
+                )
+            except AnnotationImportError as e:
+                raise AnnotationImportError(f"source {name!r}: {path}: {where}: {e}") from None
     return rows
 
 
-def _argilla_value(key, source, item, user, status, value, ranking: bool):
+def _argilla_value(key, source, item, user, status, value, ranking: bool, option_key):
     if isinstance(value, bool) or value is None:
         return [_row(key, source, item, user, status, label=_str(value))]
     if isinstance(value, int | float):
@@ -306,15 +326,22 @@ def _argilla_value(key, source, item, user, status, value, ranking: bool):
     if isinstance(value, list) and value and isinstance(value[0], dict):
         # ranking as the server stores it: [{"value": option, "rank": n}]
         return [
-            _row(f"{key}:{n}", source, str(v["value"]), user, status, rank=int(v["rank"]),
-                 judgement=key)
+            _row(f"{key}:{n}", source, option_key(v["value"]), user, status,
+                 rank=int(v["rank"]), judgement=key)  # fmt: skip
             for n, v in enumerate(value)
         ]
     if isinstance(value, list) and ranking:
         return [
-            _row(f"{key}:{n}", source, str(v), user, status, rank=n + 1, judgement=key)
+            _row(f"{key}:{n}", source, option_key(v), user, status, rank=n + 1, judgement=key)
             for n, v in enumerate(value)
         ]
+    if isinstance(value, list) and value and all(option_key(v, True) for v in value):
+        # The SDK writes a ranking as a plain list of options, like a multi-label answer; when
+        # every option stands for a response of the record it is a ranking read as labels.
+        raise AnnotationImportError(
+            f"{key}: the answer {value!r} lists ranking options of this record's responses; "
+            "name the question in tool.rankings"
+        )
     if isinstance(value, list):  # multi-label
         return [_row(f"{key}:{n}", source, item, user, status, label=str(v))
                 for n, v in enumerate(value)]  # fmt: skip
