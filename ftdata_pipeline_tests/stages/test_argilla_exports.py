@@ -116,3 +116,28 @@ def test_server_shaped_rankings_map_options_too(tmp_path):
     from_sdk = _load("rankings_flat.json", rankings=["ranking"])
     cols = ["item_key", "annotator", "rank", "status"]
     assert sorted(from_api.select(cols).rows()) == sorted(from_sdk.select(cols).rows())
+
+
+def test_sdk_rankings_through_the_preference_stage():
+    from ftdata_pipeline.config.models import RecipeConfig
+    from ftdata_pipeline.stages.label import label
+    from ftdata_pipeline_tests.fixtures.responses_case import majority_pairs, response_records
+
+    prompts = sorted({p for p, *_ in ENTERED["rankings"]})
+    want, ties = set(), 0
+    for prompt in prompts:
+        orders = [o for p, _, s, o in ENTERED["rankings"] if p == prompt and s == "submitted"]
+        decided, tied = majority_pairs(orders)
+        want |= decided
+        ties += tied
+    recipe = RecipeConfig.model_validate(
+        {"name": "pref", "kind": "preference", "sources": ["response_rankings"],
+         "exports": {"formats": ["trl_preference"]},
+         "label": {"method": "rankings", "annotations": "arg"}}  # fmt: skip
+    )
+    out = label(response_records(prompts), recipe, _load("rankings_flat.json",
+                                                         rankings=["ranking"]).lazy())  # fmt: skip
+    assert set(out.kept["source_key"]) == want and len(want) + ties == 72
+    assert out.stats["tied_pairs_dropped"] == ties
+    drafts = sum(1 for *_, s, _ in ENTERED["rankings"] if s == "draft")
+    assert out.stats["annotations_excluded_by_status"] == {"draft": 4 * drafts} and drafts > 0

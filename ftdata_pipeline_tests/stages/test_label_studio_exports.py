@@ -27,6 +27,7 @@ from ftdata_pipeline.stages.label import label
 from ftdata_pipeline.stages.labeling.review import review_rows, write_review_queue
 from ftdata_pipeline.stages.raw import SourceError, load_source
 from ftdata_pipeline_tests.fixtures import review_queue_case as case
+from ftdata_pipeline_tests.fixtures.responses_case import majority_pairs, response_records
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "label_studio"
 ENTERED = json.loads((FIXTURES / "entered.json").read_text())
@@ -202,3 +203,51 @@ def test_review_round_trip_through_label_studio(tmp_path, minimal):
     # the skipped item stays in the queue; the answered ones left it
     assert review_rows(second.rejected)["source_key"].to_list() == skipped
     assert write_review_queue(second.rejected, tmp_path, case.LABELS)["review_queue"] == 1
+
+
+# --------------------------------------------------------------------------------------------
+# Pairwise and ranker answers through the preference stage
+# --------------------------------------------------------------------------------------------
+
+
+def _preference_recipe():
+    from ftdata_pipeline.config.models import RecipeConfig
+
+    return RecipeConfig.model_validate(
+        {"name": "pref", "kind": "preference", "sources": ["response_rankings"],
+         "exports": {"formats": ["trl_preference"]},
+         "label": {"method": "rankings", "annotations": "ls"}}  # fmt: skip
+    )
+
+
+def test_pairwise_export_through_the_preference_stage():
+    prompts = sorted({p for p, *_ in ENTERED["pairwise"]})
+    tasks = {t["data"]["source_key"]: t["data"]
+             for t in json.loads((FIXTURES / "pairwise_export.json").read_text())}  # fmt: skip
+    by_prompt: dict[str, list] = {}
+    for prompt, _, side, status in ENTERED["pairwise"]:
+        if status == "submitted":
+            left, right = tasks[prompt]["left_key"], tasks[prompt]["right_key"]
+            by_prompt.setdefault(prompt, []).append([left, right] if side == "left"
+                                                    else [right, left])  # fmt: skip
+    want, ties = set(), 0
+    for orders in by_prompt.values():
+        decided, tied = majority_pairs(orders)
+        want |= decided
+        ties += tied
+    out = label(response_records(prompts), _preference_recipe(), _load("pairwise").lazy())
+    assert set(out.kept["source_key"]) == want and len(want) + ties == 12
+    assert out.stats["tied_pairs_dropped"] == ties
+    assert out.stats["annotations_excluded_by_status"] == {"cancelled": 1}
+
+
+def test_ranker_export_through_the_preference_stage():
+    prompts = sorted({p for p, *_ in ENTERED["ranker"]})
+    want, ties = set(), 0
+    for prompt in prompts:
+        decided, tied = majority_pairs([o for p, _, o, _ in ENTERED["ranker"] if p == prompt])
+        want |= decided
+        ties += tied
+    out = label(response_records(prompts), _preference_recipe(), _load("ranker").lazy())
+    assert ties == 0 and len(want) == 72  # three rankers: every pair of four has a majority
+    assert set(out.kept["source_key"]) == want
