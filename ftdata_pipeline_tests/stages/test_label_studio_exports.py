@@ -4,8 +4,9 @@ The fixtures in ``ftdata_pipeline_tests/fixtures/label_studio/`` were exported b
 1.20.0 (PyPI ``label-studio==1.20.0``, SQLite backend, run locally) with
 ``fixtures/make_label_studio_exports.py``: three users (the admin and two who signed up through
 the web form), each with a personal access token, created five projects through the REST API
-(single-choice ``Choices``, ``Rating``, ``Pairwise`` left/right, ``List`` + ``Ranker``, and the
-project's own review queue with its labeling config), imported a dozen tasks each whose data
+(single-choice ``Choices``, ``Rating``, ``Pairwise`` left/right, ``List`` + ``Ranker``, the
+project's own review queue with its labeling config, and a ``Ranker`` with ``Bucket``s; six in
+all), imported a dozen tasks each (three for the buckets) whose data
 keys are the ones the review queue and the demo use, annotated them (one skipped annotation per
 project but the ranker, one saved draft) and exported each project with
 ``/api/projects/{id}/export`` as ``JSON`` and ``JSON_MIN``. ``entered.json`` is what was sent
@@ -33,7 +34,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "label_studio"
 ENTERED = json.loads((FIXTURES / "entered.json").read_text())
 GOV = {"owner": "o", "licence": "l", "classification": "internal", "contains_pii": False}
 CONTROLS = {"choices": "label", "rating": "stars", "pairwise": "pw", "ranker": "rank",
-            "review": "label"}  # fmt: skip
+            "review": "label", "buckets": "rank"}  # fmt: skip
 
 
 def _load(stem: str, minimal: bool = False, questions: bool = True) -> pl.DataFrame:
@@ -251,3 +252,14 @@ def test_ranker_export_through_the_preference_stage():
     out = label(response_records(prompts), _preference_recipe(), _load("ranker").lazy())
     assert ties == 0 and len(want) == 72  # three rankers: every pair of four has a majority
     assert set(out.kept["source_key"]) == want
+
+
+@pytest.mark.parametrize("minimal", [False, True], ids=["JSON", "JSON_MIN"])
+def test_ranker_buckets_are_refused_by_name(minimal):
+    # Buckets sort items into groups ("best", "worst", and "_" for those left in the list);
+    # they are not a ranking, and reading them as one would invent an order.
+    assert len(ENTERED["buckets"]) == 3
+    file = r"buckets_export_min\.json" if minimal else r"buckets_export\.json"
+    with pytest.raises(SourceError, match=file + r": task \d+.*several buckets "
+                                                 r"\['_', 'best', 'worst'\]"):  # fmt: skip
+        _load("buckets", minimal)
