@@ -282,6 +282,14 @@ def _argilla_rows(
             "whether a response was submitted, discarded or a draft; export the records with "
             "to_list(flatten=True) or to_datasets()"
         )
+    def option_key(option: Any, strict: bool = False) -> str | None:
+        """The response key a ranking option stands for in this record (else the option
+        itself, or None when ``strict``)."""
+        field = tool.ranking_option_key.replace("{option}", str(option))
+        if record.get(field) is not None:
+            return str(record[field])
+        return None if strict else str(option)
+
     rows: list[dict[str, Any]] = []
     for column in sorted(record):
         if not column.endswith(RESPONSES):
@@ -298,12 +306,6 @@ def _argilla_rows(
                 f"but {len(users)} users and {len(statuses)} statuses"
             )
         source, item = _record_ref(name, path, where, record, tool)
-        def option_key(option: Any, strict: bool = False) -> str | None:
-            field = tool.ranking_option_key.replace("{option}", str(option))
-            if record.get(field) is not None:
-                return str(record[field])
-            return None if strict else str(option)
-
         for n, (value, user, status) in enumerate(zip(values, users, statuses, strict=True)):
             key = f"{record_id}:{question}:{n}"
             try:
