@@ -141,3 +141,24 @@ def test_sdk_rankings_through_the_preference_stage():
     assert out.stats["tied_pairs_dropped"] == ties
     drafts = sum(1 for *_, s, _ in ENTERED["rankings"] if s == "draft")
     assert out.stats["annotations_excluded_by_status"] == {"draft": 4 * drafts} and drafts > 0
+
+
+def test_validate_finds_an_undeclared_ranking_before_a_run(tmp_path, monkeypatch):
+    import shutil
+
+    from ftdata_pipeline.config.data_checks import check_against_data
+    from ftdata_pipeline.config.loader import ConfigError, load_project
+
+    root = Path(__file__).resolve().parents[2]
+    shutil.copytree(root / "configs", tmp_path / "configs")
+    path = tmp_path / "configs" / "sources.yaml"
+    text = path.read_text().replace("path: demo_data/argilla_rankings.json",
+                                    "path: ftdata_pipeline_tests/fixtures/argilla/"
+                                    "rankings_flat.json")  # fmt: skip
+    path.write_text(text)
+    monkeypatch.setenv("FTDATA_PROJECT_ROOT", str(root))
+    check_against_data(load_project(tmp_path / "configs"), tmp_path / "configs")  # declared: ok
+    path.write_text(text.replace("      rankings: [ranking]", "      rankings: []"))
+    with pytest.raises(ConfigError, match=r"sources\.argilla_rankings: .*rankings_flat\.json: "
+                                          r"record P-0001: .*tool\.rankings"):  # fmt: skip
+        check_against_data(load_project(tmp_path / "configs"), tmp_path / "configs")
