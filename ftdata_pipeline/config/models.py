@@ -145,6 +145,13 @@ class ToolExportConfig(Strict):
         description="argilla: questions whose list values are rankings (best first) of "
         "response keys, not multi-label answers",
     )
+    ranking_option_key: str = Field(
+        "{option}_key",
+        description="argilla: the record field or metadata holding the key of the response a "
+        "ranking option stands for ({option} is the option's name; Argilla's ranking options "
+        "are fixed per dataset, e.g. response_1..response_4); a record without that field "
+        "ranks the option names themselves as keys",
+    )
 
 
 class SourceConfig(Strict):

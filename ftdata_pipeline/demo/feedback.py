@@ -60,6 +60,10 @@ def build_argilla_rankings(seed: int, rankings: list[dict]) -> tuple[list[dict],
     records, stats = [], Counter()
     for n, (prompt_id, rows) in enumerate(sorted(by_prompt.items()), 1):
         values, users, statuses = [], [], []
+        # Argilla's ranking options are fixed for the dataset (response_1..4); each record's
+        # metadata says which response an option stands for.
+        option = {x["response_id"]: f"response_{k}" for k, x in
+                  enumerate(sorted(rows, key=lambda x: x["response_id"]), 1)}  # fmt: skip
         for user in sorted(r.sample(ARGILLA_USERS, r.choice((2, 3)))):
             order = sorted(rows, key=lambda x: (x["rank"], r.random()))
             if r.random() < 0.25:  # a reviewer swaps two neighbours
@@ -73,8 +77,8 @@ def build_argilla_rankings(seed: int, rankings: list[dict]) -> tuple[list[dict],
             elif u < 0.07:
                 status = "draft"
             stats[status] += 1
-            values.append([{"value": x["response_id"], "rank": k}
-                           for k, x in enumerate(order, 1)])  # fmt: skip
+            # the SDK reads a stored ranking back as the options in rank order
+            values.append([option[x["response_id"]] for x in order])
             users.append(user)
             statuses.append(status)
         record = {
@@ -86,6 +90,7 @@ def build_argilla_rankings(seed: int, rankings: list[dict]) -> tuple[list[dict],
                enumerate(sorted(rows, key=lambda x: x["response_id"]), 1)},
             "source": "response_rankings",
             "source_key": prompt_id,
+            **{f"{o}_key": rid for rid, o in sorted(option.items(), key=lambda x: x[1])},
             "ranking.responses": values,
             "ranking.responses.users": users,
             "ranking.responses.status": statuses,

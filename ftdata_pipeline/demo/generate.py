@@ -753,8 +753,9 @@ Fields: `response_id` (of `response_rankings.jsonl`), `rater` (rater_1..3), `rat
 
 ## argilla_rankings.json ({c['argilla_records']} records)
 Argilla 2.x records as `dataset.records.to_list(flatten=True)` exports them: fields `prompt`,
-`response_1..4`, metadata `source`/`source_key` (the prompt), and the ranking question
-`ranking.responses` (per reviewer, `[{{"value": response_id, "rank": n}}]`), `.users` (user
+`response_1..4`, metadata `source`/`source_key` (the prompt) and `response_1_key..4` (the
+response_id each ranking option stands for), and the ranking question `ranking.responses` (per
+reviewer, the options best first, as the SDK reads a stored ranking back), `.users` (user
 UUIDs) and `.status`: submitted {c.get('argilla_submitted', 0)}, discarded {c.get('argilla_discarded', 0)}, draft {c.get('argilla_draft', 0)};
 {c.get('argilla_swapped', 0)} rankings swap two neighbours.
 

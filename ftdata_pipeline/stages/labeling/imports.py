@@ -8,11 +8,24 @@ with the annotated record's (item_source, item_key), the annotator, and a label,
   (``completed_by``), its ``result`` entries by control type: ``choices`` -> labels, ``rating``
   -> rating, ``pairwise`` (``selected`` left/right) -> ranks 1/2 of the two responses whose keys
   the task data holds, ``ranker`` -> ranks in list order of the response ids. Annotations with
-  ``was_cancelled`` become ``status = cancelled`` rows, excluded and counted by the stage.
-- Argilla 2.x records exported with ``to_list(flatten=True)`` (JSON list or JSONL): fields and
-  metadata at the top level, ``<question>.responses`` (values), ``.responses.users`` and
-  ``.responses.status`` (submitted | discarded | draft) side by side. A text value is a label, a
-  number a rating, a list of ``{value, rank}`` (or a list in a ranking question) a ranking.
+  ``was_cancelled`` become ``status = cancelled`` rows and the task's ``drafts`` (unsubmitted
+  work) ``status = draft`` rows, both excluded and counted by the stage. Predictions are never
+  answers and are ignored.
+- Label Studio JSON_MIN export (one flat row per submitted annotation): the task data at the top
+  level with the task ``id``, ``annotator`` and ``annotation_id``, and each control's answer under
+  its name, shortened (a single choice as a bare string, other answers as a list of their
+  ``value`` dicts). Data keys and control names share the row, so ``tool.questions`` must name
+  the controls to read. Skipped annotations and drafts are not in this export at all, so they
+  cannot be counted: prefer the full JSON export.
+- Argilla 2.x records exported with ``to_list(flatten=True)`` (JSON list or JSONL, also what
+  ``to_datasets()`` holds): fields and metadata at the top level, ``<question>.responses``
+  (values), ``.responses.users`` and ``.responses.status`` (submitted | discarded | draft) side
+  by side. A text value is a label, a number a rating, a list of ``{value, rank}`` (the server's
+  form) or a list of options in a question named in ``tool.rankings`` (the SDK's form: options
+  in rank order) a ranking. Ranking options are fixed per Argilla dataset, so each option is
+  turned into a response key through the record's ``tool.ranking_option_key`` field when it has
+  one. A response without a status is a draft (the SDK stores it so). The nested records file
+  of ``to_json``/``to_disk`` carries no response status and is refused with a clear error.
 
 Errors name the file and the task or record.
 """
@@ -122,6 +135,14 @@ def _annotator(completed_by: Any) -> str | None:
 def _label_studio_rows(
     name: str, path: Path, i: int, task: dict, tool: ToolExportConfig
 ) -> list[dict[str, Any]]:
+    if "annotations" not in task:
+        if "annotation_id" in task:
+            return _label_studio_min_rows(name, path, i, task, tool)
+        raise AnnotationImportError(
+            f"source {name!r}: {path}: item {i} (task {task.get('id', '?')}) has neither "
+            "'annotations' (a JSON export task) nor 'annotation_id' (a JSON_MIN row); an import "
+            "file of tasks is not an export of answers"
+        )
     data = task.get("data") or {}
     task_id = task.get("id", i)
     where = f"task {task_id}"
@@ -141,6 +162,51 @@ def _label_studio_rows(
             rows.extend(
                 _label_studio_result(name, path, where, data, tool, result, f"{base}:{r}",
                                      annotator)  # fmt: skip
+            )
+    for d, draft in enumerate(task.get("drafts") or []):
+        # Work an annotator saved but never submitted: one row so the stage can count it.
+        source, key = _record_ref(name, path, where, data, tool)
+        rows.append(_row(f"{task_id}:draft:{draft.get('id', d)}", source, key,
+                         _annotator(draft.get("user")), "draft"))  # fmt: skip
+    return rows
+
+
+# The JSON_MIN export keeps each result's ``value`` without its ``type``; the value's own key
+# tells the control (a single choice is shortened to the bare label).
+_MIN_KINDS = {"choices": "choices", "rating": "rating", "selected": "pairwise", "ranker": "ranker"}
+
+
+def _label_studio_min_rows(
+    name: str, path: Path, i: int, row: dict, tool: ToolExportConfig
+) -> list[dict[str, Any]]:
+    task_id, ann_id = row.get("id", i), row.get("annotation_id", i)
+    where = f"task {task_id} annotation {ann_id}"
+    if not tool.questions:
+        raise AnnotationImportError(
+            f"source {name!r}: {path}: {where}: a JSON_MIN export mixes task data and answers "
+            "in one row; name the controls to read in tool.questions"
+        )
+    annotator = _str(row.get("annotator"))
+    rows: list[dict[str, Any]] = []
+    for question in tool.questions:
+        if question not in row:
+            continue
+        answer = row[question]
+        values = answer if isinstance(answer, list) else [answer]
+        for r, value in enumerate(values):
+            if isinstance(value, str):
+                value = {"choices": [value]}
+            kinds = [_MIN_KINDS[k] for k in value if k in _MIN_KINDS] if isinstance(
+                value, dict) else []  # fmt: skip
+            if len(kinds) != 1:
+                raise AnnotationImportError(
+                    f"source {name!r}: {path}: {where}: control {question!r} answer {value!r} "
+                    "is not a choice, rating, pairwise or ranker value"
+                )
+            result = {"type": kinds[0], "from_name": question, "value": value}
+            rows.extend(
+                _label_studio_result(name, path, where, row, tool, result,
+                                     f"{task_id}:{ann_id}:{question}:{r}", annotator)  # fmt: skip
             )
     return rows
 
@@ -190,6 +256,11 @@ def _label_studio_result(name, path, where, data, tool, result, key, annotator):
                  judgement=key)
             for n, item in enumerate(order)
         ]
+    if tool.questions:  # a control named to be read whose answer this import cannot read
+        raise AnnotationImportError(
+            f"source {name!r}: {path}: {where}: control {result.get('from_name')!r} has "
+            f"result type {kind!r}; only choices, rating, pairwise and ranker can be read"
+        )
     return []  # other controls (text areas, regions) carry no label, rating or ranking
 
 
@@ -205,6 +276,20 @@ def _argilla_rows(
 ) -> list[dict[str, Any]]:
     record_id = record.get("id") or record.get("_server_id") or i
     where = f"record {record_id}"
+    if isinstance(record.get("responses"), dict):
+        raise AnnotationImportError(
+            f"source {name!r}: {path}: {where}: nested records (to_json / to_disk) do not say "
+            "whether a response was submitted, discarded or a draft; export the records with "
+            "to_list(flatten=True) or to_datasets()"
+        )
+    def option_key(option: Any, strict: bool = False) -> str | None:
+        """The response key a ranking option stands for in this record (else the option
+        itself, or None when ``strict``)."""
+        field = tool.ranking_option_key.replace("{option}", str(option))
+        if record.get(field) is not None:
+            return str(record[field])
+        return None if strict else str(option)
+
     rows: list[dict[str, Any]] = []
     for column in sorted(record):
         if not column.endswith(RESPONSES):
@@ -223,14 +308,17 @@ def _argilla_rows(
         source, item = _record_ref(name, path, where, record, tool)
         for n, (value, user, status) in enumerate(zip(values, users, statuses, strict=True)):
             key = f"{record_id}:{question}:{n}"
-            rows.extend(
-                _argilla_value(key, source, item, _str(user), (status or "submitted").lower(),
-                               value, question in tool.rankings)  # fmt: skip
-            )
+            try:
+                rows.extend(
+                    _argilla_value(key, source, item, _str(user), (status or "draft").lower(),
+                                   value, question in tool.rankings, option_key)  # fmt: skip
+                )
+            except AnnotationImportError as e:
+                raise AnnotationImportError(f"source {name!r}: {path}: {where}: {e}") from None
     return rows
 
 
-def _argilla_value(key, source, item, user, status, value, ranking: bool):
+def _argilla_value(key, source, item, user, status, value, ranking: bool, option_key):
     if isinstance(value, bool) or value is None:
         return [_row(key, source, item, user, status, label=_str(value))]
     if isinstance(value, int | float):
@@ -240,15 +328,22 @@ def _argilla_value(key, source, item, user, status, value, ranking: bool):
     if isinstance(value, list) and value and isinstance(value[0], dict):
         # ranking as the server stores it: [{"value": option, "rank": n}]
         return [
-            _row(f"{key}:{n}", source, str(v["value"]), user, status, rank=int(v["rank"]),
-                 judgement=key)
+            _row(f"{key}:{n}", source, option_key(v["value"]), user, status,
+                 rank=int(v["rank"]), judgement=key)  # fmt: skip
             for n, v in enumerate(value)
         ]
     if isinstance(value, list) and ranking:
         return [
-            _row(f"{key}:{n}", source, str(v), user, status, rank=n + 1, judgement=key)
+            _row(f"{key}:{n}", source, option_key(v), user, status, rank=n + 1, judgement=key)
             for n, v in enumerate(value)
         ]
+    if isinstance(value, list) and value and all(option_key(v, True) for v in value):
+        # The SDK writes a ranking as a plain list of options, like a multi-label answer; when
+        # every option stands for a response of the record it is a ranking read as labels.
+        raise AnnotationImportError(
+            f"{key}: the answer {value!r} lists ranking options of this record's responses; "
+            "name the question in tool.rankings"
+        )
     if isinstance(value, list):  # multi-label
         return [_row(f"{key}:{n}", source, item, user, status, label=str(v))
                 for n, v in enumerate(value)]  # fmt: skip
