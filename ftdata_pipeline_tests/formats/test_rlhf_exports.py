@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from ftdata_pipeline.config.models import RecipeConfig
 from ftdata_pipeline.formats.rlhf_steps import best_responses
@@ -125,3 +126,23 @@ def test_without_rlhf_the_layout_is_unchanged(tmp_path: Path) -> None:
     assert "rlhf" not in manifest
     assert {f["path"].split("/")[0] for f in manifest["files"]} == {"trl_preference"}
     assert all("step" not in f for f in manifest["files"])
+
+
+def test_step_files_load_with_hugging_face_datasets_as_trl_reads_them(tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    recipe = _recipe()
+    out = tmp_path / "out"
+    write_exports(_split(recipe), recipe, out, config_hash="h")
+    # the columns SFTTrainer, RewardTrainer/DPOTrainer and GRPOTrainer/PPO read
+    expected = {"sft/trl_messages": {"messages"}, "reward/trl_preference":
+                {"prompt", "chosen", "rejected"}, "rl/trl_prompt_only": {"prompt"}}
+    for rel, columns in expected.items():
+        loaded = datasets.load_dataset("json", data_files=str(out / rel / "train.jsonl"),
+                                       split="train", cache_dir=str(tmp_path / "cache"))
+        assert columns <= set(loaded.column_names), rel
+        if rel.startswith("rl/"):  # the answer never reaches the RL step
+            assert set(loaded.column_names) == {"prompt", "id", "source", "source_key"}
+        assert loaded.num_rows == len(_lines(out / rel / "train.jsonl"))
