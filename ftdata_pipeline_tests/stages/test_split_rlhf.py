@@ -148,3 +148,40 @@ def test_config_errors_name_the_key(tmp_path, rlhf, kind, message) -> None:
     with pytest.raises(ConfigError) as err:
         load_recipe(path)
     assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_blocking_check_fails_when_a_prompt_is_in_two_steps() -> None:
+    from ftdata_pipeline.orchestration.split_checks import RLHF_SHARES, RLHF_STEPS_DISJOINT, evaluate
+
+    cfg = recipe()
+    result = split(pairs(100).lazy(), cfg)
+    outcomes = {o.name: o for o in evaluate(cfg, result.stats)}
+    assert outcomes[RLHF_STEPS_DISJOINT].passed and outcomes[RLHF_STEPS_DISJOINT].blocking
+    assert outcomes[RLHF_SHARES].passed and not outcomes[RLHF_SHARES].blocking
+
+    kept = result.kept
+    # the near-identical prompt asked again under another id, put in another step
+    again = kept.filter(pl.col("conversation_id") == "p0-again")[STEP][0]
+    other = next(s for s in ("sft", "reward", "rl") if s != again)
+    broken = kept.with_columns(
+        pl.when(pl.col("conversation_id") == "p0-again").then(pl.lit(other))
+        .otherwise(pl.col(STEP)).alias(STEP))
+    stats = {**result.stats, "rlhf": {**result.stats["rlhf"], "leaks": step_leaks(broken)}}
+    failed = {o.name: o for o in evaluate(cfg, stats)}[RLHF_STEPS_DISJOINT]
+    assert not failed.passed and "prompts 1" in failed.description
+    assert failed.metadata["in_two_steps/prompts"] == 1
+    # no report at all (the steps were never assigned) fails too
+    missing = {k: v for k, v in result.stats.items() if k != "rlhf"}
+    assert not {o.name: o for o in evaluate(cfg, missing)}[RLHF_STEPS_DISJOINT].passed
+    # without rlhf the checks are not there
+    assert RLHF_STEPS_DISJOINT not in {o.name for o in evaluate(recipe(None), result.stats)}
+
+
+def test_shares_check_warns_outside_tolerance() -> None:
+    from ftdata_pipeline.orchestration.split_checks import RLHF_SHARES, evaluate
+
+    cfg = recipe({**SHARES, "tolerance": 0.0})
+    # 12 prompts cannot be cut at exactly 20/50/30 %
+    result = split(pairs(12).lazy(), cfg)
+    outcome = {o.name: o for o in evaluate(cfg, result.stats)}[RLHF_SHARES]
+    assert not outcome.passed and result.stats["rlhf"]["max_deviation"] > 0
