@@ -13,7 +13,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from ftdata_pipeline.config.models import RecipeConfig
+from ftdata_pipeline.config.models import RLHF_STEPS, RecipeConfig
 from ftdata_pipeline.records import SPLITS
 
 
@@ -92,7 +92,8 @@ def rlhf_section(report: dict | None, exported: dict | None = None) -> list[str]
     if exported is not None:
         headers += [f"examples ({split_cells})", "formats"]
     rows = []
-    for step, c in steps.items():
+    for step in [s for s in RLHF_STEPS if s in steps]:  # stored stats come back key-sorted
+        c = steps[step]
         row = [step, c["prompts"], _pct(c["configured_share"]), _pct(c["actual_share"]),
                " / ".join(str(c["pairs"][s]) for s in SPLITS)]
         if exported is not None:
