@@ -146,3 +146,28 @@ def test_step_files_load_with_hugging_face_datasets_as_trl_reads_them(tmp_path, 
         if rel.startswith("rl/"):  # the answer never reaches the RL step
             assert set(loaded.column_names) == {"prompt", "id", "source", "source_key"}
         assert loaded.num_rows == len(_lines(out / rel / "train.jsonl"))
+
+
+def test_lineage_lines_point_at_each_step_file_line(tmp_path: Path) -> None:
+    from ftdata_pipeline.governance.lineage import export_lineage
+
+    recipe = _recipe()
+    df = _split(recipe)
+    write_exports(df, recipe, tmp_path / "out", config_hash="h")
+    step_of = dict(zip(df["record_id"], df[STEP]))
+    rows = export_lineage(df)
+    assert len(rows) == df.height
+    files = {"sft": "sft/trl_messages", "reward": "reward/trl_preference",
+             "rl": "rl/trl_prompt_only"}
+    cache: dict[str, list[dict]] = {}
+    for row in rows:
+        path = tmp_path / "out" / files[step_of[row["record_id"]]] / f"{row['split']}.jsonl"
+        lines = cache.setdefault(str(path), _lines(path))
+        line = lines[row["line"] - 1]
+        if step_of[row["record_id"]] == "reward":
+            assert line["id"] == row["record_id"]
+        else:  # the example of the pair's prompt
+            prompt = df.filter(pl.col("record_id") == row["record_id"])["prompt"][0]
+            text = line["messages"][0]["content"] if "messages" in line else line["prompt"][0][
+                "content"]
+            assert text == prompt
