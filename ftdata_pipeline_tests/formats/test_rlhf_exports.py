@@ -96,7 +96,8 @@ def test_rerun_is_byte_identical_and_formats_are_configurable(tmp_path: Path) ->
     a, b = read_manifest(tmp_path / "a"), read_manifest(tmp_path / "b")
     assert a == b
     for f in a["files"]:
-        assert (tmp_path / "a" / f["path"]).read_bytes() == (tmp_path / "b" / f["path"]).read_bytes()
+        a_bytes = (tmp_path / "a" / f["path"]).read_bytes()
+        assert a_bytes == (tmp_path / "b" / f["path"]).read_bytes(), f["path"]
     assert a["rlhf"]["sft"]["formats"] == ["openai_chat", "trl_prompt_completion"]
     # openai_chat is strict: provenance in a sidecar, the line itself only messages
     line = _lines(tmp_path / "a/sft/openai_chat/train.jsonl")[0]

@@ -1,4 +1,4 @@
-"""The card's RLHF steps table: prompts, configured vs actual share, pairs and examples per split."""
+"""The card's RLHF steps table: prompts, configured vs actual share, pairs and examples."""
 
 from __future__ import annotations
 

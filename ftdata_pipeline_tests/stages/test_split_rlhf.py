@@ -151,7 +151,11 @@ def test_config_errors_name_the_key(tmp_path, rlhf, kind, message) -> None:
 
 
 def test_blocking_check_fails_when_a_prompt_is_in_two_steps() -> None:
-    from ftdata_pipeline.orchestration.split_checks import RLHF_SHARES, RLHF_STEPS_DISJOINT, evaluate
+    from ftdata_pipeline.orchestration.split_checks import (
+        RLHF_SHARES,
+        RLHF_STEPS_DISJOINT,
+        evaluate,
+    )
 
     cfg = recipe()
     result = split(pairs(100).lazy(), cfg)
