@@ -172,3 +172,24 @@ def test_lineage_lines_point_at_each_step_file_line(tmp_path: Path) -> None:
             text = line["messages"][0]["content"] if "messages" in line else line["prompt"][0][
                 "content"]
             assert text == prompt
+
+
+def test_an_sft_example_breaking_its_trainer_rule_leaves_out_its_prompts_pairs(tmp_path):
+    recipe = _recipe(sft_formats=["bedrock_conversation"])
+    df = _split(recipe)
+    several = pl.len().over("conversation_id") > 1
+    victim = df.filter((pl.col(STEP) == "sft") & several)["conversation_id"][0]
+    # Nova reserves "[EOS]": the prompt's best answer cannot be a Bedrock conversation turn
+    best = f"answer 0 to {victim}"
+    df = df.with_columns(
+        pl.when(pl.col(c) == best).then(pl.lit(best + " [EOS]")).otherwise(pl.col(c)).alias(c)
+        for c in ("chosen", "rejected"))
+    out = tmp_path / "out"
+    manifest = write_exports(df, recipe, out, config_hash="h")
+    n_pairs = df.filter(pl.col("conversation_id") == victim).height
+    assert manifest["rejected"] == {"records": n_pairs,
+                                    "by_format": {"bedrock_conversation": n_pairs}}
+    assert sum(manifest["splits"].values()) == df.height - n_pairs
+    written = "".join(p.read_text() for p in (out / "sft").rglob("*.jsonl"))
+    assert "[EOS]" not in written and victim not in written
+    assert validate_export_files(out)["invalid"] == 0
