@@ -31,6 +31,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     for name, recipe in sorted(project.recipes.items()):
         print(f"  {name}: {recipe.kind} from {', '.join(recipe.sources)} -> "
               f"{', '.join(recipe.exports.formats)}")
+        if recipe.rlhf is not None:
+            shares = ", ".join(f"{k} {v:g}" for k, v in recipe.rlhf.shares().items())
+            print(f"    RLHF steps on disjoint prompts ({shares}): sft/ "
+                  f"{', '.join(recipe.rlhf.sft_formats)}; reward/ the formats above; rl/ "
+                  f"{', '.join(recipe.rlhf.rl_formats)}")
     return 0
 
 

@@ -198,6 +198,7 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "content_hash": "hash of the normalized content, used for exact dedup",
     "label_agreement": "share of annotators who voted for the final label",
     "split": "train | validation | test",
+    "rlhf_step": "RLHF step of the record's prompt: sft | reward | rl (recipes with rlhf)",
     "stage": "stage that dropped the record",
     "rule": "rule that dropped it",
     "score": "the rule's score for the record",

@@ -15,6 +15,7 @@ def test_validate_ok(capsys):
     out = capsys.readouterr().out
     assert "7 datasets" in out
     assert "ticket_intents: classification" in out
+    assert "RLHF steps on disjoint prompts (sft 0.2, reward 0.6, rl 0.2)" in out
 
 
 def test_validate_names_file_key_and_value(tmp_path, capsys):

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from ftdata_pipeline.config.safe_regex import check_regex, check_regexes
-from ftdata_pipeline.formats import FORMAT_NAMES
+from ftdata_pipeline.formats import FORMAT_NAMES, FORMATS_BY_NAME
 from ftdata_pipeline.records import (
     ANNOTATION_ANSWER_FIELDS,
     ANNOTATION_MAPPABLE_FIELDS,
@@ -1220,6 +1220,58 @@ class ExportConfig(Strict):
     )
 
 
+# The three RLHF steps, in the order their shares are cut (see stages/split/rlhf.py).
+RLHF_STEPS = ("sft", "reward", "rl")
+
+
+def _formats_of(names: list[str], key: str, fits: str, ok) -> list[str]:
+    bad = [n for n in names if not ok(FORMATS_BY_NAME[n])]
+    if bad:
+        raise ValueError(f"{key}: {', '.join(bad)} cannot express {fits}")
+    return names
+
+
+class RlhfConfig(Strict):
+    """Preference data split into the three RLHF steps on disjoint prompts: supervised
+    fine-tuning on the best response, reward modelling / DPO on the pairs, online RL (PPO,
+    GRPO) on the prompts alone. Each prompt (with every prompt of its split group) goes to
+    exactly one step; inside a step the usual train/validation/test split applies."""
+
+    sft: float = Field(ge=0, le=1, description="share of the prompts for supervised "
+                       "fine-tuning: prompt + best response as a chat example")
+    reward: float = Field(ge=0, le=1, description="share of the prompts for reward "
+                          "modelling / DPO: their pairs in the recipe's exports.formats")
+    rl: float = Field(ge=0, le=1, description="share of the prompts for online RL (PPO, "
+                      "GRPO): the prompt alone")
+    tolerance: float = Field(
+        0.05, ge=0, le=1, description="largest accepted |actual - configured| prompt share "
+        "per step (the card reports it)"
+    )
+    sft_formats: list[Literal[FORMATS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["trl_messages"], min_length=1,
+        description="chat formats of the SFT step (default: TRL messages)",
+    )
+    rl_formats: list[Literal[FORMATS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["trl_prompt_only"], min_length=1,
+        description="prompt-only formats of the RL step (default: TRL prompt-only)",
+    )
+
+    _sft = field_validator("sft_formats")(classmethod(lambda cls, v: _formats_of(
+        v, "rlhf.sft_formats", "a chat example", lambda f: f.CHAT and "chat_sft" in f.KINDS)))
+    _rl = field_validator("rl_formats")(classmethod(lambda cls, v: _formats_of(
+        v, "rlhf.rl_formats", "a prompt alone", lambda f: getattr(f, "PROMPT_ONLY", False))))
+
+    @model_validator(mode="after")
+    def _shares_sum_to_one(self) -> RlhfConfig:
+        total = self.sft + self.reward + self.rl
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"rlhf: shares sft + reward + rl must sum to 1, got {total:g}")
+        return self
+
+    def shares(self) -> dict[str, float]:
+        return {step: float(getattr(self, step)) for step in RLHF_STEPS}
+
+
 class ExpectationConfig(Strict):
     """One Great Expectations expectation, by class or snake_case name, plus its arguments."""
 
@@ -1280,6 +1332,10 @@ class RecipeConfig(Strict):
     )
     bias: BiasConfig = BiasConfig()
     exports: ExportConfig
+    rlhf: RlhfConfig | None = Field(
+        None, description="preference: split the prompts into the three RLHF steps (SFT, "
+        "reward/DPO, RL), each exported in its own formats under <step>/"
+    )
     governance: GovernanceConfig = GovernanceConfig()
     schedule: ScheduleConfig | None = None
     expectations: dict[Literal["curated", "redacted", "labeled", "split"], list[ExpectationConfig]] = (
@@ -1318,6 +1374,8 @@ class RecipeConfig(Strict):
             raise ValueError("label.rules: method 'rules' needs rules or functions")
         if self.kind == "classification" and not self.label.label_set:
             raise ValueError("label.label_set: a classification dataset needs its label set")
+        if self.rlhf is not None and self.kind != "preference":
+            raise ValueError("rlhf: the RLHF steps split the prompts of a preference dataset")
         return self
 
 

@@ -163,6 +163,7 @@ class PromptOnly:
     NAME = "trl_prompt_only"
     KINDS = ("chat_sft",)
     STRICT = False
+    PROMPT_ONLY = True  # the RLHF steps' RL step takes prompt-only formats
 
     @staticmethod
     def to_example(record: dict[str, Any]) -> dict[str, Any]:

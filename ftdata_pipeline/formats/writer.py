@@ -32,6 +32,7 @@ from ftdata_pipeline.config.models import RecipeConfig
 from ftdata_pipeline.formats import FORMATS_BY_NAME, publish
 from ftdata_pipeline.formats.common import classification_as_chat, default_instruction
 from ftdata_pipeline.formats.kinds import export_kind
+from ftdata_pipeline.formats.rlhf_steps import Part, step_parts
 from ftdata_pipeline.records import RECORD_ID, REJECT_SCHEMA, SOURCE, SOURCE_KEY, SPLITS
 
 MANIFEST = "manifest.json"
@@ -77,6 +78,16 @@ def _split_frames(df: pl.DataFrame) -> dict[str, pl.DataFrame]:
     return {s: f for s, f in frames.items() if f.height}
 
 
+def _owned(rejected: list[tuple[str, str]], owners: pl.DataFrame | None) -> dict[str, str]:
+    """Rejected record ids -> detail, as the records they stand for (an SFT/RL example: every
+    pair of its prompt)."""
+    if owners is None or not rejected:
+        return dict(rejected)
+    detail = dict(rejected)
+    return {pair: detail[rid] for rid, pair in
+            owners.filter(pl.col(RECORD_ID).is_in(list(detail))).sort("pair_id").iter_rows()}
+
+
 def _formats(recipe: RecipeConfig) -> list[Any]:
     formats = []
     for fmt_name in recipe.exports.formats:
@@ -109,15 +120,14 @@ def line_problems(fmt: Any, record: dict[str, Any], kind: str, instruction: str)
     return example, fmt.validate(example)
 
 
-def _render(frame: pl.DataFrame, recipe: RecipeConfig, formats: list[Any]):
+def _render(frame: pl.DataFrame, kind: str, instruction: str, formats: list[Any]):
     """Lines per format for one split, and the records left out with their reasons."""
-    instruction = instruction_for(recipe)
     lines: dict[str, tuple[list[str], list[str]]] = {f.NAME: ([], []) for f in formats}
     rejected: list[tuple[str, str]] = []  # (record_id, detail)
     for record in frame.iter_rows(named=True):
         examples, reasons = [], []
         for fmt in formats:
-            example, problems = line_problems(fmt, record, recipe.kind, instruction)
+            example, problems = line_problems(fmt, record, kind, instruction)
             reasons += [f"{fmt.NAME}: {p}" for p in problems]
             examples.append(example)
         if reasons:
@@ -133,35 +143,56 @@ def _render(frame: pl.DataFrame, recipe: RecipeConfig, formats: list[Any]):
     return lines, rejected
 
 
+def _parts(df: pl.DataFrame, recipe: RecipeConfig) -> list[Part]:
+    """One part (all records, the recipe's formats) or, with ``rlhf``, one per RLHF step."""
+    if recipe.rlhf is None:
+        return [Part("", None, recipe.kind, _formats(recipe), df)]
+    return step_parts(df, recipe, _formats(recipe))
+
+
 def _write_tree(df: pl.DataFrame, recipe: RecipeConfig, root: Path, config_hash: str):
-    formats = _formats(recipe)
+    parts = _parts(df, recipe)
+    instruction = instruction_for(recipe)
     frames = _split_frames(df)
     files: list[dict[str, Any]] = []
     rejected: dict[str, str] = {}
-    written: dict[str, int] = {}
-    for split, frame in frames.items():
-        lines, split_rejected = _render(frame, recipe, formats)
-        rejected.update(split_rejected)
-        written[split] = frame.height - len(split_rejected)
-        if not written[split]:
-            continue
-        for fmt in formats:
-            examples, sidecar = lines[fmt.NAME]
-            outputs = [(f"{fmt.NAME}/{split}.jsonl", examples)]
-            if fmt.STRICT:
-                outputs.append((f"{fmt.NAME}/{split}{PROVENANCE_SUFFIX}", sidecar))
-            for rel, content in outputs:
-                facts = _write_file(root / rel, content)
-                files.append({"path": rel, "format": fmt.NAME, "split": split, **facts})
-    # Files a format wants beside its split files (LLaMA-Factory's dataset_info.json), staged
-    # and published with them; split "all" in the manifest, and not example lines.
-    splits_written = [s for s in frames if written.get(s)]
-    for fmt in formats:
-        extra = getattr(fmt, "extra_files", None)
-        for name, text in (extra(recipe.name, splits_written) if extra else {}).items():
-            rel = f"{fmt.NAME}/{name}"
-            facts = _write_file(root / rel, text.splitlines(keepends=True))
-            files.append({"path": rel, "format": fmt.NAME, "split": EXTRA_SPLIT, **facts})
+    steps: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        step_file = {"step": part.step} if part.step else {}
+        examples_written: dict[str, int] = {}
+        for split, frame in _split_frames(part.records).items():
+            lines, split_rejected = _render(frame, part.kind, instruction, part.formats)
+            rejected.update(_owned(split_rejected, part.owners))
+            examples_written[split] = frame.height - len(split_rejected)
+            if not examples_written[split]:
+                continue
+            for fmt in part.formats:
+                examples, sidecar = lines[fmt.NAME]
+                outputs = [(f"{part.prefix}{fmt.NAME}/{split}.jsonl", examples)]
+                if fmt.STRICT:
+                    outputs.append((f"{part.prefix}{fmt.NAME}/{split}{PROVENANCE_SUFFIX}", sidecar))
+                for rel, content in outputs:
+                    facts = _write_file(root / rel, content)
+                    files.append({"path": rel, "format": fmt.NAME, "split": split, **step_file,
+                                  **facts})
+        # Files a format wants beside its split files (LLaMA-Factory's dataset_info.json),
+        # staged and published with them; split "all" in the manifest, and not example lines.
+        splits_written = [s for s in SPLITS if examples_written.get(s)]
+        for fmt in part.formats:
+            extra = getattr(fmt, "extra_files", None)
+            for name, text in (extra(recipe.name, splits_written) if extra else {}).items():
+                rel = f"{part.prefix}{fmt.NAME}/{name}"
+                facts = _write_file(root / rel, text.splitlines(keepends=True))
+                files.append({"path": rel, "format": fmt.NAME, "split": EXTRA_SPLIT,
+                              **step_file, **facts})
+        if part.step:
+            steps[part.step] = {
+                "formats": [f.NAME for f in part.formats],
+                "examples": {s: n for s, n in examples_written.items() if n},
+            }
+    # records (pairs, for the RLHF steps) written per split: those no format left out
+    written = {s: f.height - int(f[RECORD_ID].is_in(list(rejected)).sum())
+               for s, f in frames.items()}
     by_format: dict[str, int] = {}
     for detail in rejected.values():
         for fmt_name in sorted({part.split(":", 1)[0] for part in detail.split("; ")}):
@@ -174,6 +205,8 @@ def _write_tree(df: pl.DataFrame, recipe: RecipeConfig, root: Path, config_hash:
         "files": sorted(files, key=lambda f: f["path"]),
         "rejected": {"records": len(rejected), "by_format": dict(sorted(by_format.items()))},
     }
+    if steps:
+        manifest["rlhf"] = steps
     if "n_tokens" in df.columns:  # counted by the split stage with the recipe's tokenizer
         manifest["tokens"] = {
             "tokenizer": recipe.tokens.tokenizer,

@@ -222,6 +222,8 @@ def _facts(recipe, sources, stage_counts, label_stats, split_stats, redaction_st
         "evaluation": EVALUATION[recipe.kind],
     }
     facts["split_report"] = split_stats.get("report") or {}
+    if manifest.get("rlhf"):  # examples and formats per RLHF step
+        facts["rlhf_exports"] = manifest["rlhf"]
     facts["limitations"] = _limitations(facts)
     return facts
 
@@ -423,7 +425,8 @@ def _markdown(facts: dict, plots: list[str]) -> str:
         f"![Records per split]({SPLIT_PLOT})",
         "",
     ]
-    lines += split_markdown(facts["split_report"], facts["recipe"], plots)
+    lines += split_markdown(facts["split_report"], facts["recipe"], plots,
+                            exported=facts.get("rlhf_exports"))
     lines += [
         "## Export files",
         "",

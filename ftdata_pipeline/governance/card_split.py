@@ -1,6 +1,6 @@
 """Dataset card sections about the split stage's measurements.
 
-Ratios (configured vs actual), leakage, tokens, size targets, representativeness against
+Ratios (configured vs actual), RLHF steps, leakage, tokens, size targets, representativeness against
 production and bias. Each section is a function of the split stage's stats (``report``) and
 returns Markdown lines; plots are written beside the card.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from ftdata_pipeline.config.models import RecipeConfig
+from ftdata_pipeline.config.models import RLHF_STEPS, RecipeConfig
 from ftdata_pipeline.records import SPLITS
 
 
@@ -78,6 +78,43 @@ def ratio_section(report: dict, recipe: RecipeConfig) -> list[str]:
     flags = small_splits(report, recipe)
     if flags:
         lines += ["Too small for a reliable metric: " + "; ".join(flags) + ".", ""]
+    return lines
+
+
+def rlhf_section(report: dict | None, exported: dict | None = None) -> list[str]:
+    """The RLHF steps: prompts, configured vs actual prompt share, pairs per split and, once
+    exported, examples per split and formats (``exported``: the manifest's ``rlhf``)."""
+    if not report:
+        return []
+    steps = report["steps"]
+    split_cells = " / ".join(SPLITS)
+    headers = ["step", "prompts", "configured share", "actual share", f"pairs ({split_cells})"]
+    if exported is not None:
+        headers += [f"examples ({split_cells})", "formats"]
+    rows = []
+    for step in [s for s in RLHF_STEPS if s in steps]:  # stored stats come back key-sorted
+        c = steps[step]
+        row = [step, c["prompts"], _pct(c["configured_share"]), _pct(c["actual_share"]),
+               " / ".join(str(c["pairs"][s]) for s in SPLITS)]
+        if exported is not None:
+            done = exported.get(step) or {}
+            row += [" / ".join(str((done.get("examples") or {}).get(s, 0)) for s in SPLITS),
+                    ", ".join(done.get("formats") or []) or "—"]
+        rows.append(row)
+    leaks = report.get("leaks") or {}
+    lines = ["### RLHF steps", "",
+             "Each prompt, with every prompt of its split group, is in exactly one step: "
+             "SFT (prompt and best response as a chat example), reward (the pairs, for a "
+             "reward model or DPO), RL (the prompt alone, for PPO/GRPO). Inside each step the "
+             "train/validation/test split applies.", ""]
+    lines += table(headers, rows)
+    lines += [
+        f"Largest share deviation {_pct(report['max_deviation'])} (tolerance "
+        f"{_pct(report['tolerance'])}: "
+        f"{'within' if report['within_tolerance'] else 'OUTSIDE'}). Keys in two steps: "
+        f"{sum(leaks.values())} ({', '.join(f'{k} {v}' for k, v in leaks.items())}).",
+        "",
+    ]
     return lines
 
 
@@ -213,10 +250,13 @@ def bias_section(report: dict) -> list[str]:
     return lines
 
 
-def split_markdown(report: dict, recipe: RecipeConfig, plots: list[str] | None = None) -> list[str]:
-    """Every split-stage section of the card, in order."""
+def split_markdown(report: dict, recipe: RecipeConfig, plots: list[str] | None = None, *,
+                   exported: dict | None = None) -> list[str]:
+    """Every split-stage section of the card, in order (``exported``: the manifest's
+    ``rlhf``, examples and formats per RLHF step)."""
     lines: list[str] = []
-    for section in (ratio_section(report, recipe), size_section(report),
+    for section in (ratio_section(report, recipe), rlhf_section(report.get("rlhf"), exported),
+                    size_section(report),
                     leakage_section(report), token_section(report),
                     representativeness_section(report, plots or []), bias_section(report)):
         lines += section

@@ -23,7 +23,9 @@ from typing import Any
 
 import polars as pl
 
+from ftdata_pipeline.formats.rlhf_steps import best_responses
 from ftdata_pipeline.records import RECORD_ID, REJECT_SCHEMA, SOURCE, SOURCE_KEY, SPLITS
+from ftdata_pipeline.stages.split.rlhf import STEP
 
 STAGES = ("curated", "redacted", "labeled", "split")
 RESTRICTED_STAGES = frozenset({"curated"})  # stored under the owner-only root
@@ -32,7 +34,13 @@ PAIR_KEY_SEPARATOR = ">"  # preference pairs: source_key is "<chosen key>><rejec
 
 
 def export_lineage(df: pl.DataFrame) -> list[dict[str, Any]]:
-    """Lineage rows of a split frame, in the export writer's order (by record_id per split)."""
+    """Lineage rows of a split frame, in the export writer's order (by record_id per split).
+
+    With the RLHF steps, lines count within each step's files; a pair of an SFT or RL prompt
+    gets the line of its prompt's example (one per prompt, see ``formats.rlhf_steps``).
+    """
+    if STEP in df.columns:
+        return _step_lineage(df)
     ordered = (
         df.select(RECORD_ID, SOURCE, SOURCE_KEY, "split")
         .filter(pl.col("split").is_in(list(SPLITS)))
@@ -40,6 +48,23 @@ def export_lineage(df: pl.DataFrame) -> list[dict[str, Any]]:
         .with_columns(pl.int_range(1, pl.len() + 1).over("split").alias("line"))
     )
     return ordered.to_dicts()
+
+
+def _step_lineage(df: pl.DataFrame) -> list[dict[str, Any]]:
+    df = df.filter(pl.col("split").is_in(list(SPLITS)))
+    examples = df.filter(pl.col(STEP) == "reward").select(
+        RECORD_ID, pl.col(RECORD_ID).alias("_example"))
+    prompts = df.filter(pl.col(STEP) != "reward")
+    if prompts.height:
+        _, owners = best_responses(prompts)
+        examples = pl.concat([examples, owners.select(pl.col("pair_id").alias(RECORD_ID),
+                                                      pl.col(RECORD_ID).alias("_example"))])
+    lines = (
+        df.join(examples, on=RECORD_ID, how="left")
+        .with_columns(pl.col("_example").rank("dense").over(STEP, "split").cast(pl.Int64)
+                      .alias("line"))
+    )
+    return lines.sort(RECORD_ID).select(RECORD_ID, SOURCE, SOURCE_KEY, "split", "line").to_dicts()
 
 
 def _find(path: Path, record_id: str, columns: list[str]) -> dict[str, Any] | None:

@@ -29,6 +29,7 @@ from ftdata_pipeline import __version__
 from ftdata_pipeline.config.models import ProjectConfig, RecipeConfig, SourceConfig
 from ftdata_pipeline.formats.writer import read_manifest, stage_exports
 from ftdata_pipeline.governance.card import render_card
+from ftdata_pipeline.governance.card_split import rlhf_section
 from ftdata_pipeline.governance.erasure import erasure_summary
 from ftdata_pipeline.orchestration.checks import CheckPlan, run_checks
 from ftdata_pipeline.orchestration.errors import step_errors
@@ -66,6 +67,7 @@ from ftdata_pipeline.stages.pii.engine import worker_pools
 from ftdata_pipeline.stages.raw import read_source
 from ftdata_pipeline.stages.redact import get_redactor, redact, residual_pii_counts
 from ftdata_pipeline.stages.split import split
+from ftdata_pipeline.stages.split.rlhf import step_report
 
 SOURCES_GROUP = "sources"
 # Stages whose dropped rows still hold raw PII: their rejects go to the restricted zone.
@@ -349,7 +351,8 @@ def _exports_asset(
         key=stage_key(recipe.name, "exports"),
         group_name=recipe.name,
         ins={"split": AssetIn(stage_key(recipe.name, "split"))},
-        description=f"Training files ({', '.join(recipe.exports.formats)}) and manifest.json",
+        description=f"Training files ({', '.join(recipe.exports.formats)}) and manifest.json"
+        + (" per RLHF step (sft/, reward/, rl/)" if recipe.rlhf is not None else ""),
         metadata={
             **_zone(False), "formats": ", ".join(recipe.exports.formats),
             **(definition_metadata or {}),
@@ -404,11 +407,20 @@ def _exports_asset(
                 "records_per_split": MetadataValue.json(manifest["splits"]),
                 "records_rejected": manifest["rejected"]["records"],
                 **_split_numbers(manifest["splits"]),
+                **_rlhf_metadata(recipe, split_df, manifest),
                 "config_hash": cfg_hash,
             }
         )
 
     return _exports
+
+
+def _rlhf_metadata(recipe: RecipeConfig, split_df: pl.DataFrame, manifest: dict) -> dict:
+    """Recipes with RLHF steps: per step, prompts, shares, pairs and examples per split."""
+    if recipe.rlhf is None:
+        return {}
+    report = step_report(split_df, recipe.rlhf)
+    return {"rlhf_steps": MetadataValue.md("\n".join(rlhf_section(report, manifest["rlhf"])))}
 
 
 def _card_asset(

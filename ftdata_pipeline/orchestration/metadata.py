@@ -16,6 +16,7 @@ import polars as pl
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
 from ftdata_pipeline.config.models import RecipeConfig, SourceConfig
+from ftdata_pipeline.governance.card_split import rlhf_section
 from ftdata_pipeline.records import (
     COLUMN_DESCRIPTIONS,
     KIND_REQUIRED_FIELDS,
@@ -183,6 +184,8 @@ def stage_metadata(
             "stats": MetadataValue.json(json.loads(json.dumps(result.stats, default=str))),
         }
     )
+    if result.stats.get("rlhf"):  # split stage of a recipe with RLHF steps
+        meta["rlhf_steps"] = MetadataValue.md("\n".join(rlhf_section(result.stats["rlhf"])))
     return meta
 
 

@@ -21,6 +21,8 @@ CROSS_DATASET_SPLITS = "cross_dataset_splits"
 SIZE_TARGET = "size_target"
 REPRESENTATIVENESS = "representativeness"
 BIAS_BALANCE = "bias_balance"
+RLHF_STEPS_DISJOINT = "rlhf_steps_disjoint"
+RLHF_SHARES = "rlhf_shares"
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,13 @@ def _checks(recipe: RecipeConfig) -> list[tuple[str, str, bool]]:
     if recipe.bias.attributes:
         extra.append((BIAS_BALANCE, "Sensitive attribute groups balanced within max_ratio in "
                       "every split", recipe.bias.block))
+    if recipe.rlhf is not None:
+        extra += [
+            (RLHF_STEPS_DISJOINT, "No prompt id, duplicate cluster, content hash, first prompt "
+             "or split group in two RLHF steps (SFT, reward, RL)", True),
+            (RLHF_SHARES, f"Every RLHF step within {recipe.rlhf.tolerance:g} of its configured "
+             "prompt share", False),
+        ]
     return extra + [
         (SIZE_TARGET, f"At least split.min_records ({recipe.split.min_records}) examples",
          True),
@@ -97,6 +106,28 @@ def evaluate(recipe: RecipeConfig, stats: dict) -> list[Outcome]:
                   for r in rep.get("distribution", [])]),
              "edge_cases": MetadataValue.json(rep.get("edge_cases", []))},
         ))
+    if RLHF_STEPS_DISJOINT in blocking:
+        rlhf = stats.get("rlhf") or {}
+        # no report at all is a failure: the steps were not assigned, so nothing is known
+        leaks = rlhf.get("leaks") or {"missing_report": 1}
+        steps = rlhf.get("steps") or {}
+        extra += [
+            Outcome(
+                RLHF_STEPS_DISJOINT, not any(leaks.values()), blocking[RLHF_STEPS_DISJOINT],
+                "keys in two RLHF steps: " + ", ".join(f"{k} {v}" for k, v in leaks.items()),
+                {**{f"in_two_steps/{k}": v for k, v in leaks.items()},
+                 **{f"prompts/{step}": c["prompts"] for step, c in steps.items()}},
+            ),
+            Outcome(
+                RLHF_SHARES, bool(rlhf.get("within_tolerance", False)), blocking[RLHF_SHARES],
+                f"largest deviation {rlhf.get('max_deviation', 0):.4f} (tolerance "
+                f"{rlhf.get('tolerance')})",
+                {"configured": MetadataValue.json({k: c["configured_share"]
+                                                   for k, c in steps.items()}),
+                 "actual": MetadataValue.json({k: c["actual_share"] for k, c in steps.items()}),
+                 "max_deviation": float(rlhf.get("max_deviation", 0.0))},
+            ),
+        ]
     if BIAS_BALANCE in blocking:
         bias = stats.get("bias") or {}
         bad = [f"{a}/{s}: ratio {v['ratio']} > {spec['max_ratio']}"

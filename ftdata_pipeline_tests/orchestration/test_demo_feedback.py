@@ -27,7 +27,8 @@ def _is_messages(value, roles) -> bool:
 
 def test_reward_dpo_pairs_for_every_trainer(demo_run):
     home, _ = demo_run
-    out = PipelineStorage(home=str(home)).exports_dir("response_reward_dpo")
+    # the recipe sets the RLHF steps: its pairs are the reward step's
+    out = PipelineStorage(home=str(home)).exports_dir("response_reward_dpo") / "reward"
     stats = json.loads((home / "stats" / "response_reward_dpo" / "labeled.json").read_text())
     assert stats["stats"]["pairs"] > 500 and stats["stats"]["tied_pairs_dropped"] > 0
     assert stats["stats"]["annotations_excluded_by_status"]["discarded"] > 0
@@ -52,6 +53,43 @@ def test_reward_dpo_pairs_for_every_trainer(demo_run):
         for prov in _lines(out / "trl_preference" / f"{split}.jsonl"):
             splits.setdefault(prov["source_key"].split("-R")[0], set()).add(split)
     assert all(len(s) == 1 for s in splits.values())
+
+
+def test_rlhf_steps_exported_on_disjoint_prompts(demo_run):
+    home, result = demo_run
+    out = PipelineStorage(home=str(home)).exports_dir("response_reward_dpo")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["rlhf"]) == {"sft", "reward", "rl"}
+    prompts: dict[str, set[str]] = {}
+    for step, rel, prompt_of in (
+        ("sft", "trl_messages", lambda r: r["messages"][-2]["content"]),
+        ("reward", "trl_preference", lambda r: r["prompt"]),
+        ("rl", "trl_prompt_only", lambda r: r["prompt"][-1]["content"]),
+    ):
+        files = [f for f in manifest["files"] if f["path"].startswith(f"{step}/{rel}/")]
+        assert files and all(f["step"] == step for f in files)
+        rows = [r for f in files for r in _lines(out / f["path"])]
+        assert len(rows) == sum(manifest["rlhf"][step]["examples"].values())
+        prompts[step] = {prompt_of(r) for r in rows}
+        if step == "sft":
+            assert all(_is_messages(r["messages"], ["assistant"]) for r in rows)
+        if step == "rl":
+            assert all(_is_messages(r["prompt"], ["user"]) for r in rows)
+    assert not prompts["sft"] & prompts["reward"]
+    assert not prompts["sft"] & prompts["rl"]
+    assert not prompts["reward"] & prompts["rl"]
+    # one SFT and one RL example per prompt of the step; shares near the configured 20/60/20
+    total = sum(len(p) for p in prompts.values())
+    assert total > 200
+    for step, share in (("sft", 0.2), ("reward", 0.6), ("rl", 0.2)):
+        assert abs(len(prompts[step]) / total - share) < 0.05, step
+    # the split asset's blocking check passed on the demo
+    [check] = [e.asset_check_evaluation_data for e in result.all_events
+               if e.event_type_value == "ASSET_CHECK_EVALUATION"
+               and e.asset_check_evaluation_data.check_name == "rlhf_steps_disjoint"]
+    assert check.passed
+    card = (home / "cards" / "response_reward_dpo" / "README.md").read_text()
+    assert "### RLHF steps" in card and "| sft |" in card
 
 
 def test_kto_lines_have_desirable_and_undesirable_examples(demo_run):

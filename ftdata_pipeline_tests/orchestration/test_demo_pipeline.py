@@ -46,7 +46,9 @@ def test_exports_exist_parse_and_match_manifest(demo_run, project):
         manifest = json.loads((out / "manifest.json").read_text())
         assert verify_exports(out) == []
         formats_written = {f["format"] for f in manifest["files"]}
-        assert formats_written == set(recipe.exports.formats)
+        steps = recipe.rlhf  # the RLHF steps add their SFT and RL formats
+        assert formats_written == set(recipe.exports.formats) | (
+            set(steps.sft_formats) | set(steps.rl_formats) if steps else set())
         assert set(manifest["splits"]) == {"train", "validation", "test"}
         assert all(n > 0 for n in manifest["splits"].values()), name
         for entry in manifest["files"]:
@@ -57,7 +59,7 @@ def test_exports_exist_parse_and_match_manifest(demo_run, project):
 
 
 def _provenance_rows(out: Path, fmt: str, split_name: str) -> list[dict]:
-    cls = FORMATS_BY_NAME[fmt]
+    cls = FORMATS_BY_NAME[fmt.rsplit("/", 1)[-1]]
     data = out / fmt / f"{split_name}.jsonl"
     if cls.STRICT:
         side = out / fmt / f"{split_name}.provenance.jsonl"
@@ -79,13 +81,17 @@ def test_every_exported_example_traces_back_to_a_raw_row(demo_run, project):
         raw_keys[source] = set(pl.read_parquet(path, columns=["source_key"])["source_key"])
     for name, recipe in project.recipes.items():
         out = storage.exports_dir(name)
-        for fmt in recipe.exports.formats:
-            for split_name in ("train", "validation", "test"):
-                for row in _provenance_rows(out, fmt, split_name):
-                    assert row["source"] in recipe.sources
-                    # preference pairs carry both responses' keys: "chosen>rejected"
-                    for key in row["source_key"].split(">"):
-                        assert key in raw_keys[row["source"]], (name, fmt, row)
+        manifest = json.loads((out / "manifest.json").read_text())
+        # every data file's directory: <format>, or <step>/<format> with the RLHF steps
+        for entry in manifest["files"]:
+            if entry["split"] == "all" or entry["path"].endswith(".provenance.jsonl"):
+                continue
+            fmt, split_name = entry["path"].rsplit("/", 1)[0], entry["split"]
+            for row in _provenance_rows(out, fmt, split_name):
+                assert row["source"] in recipe.sources
+                # preference pairs carry both responses' keys: "chosen>rejected"
+                for key in row["source_key"].split(">"):
+                    assert key in raw_keys[row["source"]], (name, fmt, row)
 
 
 def test_rows_in_equal_kept_plus_rejected_at_every_stage(demo_run, project):

@@ -33,7 +33,8 @@ PINNED = "_pinned"  # the split a record is pinned to (null: free)
 def unit_interval(seed: int, keys: pl.Expr, offset: int = 0) -> pl.Expr:
     """u in [0, 1): bytes [offset, offset+8) of sha256(f"{seed}:{key}") as an integer / 2**64.
 
-    offset 0 assigns the split; offset 8 orders groups for the size target. Sampling by the
+    offset 0 assigns the split; offset 8 orders groups for the size target; offset 16 orders
+    them for the RLHF steps. Sampling by the
     same bytes that assign the split would keep only the lowest u, i.e. only train.
     """
 
@@ -66,22 +67,24 @@ def hash_split(u: pl.Expr, ratios: dict[str, float]) -> pl.Expr:
 
 
 def _quota_split(free: pl.DataFrame, n_stratum: int, pinned: dict[str, int],
-                 ratios: dict[str, float]) -> list[str]:
-    """Splits of a stratum's free groups (sorted by u): fill what the pinned ones left."""
+                 ratios: dict[str, float], names: tuple[str, ...] = SPLITS) -> list[str]:
+    """Splits of a stratum's free groups (sorted by u): fill what the pinned ones left.
+
+    ``names``: the parts cut in order (the splits; the RLHF steps reuse the same cut)."""
     total_free = int(free["_size"].sum())
     remaining = np.array(
-        [max(ratios[s] * n_stratum - pinned.get(s, 0), 0.0) for s in SPLITS], dtype=float
+        [max(ratios[s] * n_stratum - pinned.get(s, 0), 0.0) for s in names], dtype=float
     )
     if remaining.sum() <= 0:
-        remaining = np.array([ratios[s] for s in SPLITS], dtype=float)
+        remaining = np.array([ratios[s] for s in names], dtype=float)
     remaining *= total_free / remaining.sum()
     cuts = np.cumsum(remaining)
     sizes = free["_size"].to_numpy().astype(float)
     middle = np.cumsum(sizes) - sizes / 2
     index = np.searchsorted(cuts, middle, side="right")
     # Never past the last split with a share (float rounding at the end of the line).
-    last = max(i for i, s in enumerate(SPLITS) if remaining[i] > 0)
-    return [SPLITS[min(i, last)] for i in index]
+    last = max(i for i, s in enumerate(names) if remaining[i] > 0)
+    return [names[min(i, last)] for i in index]
 
 
 def assign_splits(df: pl.DataFrame, group_key: str, ratios: dict[str, float],

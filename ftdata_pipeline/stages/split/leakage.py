@@ -20,14 +20,15 @@ EVAL_SPLITS = ("validation", "test")
 MAX_EXAMPLES = 10  # record-id pairs kept per finding, to start an investigation
 
 
-def crossing(df: pl.DataFrame, column: str) -> int:
-    """How many distinct non-null values of ``column`` occur in more than one split."""
+def crossing(df: pl.DataFrame, column: str, across: str = "split") -> int:
+    """How many distinct non-null values of ``column`` occur in more than one split (or
+    other part named by ``across``: the RLHF step)."""
     if column not in df.columns or df.is_empty():
         return 0
     spread = (
         df.filter(pl.col(column).is_not_null())
         .group_by(column)
-        .agg(pl.col("split").n_unique().alias("_n"))
+        .agg(pl.col(across).n_unique().alias("_n"))
     )
     return int(spread.filter(pl.col("_n") > 1).height)
 

@@ -3,7 +3,8 @@
 Order: reject incomplete examples; count tokens and apply ``tokens.max_tokens`` (see
 ``tokens``); group records that must share a split (see ``groups``);
 apply the size target (whole groups, stratified downsampling; see ``sizing``); assign splits by hash, stratified within the group
-constraint (see ``assign``); then measure what is left to report: ratios against the
+constraint (see ``assign``; with ``rlhf``, each group first goes to one RLHF step, see
+``rlhf``); then measure what is left to report: ratios against the
 configuration, leakage (shared groups, near duplicates, prompt-level), representativeness
 against production inputs and bias.
 """
@@ -47,6 +48,7 @@ from ftdata_pipeline.stages.split.leakage import (
     prompt_leaks,
 )
 from ftdata_pipeline.stages.split.representativeness import representativeness
+from ftdata_pipeline.stages.split.rlhf import STEP, assign_steps, step_leaks, step_report
 from ftdata_pipeline.stages.split.sizing import COMBO, downsample, size_report
 from ftdata_pipeline.stages.split.slices import slice_key, with_slices
 from ftdata_pipeline.stages.split.tokens import (
@@ -182,6 +184,11 @@ def split(
 
     strata = stratify_by(recipe)
     df = with_slices(df, strata, kind).with_columns(slice_key(strata).alias(STRATUM))
+    if recipe.rlhf is not None:
+        # one RLHF step per group; each step is then split at the ratios (see ``rlhf``)
+        df = assign_steps(df, GROUP_KEY, cfg.seed, recipe.rlhf).with_columns(
+            pl.concat_str([pl.col(STEP), pl.col(STRATUM)], separator=" / ").alias(STRATUM)
+        )
     df = assign_splits(df, GROUP_KEY, cfg.ratios, stratified=True)
     counts = _per_split(df, pl.len())
     stats = {
@@ -200,6 +207,8 @@ def split(
         "ratios": ratio_report(counts, cfg.ratios, cfg.tolerance),
         "size": size_report(df.height, cfg, downsampling),
     }
+    if recipe.rlhf is not None:
+        stats["rlhf"] = {**step_report(df, recipe.rlhf), "leaks": step_leaks(df, GROUP_KEY)}
     out = df.drop(*_WORK, *[f"_slice_{s}" for s in strata], strict=False)
     stats["tokens"] = {**token_report, **token_stats(out, SPLITS, recipe.tokens.epochs)}
     stats["leakage"] = leakage_report(out)
