@@ -361,8 +361,15 @@ def test_parallel_equals_in_process():
     expected = serial.redact_texts(texts)
     clear_memos()  # same detection settings share a memo: make the pool do the work
     with engine.worker_pools():
-        pool_spans = detect_spans(Detector(parallel_cfg), texts)
+        detector = Detector(parallel_cfg)
+        analyzed_here: list[int] = []
+        in_process = detector.spans
+        detector.spans = lambda chunk: analyzed_here.append(len(chunk)) or in_process(chunk)
+        pool_spans = detect_spans(detector, texts)
         assert len(engine._SCOPE.get()) == 1  # the pool really ran
+        # this process took the chunks no worker had begun while the pool started; the
+        # workers took the rest
+        assert 0 < sum(analyzed_here) < len(texts)
         assert pool_spans == expected[1]
         assert PiiRedactor(parallel_cfg).redact_texts(texts) == expected
 

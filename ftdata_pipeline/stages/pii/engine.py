@@ -508,10 +508,11 @@ def _pool_config(cfg: RedactConfig) -> str:
 
 def _new_pool(cfg_json: str, workers: int) -> ProcessPoolExecutor:
     # forkserver: workers start from a clean server process (no inherited threads or locks
-    # of the parent, e.g. Dagster's or Polars'), which imports this module once; each
-    # worker then builds its detector once in the initializer.
+    # of the parent, e.g. Dagster's or Polars'), which imports this module and loads the
+    # model and word lists once (``warm``); each worker then builds its detector once in the
+    # initializer, from what it inherited.
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
+    ctx.set_forkserver_preload([__name__, f"{__package__}.warm"])
     return ProcessPoolExecutor(
         max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(cfg_json,)
     )
@@ -587,14 +588,24 @@ def detect_spans(detector: Detector, texts: Sequence[str]) -> list[list[Span]]:
     workers = min(cfg.workers or available_cores(), max(1, len(texts) // cfg.batch_size))
     if workers <= 1 or len(texts) < cfg.parallel_min_texts:
         return detector.spans(texts)
-    # A few chunks per worker keep every core busy when chunks take uneven time; chunks are
-    # contiguous and map() returns them in order, so the result is the in-process one.
-    size = max(cfg.batch_size, math.ceil(len(texts) / (workers * 4)))
+    # A few chunks per process keep every core busy when chunks take uneven time; chunks are
+    # contiguous and put back in order, so the result is the in-process one.
+    size = max(cfg.batch_size, math.ceil(len(texts) / ((workers + 1) * 4)))
     chunks = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
-    out: list[list[Span]] = []
+    done: dict[int, list[list[Span]]] = {}
     try:
         with _pool(cfg, workers) as pool:
-            out.extend(part for chunk in pool.map(_worker_spans, chunks) for part in chunk)
+            futures = [pool.submit(_worker_spans, chunk) for chunk in chunks]
+            # This process would sit idle while the workers start (a fresh pool takes seconds
+            # to come up): it takes chunks from the end that no worker has begun, until the
+            # workers reach them.
+            for i in range(len(chunks) - 1, -1, -1):
+                if not futures[i].cancel():
+                    break
+                done[i] = detector.spans(chunks[i])
+            out = [
+                part for i, f in enumerate(futures) for part in (done[i] if i in done else f.result())
+            ]
     except BrokenProcessPool:
         # A worker died (out of memory, killed, a main module without a __main__ guard): the
         # in-process result is the same, only slower.
