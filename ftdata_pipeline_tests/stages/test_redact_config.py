@@ -113,6 +113,37 @@ def test_context_enhancer_scores_as_presidios_own(custom):
     assert any(e == "EMPLOYEE_ID" and score >= 0.6 for e, _, _, score in ours[0])
 
 
+def test_recognizers_skipped_where_they_cannot_match_change_no_detection():
+    """Presidio's pattern recognizers run only on texts holding the characters their patterns
+    need; on independent data (presidio-evaluator's generator, package docs with code) and the
+    project's labelled sentences that skips texts and changes no detection."""
+    from ftdata_pipeline.stages.pii import independent_eval as ie
+    from ftdata_pipeline.stages.pii.evaluation import generate_examples
+
+    texts = [ex.text for ex in ie.presidio_evaluator_examples(300, seed=11)]
+    texts += [ex.text for ex in generate_examples(200, seed=5)] + ie.negative_examples(200)
+    detector = Detector(RedactConfig(workers=1))
+    gated = [r for r in detector.analyzer.registry.recognizers if "analyze" in vars(r)]
+    assert {type(r).__name__ for r in gated} >= {"EmailRecognizer", "UrlRecognizer",
+                                                "IpRecognizer", "UsSsnRecognizer"}
+    skipped = sum(1 for t in texts if "@" not in t)
+    assert skipped > 100  # the gate does skip work on real texts
+
+    def detections():
+        return [sorted((r.entity_type, r.start, r.end, round(r.score, 6)) for r in found)
+                for found in detector.analyze(texts)]
+
+    ours = detections()
+    saved = {id(r): vars(r).pop("analyze") for r in gated}
+    try:
+        ungated = detections()
+    finally:
+        for r in gated:
+            r.analyze = saved[id(r)]
+    assert ours == ungated
+    assert any(e == "EMAIL_ADDRESS" for found in ours for e, *_ in found)
+
+
 def test_context_word_lifts_custom_pattern(custom):
     (hit, miss), (spans, no_spans) = custom.redact_texts(
         ["The employee E123456 left.", "Part E123456 is out of stock."]

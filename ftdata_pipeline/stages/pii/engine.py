@@ -194,6 +194,31 @@ class ContextEnhancer(LemmaContextAwareEnhancer):
         return out
 
 
+# Characters without which a Presidio pattern recognizer cannot match (each of its patterns
+# needs them), so a text without them is not scanned by it: every recognizer is a few regex
+# passes over the whole text, and most texts hold no e-mail, URL, IP, IBAN or SSN.
+_PRESIDIO_NEEDS: dict[str, re.Pattern[str]] = {
+    "EmailRecognizer": re.compile("@"),
+    "UrlRecognizer": re.compile(r"\."),
+    "IpRecognizer": re.compile(r"[.:]"),
+    "IbanRecognizer": re.compile(r"[0-9]{2}"),
+    "UsSsnRecognizer": re.compile(r"[0-9]{3}"),
+}
+
+
+def _only_where_it_can_match(recognizer: EntityRecognizer, needs: re.Pattern[str]) -> None:
+    """Run ``recognizer`` only on texts holding what its patterns need (bound to this
+    instance, never patched on the class)."""
+    analyze = recognizer.analyze
+
+    def gated(text, entities, nlp_artifacts=None, *args, **kwargs):
+        if not needs.search(text):
+            return []
+        return analyze(text, entities, nlp_artifacts, *args, **kwargs)
+
+    recognizer.analyze = gated
+
+
 @functools.lru_cache(maxsize=16)
 def analyzer_engine(
     language: str, custom_json: str = "[]", phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS
@@ -226,6 +251,10 @@ def analyzer_engine(
     customs = _parse_customs(custom_json)
     for spec in customs:
         engine.registry.add_recognizer(build_custom_recognizer(spec, language))
+    for recognizer in engine.registry.recognizers:
+        needs = _PRESIDIO_NEEDS.get(type(recognizer).__name__)
+        if needs is not None:
+            _only_where_it_can_match(recognizer, needs)
     return engine
 
 
