@@ -190,8 +190,9 @@ def main() -> int:
         "- **plain loop**: `AnalyzerEngine.analyze` + `AnonymizerEngine.anonymize` per text, "
         "all spaCy pipes, Presidio's default recognizers, one process;",
         "- **ours**: `PiiRedactor.redact_texts`: NER-only pipeline, `nlp.pipe` batches of "
-        f"{cfg.batch_size}, a process pool over chunks of distinct texts (pool start-up and "
-        "model loading in the workers included), the project's recognizers;",
+        f"{cfg.batch_size}, a process pool over chunks of distinct texts, the calling process "
+        "taking the chunks no worker has begun (pool start-up and model loading included), "
+        "the project's recognizers;",
         "- **NER alone**: the same NER-only spaCy pipeline over the same texts and nothing else: "
         "the most one core can do while NER runs on every text.",
         "",

@@ -619,7 +619,7 @@ def detect_spans(detector: Detector, texts: Sequence[str]) -> list[list[Span]]:
         return detector.spans(texts)
     # A few chunks per process keep every core busy when chunks take uneven time; chunks are
     # contiguous and put back in order, so the result is the in-process one.
-    size = max(cfg.batch_size, math.ceil(len(texts) / ((workers + 1) * 4)))
+    size = max(cfg.batch_size, math.ceil(len(texts) / ((workers + 1) * 8)))
     chunks = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
     done: dict[int, list[list[Span]]] = {}
     try:
