@@ -60,16 +60,16 @@ def contains(expr: pl.Expr, pattern: str) -> pl.Expr:
     return expr.str.contains(pattern).fill_null(False)
 
 
-# Sentinels that mark match boundaries in ``spans``: private-use code points, with a fallback
-# search for a pair absent from the text (a text could carry any character).
+# Sentinels that mark match boundaries in ``spans``: private-use code points, with a search for
+# a pair absent from the batch (a text could carry any character).
 _SENTINEL_BASE = 0xF0000
 
 
-def _sentinels(text: str) -> tuple[str, str]:
+def _sentinels(texts: list[str]) -> tuple[str, str]:
     code = _SENTINEL_BASE
     while True:
         a, b = chr(code), chr(code + 1)
-        if a not in text and b not in text:
+        if not any(a in t or b in t for t in texts):
             return a, b
         code += 2
 
@@ -79,24 +79,14 @@ def spans(pattern: str, texts: list[str]) -> list[list[tuple[int, int]]]:
     of a validated pattern in each text, as ``re.finditer`` would give them.
 
     Polars returns matched strings, not offsets, so each match is wrapped in two sentinel
-    characters by the engine's own ``replace_all`` and the offsets are read back from the
-    marked text: the matching itself stays in the linear-time engine, with its Unicode classes."""
+    characters by the engine's own ``replace_all`` (one call for the batch) and the offsets are
+    read back from the marked text: the matching itself stays in the linear-time engine, with
+    its Unicode classes."""
     if not texts:
         return []
-    marks = [_sentinels(t) for t in texts]
-    # One sentinel pair for the whole batch when it fits every text (the usual case), so the
-    # engine runs once over the batch.
-    shared = marks[0] if len(set(marks)) == 1 else None
-    if shared is not None:
-        a, b = shared
-        marked = pl.Series(texts, dtype=pl.String).str.replace_all(pattern, f"{a}${{0}}{b}")
-        out = marked.to_list()
-    else:
-        out = [
-            pl.Series([t], dtype=pl.String).str.replace_all(pattern, f"{a}${{0}}{b}")[0]
-            for t, (a, b) in zip(texts, marks)
-        ]
-    return [_read_marks(m, a, b) for m, (a, b) in zip(out, marks)]
+    a, b = _sentinels(texts)
+    marked = pl.Series(texts, dtype=pl.String).str.replace_all(pattern, f"{a}${{0}}{b}")
+    return [_read_marks(m, a, b) for m in marked.to_list()]
 
 
 def _read_marks(marked: str, a: str, b: str) -> list[tuple[int, int]]:

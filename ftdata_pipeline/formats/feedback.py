@@ -19,6 +19,7 @@ from ftdata_pipeline.formats.validation import (
     message_roles,
     message_texts,
     schema_problems,
+    text_pair_problems,
 )
 
 # Values a thumbs/ratings label may take on a chat record, and whether each is desirable.
@@ -250,13 +251,7 @@ class LlamaFactoryRanking:
 
     @staticmethod
     def validate(example: dict[str, Any]) -> list[str]:
-        problems = schema_problems(_RankingLine, example)
-        if problems:
-            return problems
-        problems = empty_texts([(k, example[k]) for k in ("instruction", "chosen", "rejected")])
-        if example["chosen"] == example["rejected"]:
-            problems.append("chosen: identical to rejected")
-        return problems
+        return text_pair_problems(_RankingLine, example, "instruction")
 
     @staticmethod
     def extra_files(dataset: str, splits: list[str]) -> dict[str, str]:

@@ -16,6 +16,7 @@ from ftdata_pipeline.formats.validation import (
     message_roles,
     message_texts,
     schema_problems,
+    text_pair_problems,
 )
 
 
@@ -105,13 +106,7 @@ class Preference:
 
     @staticmethod
     def validate(example: dict[str, Any]) -> list[str]:
-        problems = schema_problems(_PreferenceLine, example)
-        if problems:
-            return problems
-        problems = empty_texts([(k, example[k]) for k in ("prompt", "chosen", "rejected")])
-        if example["chosen"] == example["rejected"]:
-            problems.append("chosen: identical to rejected")
-        return problems
+        return text_pair_problems(_PreferenceLine, example, "prompt")
 
 
 @export_format

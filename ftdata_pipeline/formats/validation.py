@@ -44,6 +44,20 @@ def empty_texts(pairs: list[tuple[str, Any]]) -> list[str]:
             and not text.strip()]
 
 
+def text_pair_problems(
+    model: type[BaseModel], example: dict[str, Any], prompt_key: str
+) -> list[str]:
+    """A preference line of plain texts: fits ``model``, no empty prompt/chosen/rejected, and
+    the two answers differ."""
+    problems = schema_problems(model, example)
+    if problems:
+        return problems
+    problems = empty_texts([(k, example[k]) for k in (prompt_key, "chosen", "rejected")])
+    if example["chosen"] == example["rejected"]:
+        problems.append("chosen: identical to rejected")
+    return problems
+
+
 def role_order(
     roles: list[str], *, first: str, last: str, alternate: tuple[str, str], system: str | None
 ) -> list[str]:

@@ -102,11 +102,10 @@ def _read(name: str, cfg: SourceConfig, root: Path) -> pl.DataFrame:
 # ------------------------------------------------------------------------------------------
 
 
-def _map_annotations(
-    name: str, cfg: SourceConfig, df: pl.DataFrame, counts: dict[str, Any]
-) -> pl.DataFrame:
+def _mapped_as_text(name: str, cfg: SourceConfig, df: pl.DataFrame) -> pl.DataFrame:
+    """Source, key and row of each record, with every mapped field as text."""
     df = _with_key(name, cfg, df)
-    mapped = df.select(
+    return df.select(
         pl.lit(name).alias(SOURCE),
         pl.col(SOURCE_KEY),
         pl.col(ROW),
@@ -115,6 +114,12 @@ def _map_annotations(
             for field, spec in sorted(cfg.mapping.items())
         ],
     )
+
+
+def _map_annotations(
+    name: str, cfg: SourceConfig, df: pl.DataFrame, counts: dict[str, Any]
+) -> pl.DataFrame:
+    mapped = _mapped_as_text(name, cfg, df)
     if "item_source" not in cfg.mapping and cfg.annotates:
         mapped = mapped.with_columns(pl.lit(cfg.annotates).alias("item_source"))
     return _sorted(cfg, conform(mapped, ANNOTATION_SCHEMA).drop(ROW))
@@ -123,18 +128,9 @@ def _map_annotations(
 def _map_teacher_outputs(
     name: str, cfg: SourceConfig, df: pl.DataFrame, counts: dict[str, Any]
 ) -> pl.DataFrame:
-    """Teacher responses to prompt records: mapped fields as text, the score as a number."""
-    df = _with_key(name, cfg, df)
-    mapped = df.select(
-        pl.lit(name).alias(SOURCE),
-        pl.col(SOURCE_KEY),
-        pl.col(ROW),
-        *[
-            _field_expr(name, field, spec, df).cast(pl.String).alias(field)
-            for field, spec in sorted(cfg.mapping.items())
-        ],
-    )
-    return _sorted(cfg, conform(mapped, TEACHER_SCHEMA).drop(ROW))
+    """Teacher responses to prompt records: mapped fields as text, the score as a number
+    (``conform`` casts it to the schema's type)."""
+    return _sorted(cfg, conform(_mapped_as_text(name, cfg, df), TEACHER_SCHEMA).drop(ROW))
 
 
 def _map_records(

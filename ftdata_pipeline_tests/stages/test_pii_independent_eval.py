@@ -71,7 +71,7 @@ def test_targets_on_negative_sample(redactor, negatives):
 
 
 def test_scoring_counts_leaks_and_ignores_unscored_types():
-    ex = ie.GoldExample(
+    ex = ie.Example(
         "Call Jan Novak on 0612 345 67 89 at Acme Corp.",
         (("PERSON", 5, 14), ("PHONE_NUMBER", 18, 32), (ie.IGNORED, 36, 45)),
     )

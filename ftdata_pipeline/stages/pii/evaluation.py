@@ -209,11 +209,11 @@ def generate_examples(n: int = 1000, seed: int = SEED) -> list[Example]:
 
 
 @dataclass
-class EntityScore:
+class SpanCounts:
+    """Gold spans found and predicted spans correct, of one entity type."""
+
     gold: int = 0
     found: int = 0
-    redacted: int = 0
-    covered: int = 0
     predicted: int = 0
     correct: int = 0
 
@@ -224,6 +224,12 @@ class EntityScore:
     @property
     def precision(self) -> float:
         return self.correct / self.predicted if self.predicted else 1.0
+
+
+@dataclass
+class EntityScore(SpanCounts):
+    redacted: int = 0
+    covered: int = 0
 
 
 @dataclass
@@ -240,7 +246,7 @@ class Evaluation:
         ]
 
 
-def _overlaps(a0: int, a1: int, b0: int, b1: int) -> bool:
+def overlaps(a0: int, a1: int, b0: int, b1: int) -> bool:
     return a0 < b1 and b0 < a1
 
 
@@ -252,13 +258,13 @@ def evaluate(redactor, examples: list[Example]) -> Evaluation:
         for etype, g0, g1 in ex.spans:
             s = scores[etype]
             s.gold += 1
-            s.found += any(p[0] == etype and _overlaps(g0, g1, p[1], p[2]) for p in preds)
-            s.redacted += any(_overlaps(g0, g1, p[1], p[2]) for p in preds)
+            s.found += any(p[0] == etype and overlaps(g0, g1, p[1], p[2]) for p in preds)
+            s.redacted += any(overlaps(g0, g1, p[1], p[2]) for p in preds)
             s.covered += all(any(p[1] <= c < p[2] for p in preds) for c in range(g0, g1))
         for ptype, p0, p1, _ in preds:
             s = scores[ptype]
             s.predicted += 1
-            s.correct += any(g[0] == ptype and _overlaps(p0, p1, g[1], g[2]) for g in ex.spans)
+            s.correct += any(g[0] == ptype and overlaps(p0, p1, g[1], g[2]) for g in ex.spans)
     ordered = {e: scores[e] for e in EVAL_ENTITIES if e in scores}
     ordered.update({e: scores[e] for e in sorted(scores) if e not in ordered})
     return Evaluation(examples=len(examples), per_entity=ordered)

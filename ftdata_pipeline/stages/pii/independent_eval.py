@@ -35,7 +35,8 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ftdata_pipeline.stages.pii.evaluation import Example
+# Gold spans are (type, start, end); the generator's types outside the scored set are IGNORED.
+from ftdata_pipeline.stages.pii.evaluation import Example, SpanCounts, overlaps
 
 SEED = 20261130
 TYPE_MAP = {
@@ -62,12 +63,6 @@ TARGETS = {
     "negative_records_untouched": 0.90,
 }
 IGNORED = "__ignored__"
-
-
-@dataclass(frozen=True)
-class GoldExample:
-    text: str
-    spans: tuple[tuple[str, int, int], ...]  # scored (type, start, end); IGNORED types too
 
 
 def _unescape(text: str, spans: list[tuple[str, int, int]]):
@@ -105,7 +100,7 @@ def _merge(text: str, spans: list[tuple[str, int, int]]) -> list[tuple[str, int,
     return merged
 
 
-def presidio_evaluator_examples(n: int = 2000, seed: int = SEED) -> list[GoldExample]:
+def presidio_evaluator_examples(n: int = 2000, seed: int = SEED) -> list[Example]:
     """``n`` sentences from presidio-evaluator's generator (its templates and identities)."""
     import contextlib
     import io
@@ -128,15 +123,15 @@ def presidio_evaluator_examples(n: int = 2000, seed: int = SEED) -> list[GoldExa
             for sp in sample.spans
         ]
         text, spans = _unescape(sample.full_text, spans)
-        out.append(GoldExample(text, tuple(_merge(text, spans))))
+        out.append(Example(text, tuple(_merge(text, spans))))
     return out
 
 
-def project_examples(n: int = 1000) -> list[GoldExample]:
+def project_examples(n: int = 1000) -> list[Example]:
     """The project's own generated set, in the same form (for the side-by-side report)."""
     from ftdata_pipeline.stages.pii.evaluation import generate_examples
 
-    return [GoldExample(ex.text, ex.spans) for ex in generate_examples(n)]
+    return generate_examples(n)
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,20 +140,8 @@ def project_examples(n: int = 1000) -> list[GoldExample]:
 
 
 @dataclass
-class TypeScore:
-    gold: int = 0
-    found: int = 0
+class TypeScore(SpanCounts):
     leaked: int = 0
-    predicted: int = 0
-    correct: int = 0
-
-    @property
-    def recall(self) -> float:
-        return self.found / self.gold if self.gold else 1.0
-
-    @property
-    def precision(self) -> float:
-        return self.correct / self.predicted if self.predicted else 1.0
 
     @property
     def leak_free(self) -> float:
@@ -198,10 +181,6 @@ class Scores:
         return out
 
 
-def _overlaps(a0: int, a1: int, b0: int, b1: int) -> bool:
-    return a0 < b1 and b0 < a1
-
-
 _STOP = frozenset(
     "the and for with from street st road rd avenue ave suite apt unit box drive lane".split()
 )
@@ -227,7 +206,7 @@ def leaked(text: str, start: int, end: int, redacted: str) -> bool:
     return False
 
 
-def score(examples: list[GoldExample], spans, redacted: list[str]) -> Scores:
+def score(examples: list[Example], spans, redacted: list[str]) -> Scores:
     """Span-overlap and leak scores of predicted ``spans`` / ``redacted`` texts per example."""
     per: dict[str, TypeScore] = defaultdict(TypeScore)
     for ex, preds, red in zip(examples, spans, redacted, strict=True):
@@ -236,13 +215,13 @@ def score(examples: list[GoldExample], spans, redacted: list[str]) -> Scores:
         for t, g0, g1 in gold:
             s = per[t]
             s.gold += 1
-            s.found += any(p[0] == t and _overlaps(g0, g1, p[1], p[2]) for p in preds)
+            s.found += any(p[0] == t and overlaps(g0, g1, p[1], p[2]) for p in preds)
             s.leaked += leaked(ex.text, g0, g1, red)
         for pt, p0, p1, *_ in preds:
-            if any(g[0] == pt and _overlaps(p0, p1, g[1], g[2]) for g in gold):
+            if any(g[0] == pt and overlaps(p0, p1, g[1], g[2]) for g in gold):
                 per[pt].predicted += 1
                 per[pt].correct += 1
-            elif any(_overlaps(p0, p1, g[1], g[2]) for g in ignored):
+            elif any(overlaps(p0, p1, g[1], g[2]) for g in ignored):
                 continue  # e.g. an organization or a date: not scored either way
             else:
                 per[pt].predicted += 1
@@ -393,5 +372,5 @@ def score_negative(texts: list[str], spans) -> NegativeScore:
             types[p[0]] += 1
         for m in re.finditer(r"\S+", text):
             words += 1
-            kept += not any(_overlaps(m.start(), m.end(), p[1], p[2]) for p in preds)
+            kept += not any(overlaps(m.start(), m.end(), p[1], p[2]) for p in preds)
     return NegativeScore(len(texts), untouched, words, kept, dict(sorted(types.items())))
