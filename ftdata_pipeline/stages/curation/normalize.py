@@ -267,6 +267,11 @@ def normalize_series(s: pl.Series, cfg: CurateConfig, code: bool = False) -> pl.
             .otherwise(t)
         )
     table = segs.group_by("i", maintain_order=True).agg(t.str.join(""))
+    if cfg.collapse_whitespace and not code:
+        # Whitespace after the text's last visible character goes too, also when the text
+        # ends in code (spaces ending an indented block, a newline after a closing fence):
+        # no reader of the text can see it.
+        table = table.with_columns(t.str.strip_chars_end())
     table = pl.DataFrame({"i": range(len(distinct)), "orig": distinct},
                          schema={"i": pl.Int64, "orig": pl.String}).join(
         table, on="i", how="left", maintain_order="left"
