@@ -90,3 +90,15 @@ def test_python_blocks_of_real_package_readmes_survive_curation():
     after = [b for t in out for b in python_blocks(t)]
     assert after == blocks  # byte for byte, same order
     assert sum(map(compiles, after)) == sum(map(compiles, blocks)) > 0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("\ta ", "\ta"),  # an indented block's last line: its indentation stays, not its tail
+        ("Run:\n```py\nx = 1\n```\n\n", "Run:\n```py\nx = 1\n```"),
+        ("x\n\n    code  \n\t", "x\n\n    code"),
+    ],
+)
+def test_no_whitespace_after_the_last_visible_character_also_after_code(text, expected):
+    assert norm(text) == expected
