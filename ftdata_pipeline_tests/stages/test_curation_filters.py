@@ -13,6 +13,7 @@ from ftdata_pipeline.config.models import CurateConfig, RecipeConfig, SourceConf
 from ftdata_pipeline.orchestration.checks import LICENCES_ALLOWED, CheckPlan, _licence_result
 from ftdata_pipeline.quality.suites import default_expectations
 from ftdata_pipeline.stages.curate import curate, normalize_text
+from ftdata_pipeline.stages.curation import decontaminate
 from ftdata_pipeline.stages.curation.governance import AS_OF_ENV, resolve_as_of
 
 # All optional filters off, so each test switches on exactly the one it checks.
@@ -279,7 +280,11 @@ def test_harmful_model_scores() -> None:
 # ------------------------------------------------------------------------ decontamination
 
 
-def test_decontamination_long_and_short_eval_texts(tmp_path) -> None:
+@pytest.mark.parametrize("batch", [1, 2, 50_000])
+def test_decontamination_long_and_short_eval_texts(tmp_path, monkeypatch, batch) -> None:
+    # Records are matched in batches of rows: the result must not depend on the batch size,
+    # and a gram never runs from one record into the next.
+    monkeypatch.setattr(decontaminate, "_BATCH", batch)
     long_eval = "what is the fastest way to migrate all of my backups from the old region to the new one"
     evals = [
         {"id": "E1", "prompt": long_eval},
@@ -294,6 +299,9 @@ def test_decontamination_long_and_short_eval_texts(tmp_path) -> None:
             {"record_id": "whole", "text": "Hello. how do I ENABLE two factor authentication, any idea?"},
             {"record_id": "partial", "text": "how do I enable two-factor for my account"},
             {"record_id": "hi", "text": "Hi there, my order is late"},
+            # E2 split over two neighbouring records: no match
+            {"record_id": "b1", "text": "Tell me how do I enable two"},
+            {"record_id": "b2", "text": "factor authentication later"},
         ]
     )
     cfg = {"decontamination": {"eval_sets": [{"path": "eval.jsonl", "fields": ["prompt"]}], "ngram": 13, "min_eval_words": 5}}

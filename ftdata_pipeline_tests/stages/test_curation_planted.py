@@ -198,3 +198,51 @@ def test_neardup_building_blocks() -> None:
     assert (sig[0] == sig[1]).all() and not (sig[0] == sig[2]).all()
     again = neardup.minhash(sh, per, 16, seed=1)
     assert (sig == again).all()
+
+
+def _clustered_texts(n_base: int = 300) -> pl.Series:
+    """Base documents, each followed by 0-3 copies with one or two words replaced."""
+    rng = random.Random(7)
+    out = []
+    for _ in range(n_base):
+        words = rng.choices(VOCAB, k=rng.randint(12, 60))
+        out.append(" ".join(words))
+        for _ in range(rng.randint(0, 3)):
+            copy = list(words)
+            for _ in range(rng.randint(1, 2)):
+                copy[rng.randrange(len(copy))] = rng.choice(VOCAB)
+            out.append(" ".join(copy))
+    out += ["", None, "short"]
+    rng.shuffle(out)
+    return pl.Series(out, dtype=pl.String)
+
+
+def test_neardup_bounded_batches_give_the_clusters_of_every_candidate(monkeypatch) -> None:
+    """Clusters equal those of verifying every LSH candidate at once (the textbook way), for
+    any signature batch and pair chunk size; skipped candidates never change a cluster."""
+    texts = _clustered_texts()
+    params = dict(shingle_words=3, num_perm=64, bands=16, rows=4, threshold=0.7, seed=3)
+    k, perms = params["shingle_words"], params["num_perm"]
+    sh, per = neardup.shingle_hashes(texts, k)
+    sig = neardup.minhash(sh, per, perms, params["seed"])
+    idx = np.flatnonzero(per > 0)
+    every = [np.concatenate(p) for p in zip(*(
+        pair for band in range(params["bands"])
+        for pair in neardup.band_candidates(sig, band, params["rows"], idx, batch=10**9)
+    ), strict=True)]
+    ok = neardup.jaccard_estimate(sig, *every) >= params["threshold"]
+    expected = neardup.connected_components(texts.len(), every[0][ok], every[1][ok])
+    assert (expected != np.arange(texts.len())).sum() > 100  # real clusters to find
+
+    results = []
+    for doc_batch, pair_batch in [(10**6, 10**9), (37, 5), (1, 1)]:
+        monkeypatch.setattr(neardup, "_DOC_BATCH", doc_batch)
+        monkeypatch.setattr(neardup, "_PAIR_BATCH", pair_batch)
+        r = neardup.find_near_duplicates(texts, **params)
+        assert (r.signatures == sig).all() and (r.has_tokens == (per > 0)).all()
+        assert r.labels.tolist() == expected.tolist()
+        assert (r.pair_sim >= params["threshold"]).all() and (r.pair_i < r.pair_j).all()
+        results.append(r)
+    # the reported pairs connect exactly the clusters
+    again = neardup.connected_components(texts.len(), results[0].pair_i, results[0].pair_j)
+    assert again.tolist() == expected.tolist()

@@ -5,8 +5,11 @@ Eval texts of at least ``ngram`` words contribute all their n-grams; shorter one
 eval *prompts*) contribute their whole token sequence as one gram of its own length, if it has
 at least ``min_eval_words`` tokens (the GPT-3 paper's rule). Records are cut into grams of
 each length that occurs on the eval side and joined to them in Polars: no Python loop over
-records or grams. Grams are compared by a 64-bit hash of their text (Polars' ``hash`` with a
-fixed seed: stable within the pinned Polars version, which is all a single run needs).
+records or grams. A gram is compared by a 64-bit hash: each word is hashed once (Polars'
+``hash`` with a fixed seed, stable within the pinned Polars version, which is all a single run
+needs) and a gram's hash is a polynomial over its words' hashes in wrapping ``UInt64``
+arithmetic, so no gram string is ever built. Records are processed in batches of rows, so
+memory follows the batch, not the dataset.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from ftdata_pipeline.stages.curation.filtering import Filter
 from ftdata_pipeline.stages.curation.views import ALL, words
 
 _SEED = 0x5EED
+_MULT = 0x100000001B3  # FNV-64 prime: mixes the word hashes position-wise
 _IDX = "_didx"
+_BATCH = 50_000  # records per batch of the record side: bounds the exploded word hashes
 CONTAMINATED_BY, CONTAMINATED_GRAMS = "_contaminated_by", "_contaminated_grams"
 
 
@@ -48,13 +53,20 @@ def load_eval_texts(cfg: DecontaminationConfig, root: Path | None) -> pl.DataFra
     return pl.concat(frames).drop_nulls()
 
 
+def _word_hashes(texts: pl.Expr) -> pl.Expr:
+    """Per text, the list of its word tokens' 64-bit hashes (hashed inside the list: no
+    exploded string column is materialized)."""
+    return words(texts).list.eval(pl.element().hash(_SEED))
+
+
 def _grams(tokens: pl.DataFrame, n: int) -> pl.DataFrame:
-    """All n-grams of exploded ``tokens`` (columns _didx, w in order) as (_didx, gram hash)."""
-    parts = [pl.col("w").shift(-j) for j in range(n)]
+    """All n-grams of exploded word hashes (columns _didx, h in order) as (_didx, gram hash)."""
+    gram = pl.col("h")
+    for j in range(1, n):
+        gram = gram + pl.col("h").shift(-j) * pl.lit(pow(_MULT, j, 2**64), pl.UInt64)
     return (
         tokens.with_columns(
-            pl.concat_str(parts, separator=" ").hash(_SEED).alias("gram"),
-            (pl.col(_IDX).shift(-(n - 1)) == pl.col(_IDX)).alias("ok"),
+            gram.alias("gram"), (pl.col(_IDX).shift(-(n - 1)) == pl.col(_IDX)).alias("ok")
         )
         .filter(pl.col("ok"))
         .select(_IDX, "gram")
@@ -63,25 +75,33 @@ def _grams(tokens: pl.DataFrame, n: int) -> pl.DataFrame:
 
 def eval_grams(evals: pl.DataFrame, cfg: DecontaminationConfig) -> pl.DataFrame:
     """(eval_id, n, gram) for every eval text (see module docstring)."""
-    toks = evals.with_columns(words(pl.col("text")).alias("w")).with_columns(
-        pl.col("w").list.len().alias("m")
+    toks = evals.with_columns(_word_hashes(pl.col("text")).alias("h")).with_columns(
+        pl.col("h").list.len().alias("m")
     )
     out = [pl.DataFrame(schema={"eval_id": pl.String, "n": pl.Int64, "gram": pl.UInt64})]
-    long = toks.filter(pl.col("m") >= cfg.ngram).with_row_index(_IDX)
-    if long.height:
-        exploded = long.select(_IDX, "w").explode("w")
-        g = _grams(exploded, cfg.ngram).join(long.select(_IDX, "eval_id"), on=_IDX)
-        out.append(g.select("eval_id", pl.lit(cfg.ngram, pl.Int64).alias("n"), "gram"))
+    long = toks.filter(pl.col("m") >= cfg.ngram)
     short = toks.filter((pl.col("m") < cfg.ngram) & (pl.col("m") >= cfg.min_eval_words))
-    if short.height:
-        out.append(
-            short.select(
-                "eval_id",
-                pl.col("m").cast(pl.Int64).alias("n"),
-                pl.col("w").list.join(" ").hash(_SEED).alias("gram"),
-            )
+    # A long text contributes every n-gram; a short one its whole sequence, the single gram
+    # of its own length.
+    for n, part in [(cfg.ngram, long), *short.partition_by("m", as_dict=True).items()]:
+        n = n[0] if isinstance(n, tuple) else n
+        if not part.height:
+            continue
+        part = part.with_row_index(_IDX)
+        g = _grams(part.select(_IDX, "h").explode("h"), n).join(
+            part.select(_IDX, "eval_id"), on=_IDX
         )
+        out.append(g.select("eval_id", pl.lit(n, pl.Int64).alias("n"), "gram"))
     return pl.concat(out).unique().sort("n", "gram", "eval_id")
+
+
+def _hits(batch: pl.DataFrame, grams: pl.DataFrame, lengths: list[int]) -> list[pl.DataFrame]:
+    tokens = batch.select(_IDX, _word_hashes(pl.col(ALL)).alias("h")).explode("h").drop_nulls("h")
+    out = []
+    for n in lengths:
+        side = grams.filter(pl.col("n") == n).select("gram", "eval_id")
+        out.append(_grams(tokens, n).join(side, on="gram").select(_IDX, "eval_id", "gram"))
+    return out
 
 
 def add_contamination(df: pl.DataFrame, grams: pl.DataFrame) -> pl.DataFrame:
@@ -89,10 +109,9 @@ def add_contamination(df: pl.DataFrame, grams: pl.DataFrame) -> pl.DataFrame:
     base = df.with_row_index(_IDX)
     hits = [pl.DataFrame(schema={_IDX: pl.UInt32, "eval_id": pl.String, "gram": pl.UInt64})]
     if grams.height and df.height:
-        tokens = base.select(_IDX, words(pl.col(ALL)).alias("w")).explode("w").drop_nulls("w")
-        for n in sorted(grams["n"].unique().to_list()):
-            side = grams.filter(pl.col("n") == n).select("gram", "eval_id")
-            hits.append(_grams(tokens, n).join(side, on="gram").select(_IDX, "eval_id", "gram"))
+        lengths = sorted(grams["n"].unique().to_list())
+        for start in range(0, base.height, _BATCH):
+            hits += _hits(base.slice(start, _BATCH).select(_IDX, ALL), grams, lengths)
     found = (
         pl.concat(hits)
         .group_by(_IDX)

@@ -16,10 +16,19 @@ chunks of shingles, LSH bands and label-propagation rounds, never over documents
 5. Verification: estimated Jaccard (share of equal signature slots) >= ``threshold``.
 6. Clusters: connected components of verified pairs by iterative min-label propagation with
    pointer jumping; a cluster's label is its lowest document index.
+
+Memory follows a batch, not the corpus: shingles and signatures are computed per batch of
+documents (only the ``uint32`` signatures of all documents are kept), and candidate pairs are
+verified band by band, in bounded chunks, as they are generated. A candidate whose two
+documents are already in one cluster is skipped: it cannot change the clusters, and true
+near-duplicates share most bands, so they are verified once instead of once per band. The
+clusters are exactly those of verifying every candidate; the reported pairs are the verified
+ones that joined two clusters (a spanning forest plus the pairs verified in the same chunk).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +38,8 @@ _WORD_SEED = 0x9E3779B97F4A7C15 & 0xFFFFFFFF  # fixed seed for Polars' word hash
 _SHINGLE_MULT = np.uint64(0x100000001B3)  # FNV-64 prime: mixes word hashes position-wise
 _BAND_MULT = np.uint64(0x9E3779B97F4A7C15)
 _CHUNK = 1 << 19  # shingles per minhash chunk: 4 MB of uint64 stays in cache
+_DOC_BATCH = 50_000  # documents per shingle/signature batch (their word hashes: ~40 MB)
+_PAIR_BATCH = 1 << 22  # candidate pairs generated and verified at a time (~200 MB of arrays)
 
 
 @dataclass(frozen=True)
@@ -123,42 +134,48 @@ def minhash(shingles: np.ndarray, per_doc: np.ndarray, num_perm: int, seed: int)
     return sig
 
 
-def lsh_candidates(
-    sig: np.ndarray, bands: int, rows: int, has: np.ndarray, max_partners: int = 32
-) -> tuple[np.ndarray, np.ndarray]:
-    """Unique candidate pairs (i < j) sharing at least one band bucket.
+def band_candidates(
+    sig: np.ndarray, band: int, rows: int, idx: np.ndarray, max_partners: int = 32,
+    batch: int = _PAIR_BATCH,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Candidate pairs ``(i, j)`` of one band, in chunks of at most about ``batch`` pairs.
 
     Each bucket member is paired with up to ``max_partners`` earlier members of its bucket
     (all pairs in ordinary buckets; bounded work in huge ones, e.g. thousands of copies of
     one boilerplate text, which are still connected through the bucket's first members).
     """
-    idx = np.flatnonzero(has)
-    pairs = []
     with np.errstate(over="ignore"):
-        for band in range(bands):
-            block = sig[idx, band * rows : (band + 1) * rows].astype(np.uint64)
-            key = np.zeros(idx.size, dtype=np.uint64)
-            for r in range(rows):
-                key = key * _BAND_MULT + block[:, r] + np.uint64(r + 1)
-            order = np.argsort(key, kind="stable")  # stable: bucket members in index order
-            sk = key[order]
-            new = np.ones(sk.size, dtype=bool)
-            new[1:] = sk[1:] != sk[:-1]
-            positions = np.arange(sk.size)
-            group_start = np.maximum.accumulate(np.where(new, positions, 0))
-            n_partners = np.minimum(positions - group_start, max_partners)
-            if not n_partners.any():
-                continue
-            later = np.repeat(positions, n_partners)
-            # 0, 1, .., n-1 within each run of repeats
-            run_start = np.repeat(np.cumsum(n_partners) - n_partners, n_partners)
-            earlier = group_start[later] + (np.arange(later.size) - run_start)
-            a, b = idx[order[earlier]].astype(np.int64), idx[order[later]].astype(np.int64)
-            pairs.append((np.minimum(a, b) << 32) | np.maximum(a, b))
-    if not pairs:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    code = np.unique(np.concatenate(pairs))
-    return code >> 32, code & 0xFFFFFFFF
+        block = sig[idx, band * rows : (band + 1) * rows].astype(np.uint64)
+        key = np.zeros(idx.size, dtype=np.uint64)
+        for r in range(rows):
+            key = key * _BAND_MULT + block[:, r] + np.uint64(r + 1)
+    del block
+    order = np.argsort(key, kind="stable")  # stable: bucket members in index order
+    sk = key[order]
+    new = np.ones(sk.size, dtype=bool)
+    new[1:] = sk[1:] != sk[:-1]
+    positions = np.arange(sk.size)
+    group_start = np.maximum.accumulate(np.where(new, positions, 0))
+    n_partners = np.minimum(positions - group_start, max_partners)
+    ends = np.cumsum(n_partners)
+    total = int(ends[-1]) if ends.size else 0
+    p0 = done = 0
+    while done < total:
+        p1 = int(np.searchsorted(ends, done + batch, side="right"))
+        p1 = min(max(p1, p0 + 1), sk.size)
+        counts = n_partners[p0:p1]
+        later = np.repeat(positions[p0:p1], counts)
+        # 0, 1, .., n-1 within each run of repeats
+        run_start = np.repeat(np.cumsum(counts) - counts, counts)
+        earlier = group_start[later] + (np.arange(later.size) - run_start)
+        yield idx[order[earlier]].astype(np.int64), idx[order[later]].astype(np.int64)
+        done, p0 = int(ends[p1 - 1]), p1
+
+
+def _join(labels: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Labels after adding edges ``i - j``: components of the clusters' roots, mapped back."""
+    roots = connected_components(labels.shape[0], labels[i], labels[j])
+    return roots[labels]
 
 
 def jaccard_estimate(sig: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -189,6 +206,18 @@ def connected_components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         labels = new
 
 
+def signatures(texts: pl.Series, k: int, num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """MinHash signatures of every text and whether it has any token, in document batches."""
+    sig = np.empty((texts.len(), num_perm), dtype=np.uint32)
+    has = np.zeros(texts.len(), dtype=bool)
+    for start in range(0, texts.len(), _DOC_BATCH):
+        part = texts.slice(start, _DOC_BATCH)
+        shingles, per_doc = shingle_hashes(part, k)
+        sig[start : start + part.len()] = minhash(shingles, per_doc, num_perm, seed)
+        has[start : start + part.len()] = per_doc > 0
+    return sig, has
+
+
 def find_near_duplicates(
     texts: pl.Series,
     *,
@@ -199,14 +228,27 @@ def find_near_duplicates(
     threshold: float,
     seed: int,
 ) -> NearDupResult:
-    shingles, per_doc = shingle_hashes(texts, shingle_words)
-    sig = minhash(shingles, per_doc, num_perm, seed)
-    has = per_doc > 0
-    ci, cj = lsh_candidates(sig, bands, rows, has)
-    sim = jaccard_estimate(sig, ci, cj)
-    ok = sim >= threshold
-    pi, pj, ps = ci[ok], cj[ok], sim[ok]
-    labels = connected_components(texts.len(), pi, pj)
+    sig, has = signatures(texts, shingle_words, num_perm, seed)
+    idx = np.flatnonzero(has)
+    labels = np.arange(texts.len(), dtype=np.int64)
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for band in range(bands):
+        for ci, cj in band_candidates(sig, band, rows, idx):
+            apart = labels[ci] != labels[cj]  # already one cluster: nothing to learn
+            ci, cj = ci[apart], cj[apart]
+            sim = jaccard_estimate(sig, ci, cj)
+            ok = sim >= threshold
+            if ok.any():
+                found.append((ci[ok], cj[ok], sim[ok]))
+                labels = _join(labels, ci[ok], cj[ok])
+    if found:
+        pi, pj, ps = (np.concatenate(parts) for parts in zip(*found, strict=True))
+        lo, hi = np.minimum(pi, pj), np.maximum(pi, pj)
+        _, first = np.unique((lo << 32) | hi, return_index=True)  # sorted, one per pair
+        pi, pj, ps = lo[first], hi[first], ps[first]
+    else:
+        pi = pj = np.zeros(0, np.int64)
+        ps = np.zeros(0, np.float64)
     return NearDupResult(labels, pi, pj, ps, sig, has)
 
 
