@@ -13,7 +13,7 @@ from ftdata_pipeline.config.models import CurateConfig, RecipeConfig, SourceConf
 from ftdata_pipeline.orchestration.checks import LICENCES_ALLOWED, CheckPlan, _licence_result
 from ftdata_pipeline.quality.suites import default_expectations
 from ftdata_pipeline.stages.curate import curate, normalize_text
-from ftdata_pipeline.stages.curation import decontaminate
+from ftdata_pipeline.stages.curation import decontaminate, safety
 from ftdata_pipeline.stages.curation.governance import AS_OF_ENV, resolve_as_of
 
 # All optional filters off, so each test switches on exactly the one it checks.
@@ -268,6 +268,14 @@ def test_harmful_word_list_drop_and_flag() -> None:
     assert flag.rejected.is_empty()
     assert dict(zip(flag.kept["record_id"], flag.kept["q_harmful_flag"], strict=True)) == {"bad": True, "ok": False}
     assert flag.stats["harmful_flagged"] == 1
+
+
+def test_harmful_model_scores_do_not_depend_on_the_batch(monkeypatch) -> None:
+    texts = ["you are a fucking idiot", "Thank you for the quick refund", "", "shut up", "ok"] * 3
+    whole = safety.model_scores(texts)
+    monkeypatch.setattr(safety, "_BATCH", 2)
+    assert safety.model_scores(texts).tolist() == whole.tolist()
+    assert whole.max() > 0.8 > whole.min()
 
 
 def test_harmful_model_scores() -> None:

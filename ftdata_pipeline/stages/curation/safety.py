@@ -1,7 +1,8 @@
 """Harmful/offensive content: alt-profanity-check's model and/or a recipe word list.
 
-The model (a linear SVM over character/word n-grams, shipped inside the package) scores a whole
-column in one ``predict_prob`` call, on distinct texts only. A word-list hit scores 1.0.
+The model (a linear SVM over character/word n-grams, shipped inside the package) scores the
+distinct texts in ``predict_prob`` calls of ``_BATCH`` texts: each row is scored on its own,
+and the n-gram matrix of a whole corpus would not fit in memory. A word-list hit scores 1.0.
 ``q_harm`` is kept on every row; action ``drop`` rejects rows at or above the threshold as
 ``harmful_content``, action ``flag`` keeps them and sets ``q_harmful_flag``.
 """
@@ -19,6 +20,7 @@ from ftdata_pipeline.stages.curation.filtering import Filter
 from ftdata_pipeline.stages.curation.views import PROSE
 
 Q_HARM, Q_HARMFUL_FLAG = "q_harm", "q_harmful_flag"
+_BATCH = 20_000  # texts per model call: bounds the sparse n-gram matrix
 
 
 @lru_cache(maxsize=1)
@@ -32,7 +34,11 @@ def _model():
 def model_scores(texts: list[str]) -> np.ndarray:
     if not texts:
         return np.zeros(0)
-    return np.asarray(_model()(texts), dtype=np.float64)
+    predict = _model()
+    return np.concatenate([
+        np.asarray(predict(texts[i : i + _BATCH]), dtype=np.float64)
+        for i in range(0, len(texts), _BATCH)
+    ])
 
 
 def add_harm(df: pl.DataFrame, cfg: HarmfulConfig) -> pl.DataFrame:
