@@ -93,7 +93,40 @@ def _run(r: dict) -> list[str]:
     return lines + [""]
 
 
-def render(reports: list[dict]) -> str:
+_PHASE_NAMES = {"add_language": "language ID", "add_contamination": "decontamination",
+                "near_dedup": "near-dup", "add_quality_scores": "quality", "add_harm": "harmful",
+                "add_prose": "prose view", "add_hashes": "hashes", "measure": "lengths"}
+
+
+def _curation(runs: list[dict]) -> list[str]:
+    """The curated stage alone (``curation_scale.py``): one row per size."""
+    if not runs:
+        return []
+    phases = [k for k in _PHASE_NAMES if any(k in r["phases"] for r in runs)]
+    lines = [
+        "## The curated stage alone",
+        "",
+        "`python benchmarks/curation_scale.py --data DIR --n N`: the raw stage's reader, then",
+        "`curate()` with the `bench_corpus` recipe in a child process; peak RSS of that process",
+        "(sampled every 0.05 s). Memory follows a batch in language ID, the harmful-content",
+        "model, decontamination and near-dup; what grows with N is the records themselves",
+        "and the per-record columns.",
+        "",
+        "| records | read s | curate s | records/s | peak RSS MB | kept | "
+        + " | ".join(f"{_PHASE_NAMES[k]} s" for k in phases) + " | load before |",
+        "|---:|---:|---:|---:|---:|---:|" + "---:|" * len(phases) + "---|",
+    ]
+    for r in sorted(runs, key=lambda r: r["n"]):
+        cells = [f"{r['phases'][k]['seconds']:.1f}" if k in r["phases"] else "—" for k in phases]
+        lines.append(
+            f"| {r['n']:,} | {r['read_s']:.1f} | {r['curate_s']:.1f} | "
+            f"{r['n'] / r['curate_s']:,.0f} | {r['curate_peak_rss_mb']:,.0f} | {r['kept']:,} | "
+            + " | ".join(cells) + f" | {r['load_before'][0]:.1f} ({r['at']}) |"
+        )
+    return lines + [""]
+
+
+def render(reports: list[dict], curation: list[dict] | None = None) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -110,6 +143,7 @@ def render(reports: list[dict]) -> str:
         ".venv/bin/python benchmarks/scale_benchmark.py --n 10000 [--keep --work DIR] [--skip-alternatives]",
         ".venv/bin/python benchmarks/neardup_benchmark.py --n 100000   # results/neardup.md",
         ".venv/bin/python benchmarks/pii_benchmark.py --n 5000         # results/pii.md",
+        ".venv/bin/python benchmarks/curation_scale.py --data /tmp/tickets --n 1000000  # curated stage alone",
         "```",
         "",
         "What the scale runner does: `generate_records.py` writes N tickets made by the demo",
@@ -128,6 +162,7 @@ def render(reports: list[dict]) -> str:
                   "each run show how much other work was running. Figures taken under load",
                   "understate what an idle machine does, and the parallel parts (the redaction",
                   "pool) suffer most.", ""]
+    lines += _curation(curation or [])
     for r in reports:
         lines += _run(r)
     return "\n".join(lines)

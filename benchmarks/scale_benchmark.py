@@ -378,7 +378,8 @@ def run(args) -> dict:
 def render(reports: list[dict]) -> str:
     import results_report
 
-    return results_report.render(reports)
+    curation = [json.loads(p.read_text()) for p in RESULTS.glob("curation_*.json")]
+    return results_report.render(reports, curation)
 
 
 def main(argv: list[str] | None = None) -> int:

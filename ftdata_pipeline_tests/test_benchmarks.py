@@ -59,3 +59,19 @@ def test_pandas_rules_compute_what_the_stage_computes():
     curation_pandas.assert_same(ours, theirs)
     assert ours["top_2gram"].any() and ours["duplicate_lines"].any()
     assert ours["exact_duplicate"].any()
+
+
+def test_curation_scale_measures_the_stage_alone_and_renders(tmp_path):
+    import curation_scale
+    import results_report
+
+    generate_records.write_shards(600, tmp_path / "data", shard_size=250)
+    assert curation_scale.main(["--n", "500", "--data", str(tmp_path / "data"),
+                                "--results", str(tmp_path / "results")]) == 0
+    report = json.loads((tmp_path / "results" / "curation_500.json").read_text())
+    assert report["n"] == 500 and report["kept"] + report["rejected"] == 500
+    assert report["kept"] > 300
+    assert {"add_language", "add_contamination", "near_dedup", "add_harm"} <= set(report["phases"])
+    assert report["curate_peak_rss_mb"] > 0
+    md = results_report.render([], [report])
+    assert "## The curated stage alone" in md and "| 500 |" in md
