@@ -268,7 +268,8 @@ def _near_dedup(df: pl.DataFrame, cfg: CurateConfig) -> tuple[pl.DataFrame, dict
         .alias("dup_cluster_id")
     )
     clusters = int(np.unique(result.labels[rep != idx]).size) if df.height else 0
-    return df, {"candidate_pairs_verified": int(result.pair_i.size), "clusters": clusters}
+    # verified pairs that joined two clusters (pairs inside a cluster are not re-verified)
+    return df, {"verified_pairs_joining": int(result.pair_i.size), "clusters": clusters}
 
 
 def curate(
