@@ -218,19 +218,12 @@ def signatures(texts: pl.Series, k: int, num_perm: int, seed: int) -> tuple[np.n
     return sig, has
 
 
-def find_near_duplicates(
-    texts: pl.Series,
-    *,
-    shingle_words: int,
-    num_perm: int,
-    bands: int,
-    rows: int,
-    threshold: float,
-    seed: int,
+def cluster_signatures(
+    sig: np.ndarray, has: np.ndarray, *, bands: int, rows: int, threshold: float
 ) -> NearDupResult:
-    sig, has = signatures(texts, shingle_words, num_perm, seed)
+    """Clusters of documents by their signatures: LSH candidates verified band by band."""
     idx = np.flatnonzero(has)
-    labels = np.arange(texts.len(), dtype=np.int64)
+    labels = np.arange(sig.shape[0], dtype=np.int64)
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for band in range(bands):
         for ci, cj in band_candidates(sig, band, rows, idx):
@@ -250,6 +243,20 @@ def find_near_duplicates(
         pi = pj = np.zeros(0, np.int64)
         ps = np.zeros(0, np.float64)
     return NearDupResult(labels, pi, pj, ps, sig, has)
+
+
+def find_near_duplicates(
+    texts: pl.Series,
+    *,
+    shingle_words: int,
+    num_perm: int,
+    bands: int,
+    rows: int,
+    threshold: float,
+    seed: int,
+) -> NearDupResult:
+    sig, has = signatures(texts, shingle_words, num_perm, seed)
+    return cluster_signatures(sig, has, bands=bands, rows=rows, threshold=threshold)
 
 
 def representatives(labels: np.ndarray, priority: np.ndarray) -> np.ndarray:
