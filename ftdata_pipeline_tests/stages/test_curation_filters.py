@@ -13,7 +13,7 @@ from ftdata_pipeline.config.models import CurateConfig, RecipeConfig, SourceConf
 from ftdata_pipeline.orchestration.checks import LICENCES_ALLOWED, CheckPlan, _licence_result
 from ftdata_pipeline.quality.suites import default_expectations
 from ftdata_pipeline.stages.curate import curate, normalize_text
-from ftdata_pipeline.stages.curation import decontaminate, safety
+from ftdata_pipeline.stages.curation import decontaminate, quality, safety
 from ftdata_pipeline.stages.curation.governance import AS_OF_ENV, resolve_as_of
 
 # All optional filters off, so each test switches on exactly the one it checks.
@@ -178,7 +178,10 @@ def q(**over) -> dict:
     return {"quality": {"enabled": True, **over}}
 
 
-def test_repetition_rules() -> None:
+@pytest.mark.parametrize("batch", [1, 2, 100_000])
+def test_repetition_rules(monkeypatch, batch) -> None:
+    # n-gram scores are computed per batch of rows: the batch size changes nothing
+    monkeypatch.setattr(quality, "_BATCH", batch)
     lf = frame(
         [
             {"record_id": "lines", "text": "\n".join(["buy cheap pills now"] * 5 + [EN])},

@@ -33,6 +33,7 @@ Q_REFUSAL = "q_refusal"
 Q_QUALITY = "q_quality"
 
 _IDX = "_qidx"
+_BATCH = 100_000  # records per n-gram batch: the exploded words follow the batch
 
 
 def _top_ngram_fracs(df: pl.DataFrame, min_words: int) -> pl.DataFrame:
@@ -116,7 +117,10 @@ def add_quality_scores(df: pl.DataFrame, cfg: QualityConfig) -> pl.DataFrame:
         tokens.list.eval(pl.element().is_in(list(STOP_WORDS))).list.sum().fill_null(0).alias(Q_STOP),
         refusal.fill_null(False).alias(Q_REFUSAL),
     )
-    df = pl.concat([df, _top_ngram_fracs(df, cfg.repetition_min_words)], how="horizontal")
+    # row-wise scores: computed per batch of rows, their exploded grams never all in memory
+    fracs = [_top_ngram_fracs(df.slice(start, _BATCH), cfg.repetition_min_words)
+             for start in range(0, df.height, _BATCH)] or [_top_ngram_fracs(df, 1)]
+    df = pl.concat([df, pl.concat(fracs)], how="horizontal")
     # One number for "how clean is this text", used by near_dedup keep=best_quality: the
     # product of the repetition and ratio scores, each in [0, 1].
     return df.with_columns(
