@@ -254,7 +254,7 @@ def _near_dedup(
     if partition is not None:
         rep, sim, prior_ref, sig, verified = partition.cluster(df[NEAR], nd, priority)
         df = df.with_columns(
-            pl.Series(PRIOR_NEAR, prior_ref, dtype=pl.String),
+            pl.Series(PRIOR_NEAR, prior_ref.tolist(), dtype=pl.String),
             pl.Series(SIGNATURE, sig.tolist(), dtype=pl.List(pl.UInt32)),
         )
         clusters_of = rep

@@ -1,0 +1,115 @@
+"""Partitioned sources: per-partition assets in real Dagster runs, incremental dedup, reruns."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from dagster import DagsterInstance
+
+from ftdata_pipeline.definitions import build_definitions
+from ftdata_pipeline.orchestration.storage import PipelineStorage
+from ftdata_pipeline.stages.curation.index import EXACT_RULE, NEAR_RULE
+from ftdata_pipeline_tests.orchestration.partitioned_dataset import (
+    DATASET,
+    JOB,
+    KEYS,
+    PARTITIONS_NAME,
+    write_configs,
+)
+from ftdata_pipeline_tests.orchestration.small_dataset import export_files
+
+
+def _run(defs, instance, partition_key=None):
+    result = defs.resolve_job_def(JOB).execute_in_process(
+        instance=instance, partition_key=partition_key, raise_on_error=False
+    )
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    return result
+
+
+def _stage(home, stage: str, restricted: bool) -> pl.DataFrame:
+    storage = PipelineStorage(home=str(home))
+    parts = storage.partition_paths([DATASET, stage], restricted=restricted)
+    if parts:
+        return pl.concat([pl.read_parquet(p) for p in parts.values()])
+    return pl.read_parquet(storage.asset_path([DATASET, stage], restricted=restricted))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Both partitions one after another, and the same rows in one unpartitioned run."""
+    base = tmp_path_factory.mktemp("partitions")
+    parted_cfg, plain_cfg = write_configs(base)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("FTDATA_CATALOG_URL", raising=False)
+        mp.delenv("FTDATA_EXECUTOR", raising=False)
+        mp.setenv("FTDATA_PROJECT_ROOT", str(base / "parted"))
+        parted = build_definitions(parted_cfg, home=str(base / "parted_home"))
+        instance = DagsterInstance.ephemeral()
+        instance.add_dynamic_partitions(PARTITIONS_NAME, list(KEYS))
+        results = {key: _run(parted, instance, key) for key in KEYS}
+        mp.setenv("FTDATA_PROJECT_ROOT", str(base / "plain"))
+        plain = build_definitions(plain_cfg, home=str(base / "plain_home"))
+        _run(plain, DagsterInstance.ephemeral())
+        yield {"base": base, "defs": parted, "instance": instance, "results": results,
+               "parted_home": base / "parted_home", "plain_home": base / "plain_home"}
+
+
+def test_partitions_keep_what_one_unpartitioned_run_keeps(runs):
+    for stage, restricted in (("curated", True), ("redacted", False)):
+        parted = _stage(runs["parted_home"], stage, restricted).sort("record_id")
+        plain = _stage(runs["plain_home"], stage, restricted).sort("record_id")
+        assert parted["record_id"].to_list() == plain["record_id"].to_list(), stage
+        assert parted.equals(plain), stage
+    # labeled and later read every partition of redacted: the same training files, byte for
+    # byte; the manifests differ only in the config hash (the source config differs)
+    parted, plain = export_files(runs["parted_home"]), export_files(runs["plain_home"])
+    assert any(name.endswith(".jsonl") for name in parted)
+    manifests = [json.loads(files.pop("manifest.json")) for files in (parted, plain)]
+    assert parted == plain
+    assert manifests[0]["config_hash"] != manifests[1]["config_hash"]
+    for m in manifests:
+        m.pop("config_hash")
+    assert manifests[0] == manifests[1]
+
+
+def test_duplicates_of_another_partition_are_rejected_naming_it(runs):
+    storage = PipelineStorage(home=str(runs["parted_home"]))
+    rejects = pl.read_parquet(
+        storage.rejects_path(DATASET, "curated", restricted=True, partition="day2.jsonl")
+    )
+    exact = rejects.filter(pl.col("rule") == EXACT_RULE)
+    near = rejects.filter(pl.col("rule") == NEAR_RULE)
+    # the planted copies (new ids T-9xxxxx), each pointing at day 1's kept record
+    assert {"T-900000", "T-900001"} <= set(exact["source_key"])
+    assert "T-900002" in set(near["source_key"])
+    assert all(d.startswith("day1.jsonl:") for d in [*exact["detail"], *near["detail"]])
+    kept_day1 = set(_stage_partition(storage, "day1.jsonl")["record_id"])
+    assert {d.split(":", 1)[1] for d in exact["detail"]} <= kept_day1
+    # the rejected asset lists them too, from every partition's reject file
+    index = storage.read_reject_index(DATASET, "curated", restricted=True)
+    assert set(exact["record_id"]) <= set(index["record_id"])
+
+
+def _stage_partition(storage, key):
+    return pl.read_parquet(storage.asset_path([DATASET, "curated"], restricted=True,
+                                              partition=key))
+
+
+def test_partition_metadata_and_index_hold_no_text(runs):
+    storage = PipelineStorage(home=str(runs["parted_home"]))
+    index_dir = storage.restricted_root() / "dedup_index" / DATASET
+    files = sorted(p.name for p in index_dir.glob("*.parquet"))
+    assert files == [f"{k}.parquet" for k in KEYS]
+    entries = pl.read_parquet(index_dir / "day1.jsonl.parquet")
+    assert set(entries.columns) == {"partition", "record_id", "content_hash", "params",
+                                    "signature", "bands"}
+    assert entries["record_id"].sort().to_list() == _stage_partition(
+        storage, "day1.jsonl")["record_id"].sort().to_list()
+    result = runs["results"]["day2.jsonl"]
+    mats = [m for m in result.get_asset_materialization_events()
+            if m.asset_key.path == [DATASET, "curated"]]
+    assert mats[0].partition == "day2.jsonl"
+    assert mats[0].materialization.metadata["unchanged"].value is False
