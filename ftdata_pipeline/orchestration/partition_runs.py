@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -74,6 +75,15 @@ def _output_hash(df: pl.DataFrame) -> str:
     return frame_hash(df.rechunk())
 
 
+def _stored_form(df: pl.DataFrame) -> pl.DataFrame:
+    """The frame as it reads back from Parquet (Arrow buffers can differ from a computed
+    frame's with equal values), so the ledger's hash is the stored file's."""
+    buffer = io.BytesIO()
+    df.write_parquet(buffer, compression="zstd", statistics=False)
+    buffer.seek(0)
+    return pl.read_parquet(buffer)
+
+
 def run_partition(
     storage: PipelineStorage,
     *,
@@ -97,7 +107,7 @@ def run_partition(
     ledger = {
         "input_version": input_version,
         "config_hash": cfg_hash,
-        "output_version": _output_hash(result.kept),
+        "output_version": _output_hash(_stored_form(result.kept)),
         "rows_in": result.rows_in,
         "inputs_kept": result.inputs_kept,
         "stats": result.stats,

@@ -113,3 +113,42 @@ def test_partition_metadata_and_index_hold_no_text(runs):
             if m.asset_key.path == [DATASET, "curated"]]
     assert mats[0].partition == "day2.jsonl"
     assert mats[0].materialization.metadata["unchanged"].value is False
+
+
+def _materialization(result, stage: str):
+    (event,) = [m for m in result.get_asset_materialization_events()
+                if m.asset_key.path == [DATASET, stage]]
+    return event.materialization.metadata
+
+
+def test_an_unchanged_partition_is_not_reprocessed(runs, monkeypatch):
+    """Counted: the curation and redaction functions are not called for an unchanged input."""
+    import ftdata_pipeline.orchestration.assets as assets_module
+
+    calls = {"curate": 0, "redact": 0}
+
+    def counting(name, fn):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(assets_module, "curate", counting("curate", assets_module.curate))
+    monkeypatch.setattr(assets_module, "redact", counting("redact", assets_module.redact))
+    monkeypatch.setenv("FTDATA_PROJECT_ROOT", str(runs["base"] / "parted"))
+    storage = PipelineStorage(home=str(runs["parted_home"]))
+    before = _stage_partition(storage, "day2.jsonl")
+
+    again = _run(runs["defs"], runs["instance"], "day2.jsonl")
+    assert calls == {"curate": 0, "redact": 0}
+    assert _materialization(again, "curated")["unchanged"].value is True
+    assert _materialization(again, "redacted")["unchanged"].value is True
+    assert _stage_partition(storage, "day2.jsonl").equals(before)
+
+    # a file that changed is processed again, and only that partition
+    landing = runs["base"] / "parted" / "landing" / "day1.jsonl"
+    lines = landing.read_text("utf-8").splitlines(keepends=True)
+    landing.write_text("".join(lines[:-1]), "utf-8")  # one ticket fewer
+    changed = _run(runs["defs"], runs["instance"], "day1.jsonl")
+    assert calls == {"curate": 1, "redact": 1}
+    assert _materialization(changed, "curated")["unchanged"].value is False
