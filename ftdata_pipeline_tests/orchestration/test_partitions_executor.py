@@ -1,0 +1,102 @@
+"""Partitioned runs under Dagster's multiprocess executor (a process per step, as the UI's
+Materialize button and the landing sensor run them), and the landing sensor's partitions."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import polars as pl
+import pytest
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    SensorResult,
+    SkipReason,
+    build_sensor_context,
+    execute_job,
+    reconstructable,
+)
+
+from ftdata_pipeline.definitions import build_definitions
+from ftdata_pipeline.orchestration.storage import PipelineStorage
+from ftdata_pipeline_tests.orchestration.partitioned_dataset import (
+    DATASET,
+    JOB,
+    KEYS,
+    PARTITIONS_NAME,
+    partitioned_job,
+    write_configs,
+)
+
+
+def test_landing_sensor_adds_a_partition_per_new_file(tmp_path, monkeypatch):
+    parted_cfg, _ = write_configs(tmp_path, per_partition=10)
+    monkeypatch.setenv("FTDATA_PROJECT_ROOT", str(tmp_path / "parted"))
+    defs = build_definitions(parted_cfg, home=str(tmp_path / "home"))
+    sensor = defs.get_sensor_def("support_tickets_landing_sensor")
+    instance = DagsterInstance.ephemeral()
+
+    first = sensor(build_sensor_context(cursor=None, instance=instance))
+    assert isinstance(first, SensorResult)
+    assert [(r.job_name, r.partition_key) for r in first.run_requests] == [
+        (JOB, k) for k in KEYS
+    ]
+    (added,) = first.dynamic_partitions_requests
+    assert added.partitions_def_name == PARTITIONS_NAME
+    assert list(added.partition_keys) == list(KEYS)
+    instance.add_dynamic_partitions(PARTITIONS_NAME, list(added.partition_keys))
+
+    assert isinstance(sensor(build_sensor_context(cursor=first.cursor, instance=instance)),
+                      SkipReason)
+
+    landing = tmp_path / "parted" / "landing"
+    shutil.copy(landing / "day1.jsonl", landing / "day3.jsonl")
+    (landing / ".day4.jsonl.uploading").write_text("{}\n")  # hidden: not a partition yet
+    third = sensor(build_sensor_context(cursor=first.cursor, instance=instance))
+    assert [r.partition_key for r in third.run_requests] == ["day3.jsonl"]
+    assert list(third.dynamic_partitions_requests[0].partition_keys) == ["day3.jsonl"]
+
+
+@pytest.mark.integration
+def test_partitions_under_the_multiprocess_executor(tmp_path, monkeypatch):
+    parted_cfg, plain_cfg = write_configs(tmp_path, per_partition=40)
+    monkeypatch.delenv("FTDATA_CATALOG_URL", raising=False)
+    monkeypatch.delenv("FTDATA_EXECUTOR", raising=False)
+    monkeypatch.setenv("FTDATA_PROJECT_ROOT", str(tmp_path / "plain"))
+    plain_home = tmp_path / "plain_home"
+    result = build_definitions(plain_cfg, home=str(plain_home)).resolve_job_def(JOB) \
+        .execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    assert result.success
+
+    home = tmp_path / "parted_home"
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("FTDATA_PROJECT_ROOT", str(tmp_path / "parted"))
+    monkeypatch.setenv("FTDATA_CONFIG_DIR", str(parted_cfg))
+    monkeypatch.setenv("FTDATA_HOME", str(home))
+    pids = set()
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        instance.add_dynamic_partitions(PARTITIONS_NAME, list(KEYS))
+        # day 1 in process, day 2 with a process per step: the index is shared through storage
+        first = partitioned_job().execute_in_process(
+            instance=instance, partition_key=KEYS[0], raise_on_error=False)
+        assert first.success
+        with execute_job(reconstructable(partitioned_job), instance=instance,
+                         tags={"dagster/partition": KEYS[1]}) as run:
+            assert run.success, [e.message for e in run.all_events if e.is_failure]
+            starts = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_START)
+            pids |= {rec.dagster_event.pid for rec in starts}
+        mats = instance.fetch_materializations(AssetKey([DATASET, "curated"]), limit=1).records
+        assert mats[0].partition_key == KEYS[1]
+    assert os.getpid() not in pids and len(pids) > 2  # a process per step
+
+    storage = PipelineStorage(home=str(home))
+    parts = storage.partition_paths([DATASET, "redacted"], restricted=False)
+    assert list(parts) == list(KEYS)
+    parted = pl.concat([pl.read_parquet(p) for p in parts.values()]).sort("record_id")
+    plain = pl.read_parquet(PipelineStorage(home=str(plain_home)).asset_path(
+        [DATASET, "redacted"], restricted=False)).sort("record_id")
+    assert parted.equals(plain)
