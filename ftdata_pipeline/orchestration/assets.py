@@ -41,6 +41,7 @@ from ftdata_pipeline.orchestration.governance import (
     stage_column_lineage,
 )
 from ftdata_pipeline.orchestration.io_manager import ZONE_TAG
+from ftdata_pipeline.orchestration.partition_erasure import raw_partition_erasure
 from ftdata_pipeline.orchestration.partition_runs import (
     UNCHANGED,
     DedupIndex,
@@ -182,9 +183,23 @@ def build_source_asset(name: str, cfg: SourceConfig, root: str) -> AssetsDefinit
             context.log.error(f"raw/{name}: {guard.reason}")
         # Erasure requests apply here, before anything downstream sees the rows:
         # rows read = rows kept + rows erased.
-        erasure = catalog.raw_erasure(
-            context.run_id, name, read_cfg, root, loaded.frame, source_config_hash(cfg),
-        )
+        if partition is None:
+            erasure = catalog.raw_erasure(
+                context.run_id, name, read_cfg, root, loaded.frame, source_config_hash(cfg),
+            )
+            held: dict[int, list[str]] = {}
+        else:
+            # fulfilled only when no other partition holds the rows; erased rows leave the
+            # dedup index (orchestration/partition_erasure.py)
+            erasure, held = raw_partition_erasure(
+                catalog, context.resources.storage, context.run_id, name, cfg, read_cfg, root,
+                loaded.frame, source_config_hash(cfg), partition,
+            )
+            for request_id, keys in sorted(held.items()):
+                context.log.warning(
+                    f"raw/{name}: erasure request #{request_id} also has rows in partition(s) "
+                    f"{', '.join(keys)}: rematerialize them (the request stays pending)"
+                )
         df = erasure.kept
         version = data_version(df)
         catalog.record_raw(context.run_id, name, read_cfg, root, erasure, version.value)
@@ -195,7 +210,10 @@ def build_source_asset(name: str, cfg: SourceConfig, root: str) -> AssetsDefinit
             df,
             metadata={**frame_metadata(df, preview=False), "role": cfg.role,
                       **erasure.metadata(), **source_read_metadata(loaded, guard),
-                      **({"partition": partition} if partition is not None else {})},
+                      **({"partition": partition,
+                          "erasure_pending_in_partitions": MetadataValue.json(
+                              {str(k): v for k, v in sorted(held.items())})}
+                         if partition is not None else {})},
             data_version=version,
         )
         yield from run_checks(plan, df, input_guard=guard)

@@ -34,14 +34,18 @@ def _day_def(source: str, cfg: Any) -> PartitionsDefinition:
     return DailyPartitionsDefinition(start_date=cfg.partition.start.isoformat(), timezone="UTC")
 
 
-def _read_file(name: str, cfg: Any, root: Path, key: str) -> tuple[SourceLoad, Any]:
+def _file_cfg(name: str, cfg: Any, root: Path, key: str) -> Any:
     files = partition_files(cfg, root)
     if key not in files:
         raise SourceError(
             f"source {name!r}: partition {key!r}: no such file under {cfg.path} "
             f"({len(files)} file(s) there)"
         )
-    one = cfg.model_copy(update={"path": str(files[key]), "partition": None})
+    return cfg.model_copy(update={"path": str(files[key]), "partition": None})
+
+
+def _read_file(name: str, cfg: Any, root: Path, key: str) -> tuple[SourceLoad, Any]:
+    one = _file_cfg(name, cfg, root, key)
     return read_source(name, one, root), one
 
 
@@ -86,6 +90,13 @@ def recipe_partitions(recipe: RecipeConfig, project: ProjectConfig) -> Partition
         if cfg is not None and cfg.partition is not None:
             return source_partitions(src, cfg)
     return None
+
+
+def partition_source_cfg(name: str, cfg: Any, root: Path | str, key: str) -> Any:
+    """The source config that reads exactly partition ``key`` (a day: the whole source)."""
+    if cfg.partition.by == "file":
+        return _file_cfg(name, cfg, Path(root), key)
+    return cfg
 
 
 def read_partition(name: str, cfg: Any, root: Path, key: str) -> tuple[SourceLoad, Any]:

@@ -152,3 +152,48 @@ def test_an_unchanged_partition_is_not_reprocessed(runs, monkeypatch):
     changed = _run(runs["defs"], runs["instance"], "day1.jsonl")
     assert calls == {"curate": 1, "redact": 1}
     assert _materialization(changed, "curated")["unchanged"].value is False
+
+
+def test_erasure_reaches_the_partition_holding_the_row(runs, monkeypatch, capsys):
+    from dagster import AssetKey
+
+    from ftdata_pipeline.cli import main
+    from ftdata_pipeline.governance.catalog import Catalog, default_catalog_url
+
+    monkeypatch.setenv("FTDATA_PROJECT_ROOT", str(runs["base"] / "parted"))
+    monkeypatch.setenv("FTDATA_HOME", str(runs["parted_home"]))
+    storage = PipelineStorage(home=str(runs["parted_home"]))
+    index_file = storage.restricted_root() / "dedup_index" / DATASET / "day1.jsonl.parquet"
+    curated = _stage_partition(storage, "day1.jsonl")
+    record_id = curated.filter(pl.col("source_key") == "T-000002")["record_id"].item()
+    assert record_id in pl.read_parquet(index_file)["record_id"].to_list()
+    catalog = Catalog(default_catalog_url(str(runs["parted_home"])))
+    request = catalog.request_erasure("support_tickets", keys=["T-000002"], reason="test")
+
+    # a run of another partition applies the request to its rows, but cannot fulfil it
+    other = _run(runs["defs"], runs["instance"], "day2.jsonl")
+    (raw_meta,) = [m.materialization.metadata for m in other.get_asset_materialization_events()
+                   if m.asset_key == AssetKey(["raw", "support_tickets"])]
+    assert raw_meta["erasure_pending_in_partitions"].value == {str(request): ["day1.jsonl"]}
+    assert [r.status for r in catalog.erasure_requests("support_tickets")] == ["pending"]
+    assert main(["erasure", "list"]) == 0
+    assert "partition(s) day1.jsonl: rematerialize them" in capsys.readouterr().out
+
+    # the raw partition drops the row and takes it out of the dedup index at once ...
+    raw_only = runs["defs"].resolve_job_def(JOB).execute_in_process(
+        instance=runs["instance"], partition_key="day1.jsonl", raise_on_error=False,
+        asset_selection=[AssetKey(["raw", "support_tickets"])],
+    )
+    assert raw_only.success
+    (req,) = catalog.erasure_requests("support_tickets")
+    assert (req.status, req.rows_erased) == ("fulfilled", 1)
+    assert record_id not in pl.read_parquet(index_file)["record_id"].to_list()
+    raw = pl.read_parquet(storage.asset_path(["raw", "support_tickets"], restricted=True,
+                                             partition="day1.jsonl"))
+    assert "T-000002" not in raw["source_key"].to_list()
+    # ... and the partition's next run removes it from every later stage
+    _run(runs["defs"], runs["instance"], "day1.jsonl")
+    assert record_id not in _stage_partition(storage, "day1.jsonl")["record_id"].to_list()
+    assert record_id not in _stage(runs["parted_home"], "redacted", False)["record_id"].to_list()
+    assert main(["erasure", "list"]) == 0
+    assert "rematerialize them" not in capsys.readouterr().out
