@@ -109,3 +109,49 @@ def read_partition(name: str, cfg: Any, root: Path, key: str) -> tuple[SourceLoa
 
 # Tag of partitioned assets: jobs over every asset leave them out (they need a partition key).
 PARTITIONED_TAG = "ftdata/partitioned"
+
+
+class PartitionRequestError(ValueError):
+    """A partitioned dataset run asked for without a partition, or for an unknown one."""
+
+
+def partition_keys(name: str, cfg: Any, root: Path | str) -> list[str]:
+    """Every partition key of a source now, in key order (files present; days up to today)."""
+    if cfg.partition.by == "file":
+        return list(partition_files(cfg, Path(root)))
+    return list(source_partitions(name, cfg).get_partition_keys())
+
+
+def keys_to_run(
+    recipe: RecipeConfig, project: ProjectConfig, wanted: list[str] | None, every: bool,
+    instance=None,
+) -> list[str | None]:
+    """The partition keys ``ftdata materialize`` runs a dataset for, in key order (a backfill
+    runs partitions in key order: the first partition to keep a text wins). Dynamic partitions
+    of new files are added to the instance. ``[None]`` for an unpartitioned dataset."""
+    src = next((s for s in recipe.sources if project.sources[s].partition is not None), None)
+    if src is None:
+        if wanted or every:
+            raise PartitionRequestError(f"dataset {recipe.name!r} is not partitioned")
+        return [None]
+    cfg = project.sources[src]
+    known = partition_keys(src, cfg, project.root)
+    if not (wanted or every):
+        raise PartitionRequestError(
+            f"dataset {recipe.name!r} is partitioned ({src}: partition.by {cfg.partition.by}, "
+            f"{len(known)} partition(s)): give --partition KEY or --all-partitions"
+        )
+    keys = known if every else sorted(wanted)
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise PartitionRequestError(
+            f"dataset {recipe.name!r}: no partition {', '.join(map(repr, unknown))} of source "
+            f"{src!r} (there are {len(known)})"
+        )
+    definition = source_partitions(src, cfg)
+    if instance is not None and PARTITIONS[cfg.partition.by].dynamic:
+        have = set(instance.get_dynamic_partitions(definition.name))
+        new = [k for k in keys if k not in have]
+        if new:
+            instance.add_dynamic_partitions(definition.name, new)
+    return list(keys)

@@ -100,3 +100,44 @@ def test_partitions_under_the_multiprocess_executor(tmp_path, monkeypatch):
     plain = pl.read_parquet(PipelineStorage(home=str(plain_home)).asset_path(
         [DATASET, "redacted"], restricted=False)).sort("record_id")
     assert parted.equals(plain)
+
+
+def test_materialize_asks_for_partitions_of_a_partitioned_dataset(tmp_path, monkeypatch, capsys):
+    from ftdata_pipeline.cli import main
+
+    parted_cfg, _ = write_configs(tmp_path, per_partition=10)
+    monkeypatch.setenv("FTDATA_PROJECT_ROOT", str(tmp_path / "parted"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    base = ["--config-dir", str(parted_cfg), "materialize", "--dataset", DATASET]
+    assert main(base) == 2
+    assert "give --partition KEY or --all-partitions" in capsys.readouterr().err
+    assert main([*base, "--partition", "day9.jsonl"]) == 2
+    assert "no partition 'day9.jsonl' of source 'support_tickets'" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_materialize_all_partitions_runs_them_in_key_order(tmp_path):
+    import subprocess
+    import sys
+
+    from ftdata_pipeline_tests.orchestration import ui_harness as ui
+
+    parted_cfg, _ = write_configs(tmp_path, per_partition=20)
+    home = ui.write_instance(tmp_path / "dagster_home")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "FTDATA_HOME": str(tmp_path / "data"),
+           "FTDATA_PROJECT_ROOT": str(tmp_path / "parted"), "PYTHONPATH": str(ui.ROOT)}
+    env.pop("FTDATA_CATALOG_URL", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ftdata_pipeline.cli", "--config-dir", str(parted_cfg),
+         "materialize", "--dataset", DATASET, "--all-partitions"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert [line for line in proc.stdout.splitlines() if line.startswith("materializing")] == [
+        f"materializing {JOB} partition {k} ..." for k in KEYS
+    ]
+    with DagsterInstance.from_config(str(home)) as instance:
+        runs = list(reversed(instance.get_runs()))  # newest first: oldest first
+        assert [r.tags.get("dagster/partition") for r in runs] == list(KEYS)
+        assert all(r.is_success for r in runs)
+        assert sorted(instance.get_dynamic_partitions(PARTITIONS_NAME)) == list(KEYS)
