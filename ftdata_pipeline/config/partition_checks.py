@@ -40,6 +40,11 @@ def partition_errors(file: Path, recipe: RecipeConfig, sources: dict) -> list[st
                 f"{file}: sources.{i}: a recipe reads one source partitioned by file "
                 f"({parted[0][1]!r} already is); its files are its partitions"
             )
+    if first.by == "file" and recipe.schedule is not None:
+        errors.append(
+            f"{file}: schedule: a dataset partitioned by file runs when a file lands (its "
+            "source's landing sensor), not on a schedule; remove 'schedule'"
+        )
     return errors + _auxiliary_errors(file, recipe, sources)
 
 

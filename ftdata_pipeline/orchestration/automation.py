@@ -25,7 +25,9 @@ from ftdata_pipeline.config.models import ProjectConfig
 from ftdata_pipeline.orchestration.partitions import (
     PARTITIONED_TAG,
     PARTITIONS,
+    day_schedule,
     partition_files,
+    recipe_partitions,
     source_partitions,
 )
 
@@ -73,6 +75,10 @@ def build_schedules(project: ProjectConfig, jobs) -> list[ScheduleDefinition]:
     schedules = []
     for name, recipe in sorted(project.recipes.items()):
         if recipe.schedule is None:
+            continue
+        if recipe_partitions(recipe, project) is not None:
+            # by day (validation refuses a schedule on a dataset partitioned by file)
+            schedules.append(day_schedule(recipe, by_name[dataset_job_name(name)]))
             continue
         schedules.append(
             ScheduleDefinition(

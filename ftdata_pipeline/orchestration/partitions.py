@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from dagster import DailyPartitionsDefinition, DynamicPartitionsDefinition, PartitionsDefinition
+from dagster import (
+    DailyPartitionsDefinition,
+    DynamicPartitionsDefinition,
+    PartitionsDefinition,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    schedule,
+)
 
 from ftdata_pipeline.config.models import PARTITION_KINDS, ProjectConfig, RecipeConfig
 from ftdata_pipeline.sources.base import SourceError
@@ -155,3 +163,23 @@ def keys_to_run(
         if new:
             instance.add_dynamic_partitions(definition.name, new)
     return list(keys)
+
+
+def day_schedule(recipe: RecipeConfig, job) -> ScheduleDefinition:
+    """The recipe's schedule for a dataset partitioned by day: each tick runs the day before
+    the tick (UTC), the last complete day."""
+
+    @schedule(
+        name=f"{recipe.name}_schedule",
+        job=job,
+        cron_schedule=recipe.schedule.cron,
+        execution_timezone=recipe.schedule.timezone,
+        description=f"Process the previous day's partition of {recipe.name!r} "
+        f"({recipe.schedule.cron})",
+    )
+    def _schedule(context: ScheduleEvaluationContext):
+        tick = context.scheduled_execution_time.astimezone(timezone.utc)
+        day = (tick - timedelta(days=1)).date().isoformat()
+        return RunRequest(run_key=f"{recipe.name}:{day}", partition_key=day)
+
+    return _schedule

@@ -111,3 +111,12 @@ def test_validate_checks_the_first_file_of_a_partitioned_folder(tmp_path, capsys
     assert main(["--config-dir", str(cfg), "validate"]) == 2
     err = capsys.readouterr().err
     assert "sources.parted" in err and "'body'" in err
+
+
+def test_a_schedule_on_a_dataset_partitioned_by_file_is_named(tmp_path):
+    cfg = _project(tmp_path, {"parted": {**FILE, "partition": {"by": "file"}}}, ["parted"])
+    recipe = cfg / "datasets" / "corpus.yaml"
+    recipe.write_text(recipe.read_text() + "schedule: {cron: '0 3 * * *'}\n")
+    with pytest.raises(ConfigError, match=r"corpus\.yaml: schedule: a dataset partitioned by "
+                                          r"file runs when a file lands"):
+        load_project(cfg)

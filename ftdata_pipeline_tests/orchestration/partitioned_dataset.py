@@ -71,3 +71,19 @@ def partitioned_job():
 
 
 __all__ = ["DATASET", "JOB", "KEYS", "PARTITIONS_NAME", "partitioned_job", "write_configs"]
+
+
+def write_day_config(base: Path, n: int = 60) -> Path:
+    """The first ``n`` demo tickets in one file, partitioned by the day of ``created_at``
+    (from 2026-04-04, the first ticket's day), with a daily schedule."""
+    cfg = write_small_config(base, n=n)
+    sources_file = cfg / "sources.yaml"
+    sources = yaml.safe_load(sources_file.read_text())
+    sources["sources"][SOURCE]["partition"] = {
+        "by": "day", "field": "created_at", "start": "2026-04-04"}
+    sources_file.write_text(yaml.safe_dump(sources))
+    recipe_file = cfg / "datasets" / f"{DATASET}.yaml"
+    recipe = yaml.safe_load(recipe_file.read_text())
+    recipe["schedule"] = {"cron": "0 3 * * *"}
+    recipe_file.write_text(yaml.safe_dump(recipe))
+    return cfg

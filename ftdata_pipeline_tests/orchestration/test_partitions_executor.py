@@ -141,3 +141,36 @@ def test_materialize_all_partitions_runs_them_in_key_order(tmp_path):
         assert [r.tags.get("dagster/partition") for r in runs] == list(KEYS)
         assert all(r.is_success for r in runs)
         assert sorted(instance.get_dynamic_partitions(PARTITIONS_NAME)) == list(KEYS)
+
+
+def test_day_partitions_read_their_day_and_the_schedule_runs_the_previous_day(
+    tmp_path, monkeypatch
+):
+    from datetime import datetime, timezone
+
+    from dagster import build_schedule_context
+
+    from ftdata_pipeline_tests.orchestration.partitioned_dataset import write_day_config
+
+    cfg = write_day_config(tmp_path)
+    monkeypatch.delenv("FTDATA_CATALOG_URL", raising=False)
+    monkeypatch.setenv("FTDATA_PROJECT_ROOT", str(tmp_path))
+    home = tmp_path / "home"
+    defs = build_definitions(cfg, home=str(home))
+
+    schedule = defs.get_schedule_def(f"{DATASET}_schedule")
+    tick = datetime(2026, 4, 10, 3, 0, tzinfo=timezone.utc)
+    (request,) = schedule.evaluate_tick(
+        build_schedule_context(scheduled_execution_time=tick,
+                               repository_def=defs.get_repository_def())).run_requests
+    assert request.partition_key == "2026-04-09"
+
+    result = defs.resolve_job_def(JOB).execute_in_process(
+        instance=DagsterInstance.ephemeral(), partition_key="2026-04-05", raise_on_error=False)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    storage = PipelineStorage(home=str(home))
+    raw = pl.read_parquet(storage.asset_path(["raw", "support_tickets"], restricted=True,
+                                             partition="2026-04-05"))
+    assert raw.height == 11  # the demo's tickets of that day among the first 60
+    assert raw["created_at"].dt.date().cast(pl.String).unique().to_list() == ["2026-04-05"]
+    assert list(storage.partition_paths([DATASET, "curated"], restricted=True)) == ["2026-04-05"]
