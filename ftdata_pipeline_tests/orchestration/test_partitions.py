@@ -91,6 +91,14 @@ def test_duplicates_of_another_partition_are_rejected_naming_it(runs):
     # the rejected asset lists them too, from every partition's reject file
     index = storage.read_reject_index(DATASET, "curated", restricted=True)
     assert set(exact["record_id"]) <= set(index["record_id"])
+    # and record lineage finds each stage's decision in the partition files
+    from ftdata_pipeline.governance.lineage import stage_decisions
+
+    (decision,) = stage_decisions(storage, DATASET, exact["record_id"][0])
+    assert (decision["stage"], decision["rule"]) == ("curated", EXACT_RULE)
+    kept_id = next(iter(kept_day1))
+    assert [d["decision"] for d in stage_decisions(storage, DATASET, kept_id)][:2] == [
+        "kept", "kept"]
 
 
 def _stage_partition(storage, key):
