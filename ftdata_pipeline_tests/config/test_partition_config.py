@@ -120,3 +120,13 @@ def test_a_schedule_on_a_dataset_partitioned_by_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"corpus\.yaml: schedule: a dataset partitioned by "
                                           r"file runs when a file lands"):
         load_project(cfg)
+
+
+def test_readme_partition_example_validates(tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    block = readme.split("## Partitioned sources", 1)[1].split("```yaml\n", 1)[1].split("```")[0]
+    path = tmp_path / "sources.yaml"
+    path.write_text(block)
+    sources = load_sources(path)
+    assert sources["ticket_archive"].partition.by == "file"
+    assert sources["chat_log"].partition.field == "created_at"
