@@ -255,7 +255,7 @@ def _near_dedup(
         rep, sim, prior_ref, sig, verified = partition.cluster(df[NEAR], nd, priority)
         df = df.with_columns(
             pl.Series(PRIOR_NEAR, prior_ref.tolist(), dtype=pl.String),
-            pl.Series(SIGNATURE, sig.tolist(), dtype=pl.List(pl.UInt32)),
+            pl.Series(SIGNATURE, sig),  # (rows, num_perm) -> an Array column, no Python lists
         )
         clusters_of = rep
     else:
@@ -269,8 +269,8 @@ def _near_dedup(
             seed=nd.seed,
         )
         rep = neardup.representatives(result.labels, priority)
-        idx = np.arange(df.height)
-        sim = neardup.jaccard_estimate(result.signatures, idx, rep) if df.height else np.zeros(0)
+        sim = (neardup.jaccard_estimate(result.signatures, np.arange(df.height), rep)
+               if df.height else np.zeros(0))
         clusters_of, verified = result.labels, int(result.pair_i.size)
     idx = np.arange(df.height)
     ids = df[RECORD_ID]
@@ -360,6 +360,7 @@ def curate(
     near_stats: dict = {}
     if cfg.near_dedup.enabled and cfg.dedup != "none":
         df, near_stats = _near_dedup(df, cfg, partition)
+        near_from = len(rejects)
         if partition is not None:
             df = run(df, [partition.near_filter()])
         near = Filter(
@@ -371,7 +372,14 @@ def curate(
         df = run(df, [near])
 
     if partition is not None:
-        partition.record_kept(df, cfg.near_dedup)
+        # near duplicates dropped here stay in the index: a later copy may link through them
+        dropped = [
+            r.select(RECORD_ID, "content_hash", SIGNATURE, pl.coalesce(
+                PRIOR_NEAR, pl.lit(partition.partition + ":") + pl.col(_NEAR_REP)
+            ).alias("kept_by"))
+            for r in (rejects[near_from:] if SIGNATURE in df.columns else [])
+        ]
+        partition.record_kept(df, cfg.near_dedup, pl.concat(dropped) if dropped else None)
         near_stats |= partition.matched
     order = [RECORD_ID, SOURCE, SOURCE_KEY]
     kept = conform(df.drop(_WORKING, strict=False)).sort(order, nulls_last=True)

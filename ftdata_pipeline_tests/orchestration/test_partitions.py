@@ -112,9 +112,10 @@ def test_partition_metadata_and_index_hold_no_text(runs):
     files = sorted(p.name for p in index_dir.glob("*.parquet"))
     assert files == [f"{k}.parquet" for k in KEYS]
     entries = pl.read_parquet(index_dir / "day1.jsonl.parquet")
-    assert set(entries.columns) == {"partition", "record_id", "content_hash", "params",
-                                    "signature", "bands"}
-    assert entries["record_id"].sort().to_list() == _stage_partition(
+    assert set(entries.columns) == {"partition", "record_id", "content_hash", "kept_by",
+                                    "params", "signature", "bands"}
+    own = entries.filter(pl.col("kept_by") == "day1.jsonl:" + pl.col("record_id"))
+    assert own["record_id"].sort().to_list() == _stage_partition(
         storage, "day1.jsonl")["record_id"].sort().to_list()
     result = runs["results"]["day2.jsonl"]
     mats = [m for m in result.get_asset_materialization_events()

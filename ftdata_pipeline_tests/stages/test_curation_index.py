@@ -54,9 +54,46 @@ def test_two_partitions_keep_what_one_run_keeps():
     assert rules["b1"] == (NEAR_RULE, "day1:a1")
     assert rules["b5"][0] == "near_duplicate"
     assert second.rows_in == second.kept.height + second.rejected.height
-    # only this partition's kept rows go to the index, hashes and signatures, no text
-    assert sorted(p2.kept_entries["record_id"]) == ["b3", "b4"]
+    # the index gets this partition's kept rows and its near duplicates, each with the kept
+    # record it stands for: hashes, signatures and ids, no text
+    entries = dict(zip(p2.kept_entries["record_id"], p2.kept_entries["kept_by"], strict=True))
+    assert entries == {"b1": "day1:a1", "b3": "day2:b3", "b4": "day2:b4", "b5": "day2:b4"}
     assert "text" not in p2.kept_entries.columns
+
+
+WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
+         "november oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee "
+         "zulu amber basalt cobalt dune ember fjord granite harbor island jungle kelp lagoon "
+         "meadow nectar orchid prairie quartz reef savanna tundra umber valley willow yarrow "
+         "zephyr acorn birch cedar dogwood elm fir hazel ivy juniper").split()
+SUFFIX = "one two three four five six seven eight".split()
+
+
+def test_a_chain_through_a_dropped_near_duplicate_is_followed():
+    """day1 keeps A; day2 drops B (near A); day3's C is near B but not near A: one run drops
+    C (its cluster holds A), and so does day3 against the index, which remembers B."""
+    a = " ".join(WORDS)
+    b = " ".join(WORDS + SUFFIX)
+    c = " ".join(WORDS[8:] + SUFFIX)
+    rec = recipe("pretraining", CFG)
+    parts = [[{"record_id": "a", "text": a}], [{"record_id": "b", "text": b}],
+             [{"record_id": "c", "text": c}]]
+    whole = curate(frame([r for p in parts for r in p]).lazy(), rec)
+    assert sorted(whole.kept["record_id"]) == ["a"]
+
+    index, kept = None, []
+    for day, rows in enumerate(parts, start=1):
+        dedup = PartitionDedup(f"day{day}", **({"prior": index} if index is not None else {}))
+        kept += curate(frame(rows).lazy(), rec, partition=dedup).kept["record_id"].to_list()
+        index = dedup.kept_entries if index is None else pl.concat([index, dedup.kept_entries])
+        if day == 3:
+            assert _rules(curate(frame(rows).lazy(), rec, partition=PartitionDedup(
+                "day3", prior=index)))["c"] == (NEAR_RULE, "day1:a")
+    assert kept == ["a"]
+    # without the dropped B in the index, C would be kept: the chain is what drops it
+    kept_only = index.filter(pl.col("kept_by") == pl.col("partition") + ":" + pl.col("record_id"))
+    alone = curate(frame(parts[2]).lazy(), rec, partition=PartitionDedup("day3", prior=kept_only))
+    assert alone.kept["record_id"].to_list() == ["c"]
 
 
 def test_a_partition_is_not_matched_against_its_own_entries():

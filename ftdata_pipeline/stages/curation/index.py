@@ -1,9 +1,11 @@
 """Deduplication across partitions: what earlier partitions kept, and matching a new one to it.
 
-A partitioned dataset curates one partition at a time. To deduplicate exactly as one run over
-all of them would, each curated partition leaves in a per-dataset index one entry per record
-it kept: the content hash (exact duplicates), the MinHash signature and its LSH band keys (near
-duplicates), the record id and the partition key -- hashes only, never text.
+A partitioned dataset curates one partition at a time. To deduplicate as one run over all of
+them would, each curated partition leaves in a per-dataset index one entry per record it kept,
+and one per record it dropped as a near duplicate (one run clusters those too, so a later copy
+linked to a kept text only through such a record is still found): the content hash (exact
+duplicates), the MinHash signature and its LSH band keys (near duplicates), the record id, the
+kept record it stands for and the partition key -- hashes and ids only, never text.
 
 Matching a new partition (``PartitionDedup``):
 
@@ -17,7 +19,10 @@ Matching a new partition (``PartitionDedup``):
 Semantics: the first partition to keep a text wins. A full backfill runs partitions in key
 order, so its result is deterministic and equals one run over all rows wherever both see the
 same duplicate order (earlier keys sort first). Chains through a text an earlier partition
-dropped are not followed (that text is not in the index). Rematerializing a partition replaces
+dropped for another reason than near duplication are not followed (one run removes such a text
+before clustering too). What cannot match one run: a later text that links two texts earlier
+partitions both kept (one run would keep only the first of the three; an earlier partition's
+kept rows are never taken back). Rematerializing a partition replaces
 its own entries and is never matched against itself.
 """
 
@@ -44,6 +49,9 @@ INDEX_SCHEMA: dict[str, pl.DataType] = {
     "partition": pl.String,
     RECORD_ID: pl.String,
     "content_hash": pl.String,
+    # "<partition>:<record id>" of the kept record this entry stands for: itself, or for a
+    # near duplicate the partition dropped, the record its cluster kept
+    "kept_by": pl.String,
     "params": pl.String,  # the near-dedup settings the signature was made with
     "signature": pl.List(pl.UInt32),
     "bands": pl.List(pl.UInt64),
@@ -75,6 +83,13 @@ def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return out
 
 
+def _matrix(column: pl.Series, width: int) -> np.ndarray:
+    """A list/array column of signatures as an (n, width) uint32 matrix, without Python lists."""
+    if column.len() == 0:
+        return np.zeros((0, width), dtype=np.uint32)
+    return column.cast(pl.Array(pl.UInt32, width)).to_numpy().astype(np.uint32, copy=False)
+
+
 def empty_index() -> pl.DataFrame:
     return pl.DataFrame(schema=INDEX_SCHEMA)
 
@@ -103,8 +118,7 @@ class PartitionDedup:
     def mark_exact(self, df: pl.DataFrame) -> pl.DataFrame:
         """Add PRIOR_EXACT: the kept original of the row's content hash in another partition."""
         first = self.prior.unique("content_hash", keep="first", maintain_order=True)
-        ref = dict(zip(first["content_hash"].to_list(),
-                       (first["partition"] + ":" + first[RECORD_ID]).to_list(), strict=True))
+        ref = dict(zip(first["content_hash"].to_list(), first["kept_by"].to_list(), strict=True))
         return df.with_columns(
             pl.col("content_hash").replace_strict(ref, default=None, return_dtype=pl.String)
             .alias(PRIOR_EXACT)
@@ -129,10 +143,7 @@ class PartitionDedup:
         n = sig.shape[0]
         prior = self._candidates(sig, has, nd)
         m = prior.height
-        prior_sig = (
-            np.asarray(prior["signature"].to_list(), dtype=np.uint32).reshape(m, nd.num_perm)
-            if m else np.zeros((0, nd.num_perm), dtype=np.uint32)
-        )
+        prior_sig = _matrix(prior["signature"], nd.num_perm)
         stacked = np.vstack([prior_sig, sig])
         all_has = np.concatenate([np.ones(m, dtype=bool), has])
         ci, cj = neardup.lsh_candidates(stacked, nd.bands, nd.rows, all_has)
@@ -147,7 +158,7 @@ class PartitionDedup:
         from_prior = rep < m
         prior_ref = np.full(n, None, dtype=object)
         if m:
-            refs = (prior["partition"] + ":" + prior[RECORD_ID]).to_numpy()
+            refs = prior["kept_by"].to_numpy()
             prior_ref[from_prior] = refs[rep[from_prior]]
         local_rep = np.where(from_prior, own, rep - m)
         rep_global = np.where(from_prior, rep, m + local_rep)
@@ -173,24 +184,33 @@ class PartitionDedup:
         return Filter(NEAR_RULE, pl.col(PRIOR_NEAR).is_not_null(), detail=pl.col(PRIOR_NEAR))
 
     # what this partition leaves in the index ----------------------------------------------
-    def record_kept(self, kept: pl.DataFrame, nd: NearDedupConfig) -> None:
-        """Entries for the rows the partition kept (signatures when near dedup ran)."""
-        if SIGNATURE in kept.columns and kept.height:
-            sig = np.asarray(kept[SIGNATURE].to_list(), dtype=np.uint32).reshape(
-                kept.height, nd.num_perm
-            )
-            bands = pl.Series(band_keys(sig, nd.bands, nd.rows).tolist(), dtype=pl.List(pl.UInt64))
-            signature = kept[SIGNATURE].cast(pl.List(pl.UInt32))
+    def record_kept(
+        self, kept: pl.DataFrame, nd: NearDedupConfig, near_dropped: pl.DataFrame | None = None
+    ) -> None:
+        """Entries for the rows the partition kept (signatures when near dedup ran), and for
+        ``near_dropped`` (record id, content hash, signature, ``kept_by``)."""
+        own = kept.select(
+            RECORD_ID, "content_hash",
+            (pl.lit(self.partition + ":") + pl.col(RECORD_ID)).alias("kept_by"),
+            *([pl.col(SIGNATURE)] if SIGNATURE in kept.columns else []),
+        )
+        if near_dropped is not None and near_dropped.height and SIGNATURE in own.columns:
+            own = pl.concat([own, near_dropped.select(own.columns)], how="vertical_relaxed")
+        if SIGNATURE in own.columns and own.height:
+            sig = _matrix(own[SIGNATURE], nd.num_perm)
+            bands = pl.Series(band_keys(sig, nd.bands, nd.rows)).cast(pl.List(pl.UInt64))
+            signature = pl.Series(sig).cast(pl.List(pl.UInt32))
             params = params_key(nd)
         else:
-            bands = pl.Series([[]] * kept.height, dtype=pl.List(pl.UInt64))
-            signature = pl.Series([[]] * kept.height, dtype=pl.List(pl.UInt32))
+            bands = pl.Series([[]] * own.height, dtype=pl.List(pl.UInt64))
+            signature = pl.Series([[]] * own.height, dtype=pl.List(pl.UInt32))
             params = ""
         self.kept_entries = pl.DataFrame({
-            "partition": [self.partition] * kept.height,
-            RECORD_ID: kept[RECORD_ID],
-            "content_hash": kept["content_hash"],
-            "params": [params] * kept.height,
+            "partition": [self.partition] * own.height,
+            RECORD_ID: own[RECORD_ID],
+            "content_hash": own["content_hash"],
+            "kept_by": own["kept_by"],
+            "params": [params] * own.height,
             "signature": signature,
             "bands": bands,
         }, schema=INDEX_SCHEMA).sort(RECORD_ID)
