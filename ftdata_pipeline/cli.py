@@ -80,6 +80,26 @@ def _step_errors(result) -> list[tuple[str, str]]:
     return out
 
 
+def _partition_runs(args, project, job_names: list[str], instance) -> list[tuple[str, str | None]]:
+    """(job, partition key) per run: a partitioned dataset runs once per partition asked for."""
+    from ftdata_pipeline.orchestration.automation import dataset_job_name
+    from ftdata_pipeline.orchestration.partitions import PartitionRequestError, keys_to_run
+
+    if not args.dataset:
+        if args.partition or args.all_partitions:
+            raise ConfigError("--partition and --all-partitions need --dataset")
+        return [(name, None) for name in job_names]
+    runs = []
+    for dataset in args.dataset:
+        try:
+            keys = keys_to_run(project.recipes[dataset], project, args.partition,
+                               args.all_partitions, instance)
+        except PartitionRequestError as exc:
+            raise ConfigError(str(exc)) from None
+        runs += [(dataset_job_name(dataset), key) for key in keys]
+    return runs
+
+
 def _cmd_materialize(args: argparse.Namespace) -> int:
     from ftdata_pipeline.orchestration.automation import ALL_JOB, dataset_job_name
     from ftdata_pipeline.orchestration.headless import run_job
@@ -105,9 +125,13 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
     ]
     status = 0
     with _instance() as instance:
-        for job_name in job_names:
-            print(f"materializing {job_name} ...", flush=True)
-            result = run_job(instance, job_name, on_event=_print_progress)
+        runs = _partition_runs(args, loaded.project, job_names, instance)
+        for job_name, partition in runs:
+            print(f"materializing {job_name}"
+                  + (f" partition {partition}" if partition is not None else "") + " ...",
+                  flush=True)
+            tags = {"dagster/partition": partition} if partition is not None else None
+            result = run_job(instance, job_name, on_event=_print_progress, tags=tags)
             failed_checks = [
                 f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:"
                 f"{e.asset_check_evaluation_data.check_name}"
@@ -194,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     mat = sub.add_parser("materialize", help="materialize datasets headlessly")
     mat.add_argument("--all", action="store_true", help="every source and dataset (default)")
     mat.add_argument("--dataset", action="append", help="a dataset name (repeatable)")
+    mat.add_argument("--partition", action="append",
+                     help="partitioned datasets: a partition key (repeatable; run in key order)")
+    mat.add_argument("--all-partitions", action="store_true",
+                     help="partitioned datasets: every partition, in key order (a backfill)")
     mat.set_defaults(func=_cmd_materialize)
     summ = sub.add_parser("summary", help="rows per stage, drop reasons and export paths")
     summ.add_argument("--dataset", action="append", help="a dataset name (repeatable)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from ftdata_pipeline.config.loader import load_project
@@ -252,7 +253,7 @@ def _cmd_erasure_request(args: argparse.Namespace) -> int:
 
 def _subject_keys(args, requests) -> tuple[dict[int, set[str]], dict[int, str]]:
     """Source keys matched now by every subject request (read from the sources)."""
-    from ftdata_pipeline.governance.erasure import ErasureRule, locate_subjects
+    from ftdata_pipeline.governance.erasure import ErasureRule
 
     found: dict[int, set[str]] = {}
     errors: dict[int, str] = {}
@@ -272,7 +273,7 @@ def _subject_keys(args, requests) -> tuple[dict[int, set[str]], dict[int, str]]:
         rules = [ErasureRule(r.id, i.match, i.value, i.scheme, i.key_fingerprint)
                  for r in reqs for i in r.items if i.match == "subject"]
         try:
-            f, e = locate_subjects(source, cfg, project.root, rules)
+            f, e = _locate_subjects(source, cfg, project.root, rules)
         except Exception as exc:  # noqa: BLE001 - an unreadable source is reported, not fatal
             f, e = {}, {r.id: f"source not readable ({type(exc).__name__})" for r in reqs}
         found.update(f)
@@ -280,12 +281,41 @@ def _subject_keys(args, requests) -> tuple[dict[int, set[str]], dict[int, str]]:
     return found, errors
 
 
+def _locate_subjects(source: str, cfg, root, rules):
+    """locate_subjects over the source, or over each file of a source partitioned by file."""
+    from ftdata_pipeline.governance.erasure import locate_subjects
+
+    if cfg.partition is None or cfg.partition.by != "file":
+        return locate_subjects(source, cfg, root, rules)
+    from ftdata_pipeline.sources.partitioned import partition_files
+
+    found: dict[int, set[str]] = {}
+    errors: dict[int, str] = {}
+    for path in partition_files(cfg, Path(root)).values():
+        one = cfg.model_copy(update={"path": str(path), "partition": None})
+        f, e = locate_subjects(source, one, root, rules)
+        for rid, keys in f.items():
+            found.setdefault(rid, set()).update(keys)
+        errors.update(e)
+    return found, errors
+
+
+def _stored_raw_partition_keys(source: str) -> dict[str, set[str]]:
+    """Partition -> source keys of every stored partition of a partitioned raw asset."""
+    import polars as pl
+
+    paths = _storage().partition_paths(["raw", source], restricted=True)
+    return {k: set(pl.read_parquet(p, columns=["source_key"])["source_key"].to_list())
+            for k, p in paths.items()}
+
+
 def _stored_raw_keys(source: str) -> set[str] | None:
     import polars as pl
 
     path = _storage().asset_path(["raw", source], restricted=True)
     if not path.exists():
-        return None
+        partitions = _stored_raw_partition_keys(source)
+        return set().union(*partitions.values()) if partitions else None
     return set(pl.read_parquet(path, columns=["source_key"])["source_key"].to_list())
 
 
@@ -330,6 +360,9 @@ def _cmd_erasure_list(args: argparse.Namespace) -> int:
             parts.append(f"source system {len(subject_keys.get(r.id, set()))} row(s) (kept "
                          "out of every run; delete them there)")
         parts.append(f"raw/{r.source} {'not stored' if stored is None else len(located & stored)}")
+        holding = [k for k, ks in _stored_raw_partition_keys(r.source).items() if located & ks]
+        if holding:
+            parts.append(f"raw/{r.source} partition(s) {', '.join(holding)}: rematerialize them")
         parts.append("exports " + (", ".join(f"{w}: {n}" for w, n in sorted(exported.items()))
                                    or "0"))
         print("    rows now: " + "; ".join(parts))

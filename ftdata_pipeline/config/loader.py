@@ -12,11 +12,13 @@ from pydantic import ValidationError
 
 from ftdata_pipeline.config.models import (
     CLASSIFICATION_LEVELS,
+    PARTITION_KINDS,
     SOURCE_CONFIG_KINDS,
     ProjectConfig,
     RecipeConfig,
     SourcesFile,
 )
+from ftdata_pipeline.config.partition_checks import partition_errors
 
 DEFAULT_CONFIG_DIR_ENV = "FTDATA_CONFIG_DIR"
 
@@ -51,6 +53,10 @@ def _format_validation_error(path: Path, exc: ValidationError, prefix: tuple = (
         # sources.<name>.<kind>.<key>: the union's tag is not a key of the YAML file
         if len(parts) > 2 and parts[0] == "sources" and parts[2] in SOURCE_CONFIG_KINDS:
             del parts[2]
+        # ... nor is the partition kind's tag (sources.<name>.partition.<by>.<key>)
+        if len(parts) > 4 and parts[0] == "sources" and parts[2] == "partition" \
+                and parts[3] in PARTITION_KINDS:
+            del parts[3]
         loc = ".".join(str(p) for p in parts) or "<root>"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
@@ -140,6 +146,7 @@ def _recipe_errors(file: Path, recipe: RecipeConfig, sources: dict) -> list[str]
     if ref is not None and (ref not in sources or sources[ref].role != "reference"):
         errors.append(f"{file}: reference.source: {ref!r} is not a source with role reference")
     errors.extend(_classification_errors(file, recipe, sources))
+    errors.extend(partition_errors(file, recipe, sources))
     for src in recipe.label.teacher_sources:
         if src not in sources:
             errors.append(f"{file}: label.teacher.outputs: unknown source {src!r}")

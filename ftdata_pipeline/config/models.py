@@ -11,6 +11,7 @@ import string
 from datetime import date
 from typing import Annotated, Any, Literal
 
+import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from ftdata_pipeline.config.safe_regex import check_regex, check_regexes
@@ -21,6 +22,7 @@ from ftdata_pipeline.records import (
     ANNOTATION_REQUIRED_FIELDS,
     KINDS,
     MAPPABLE_FIELDS,
+    RECORD_SCHEMA,
     SPLITS,
     TEACHER_MAPPABLE_FIELDS,
     TEACHER_REQUIRED_FIELDS,
@@ -154,6 +156,32 @@ class ToolExportConfig(Strict):
     )
 
 
+class FilePartitioning(Strict):
+    """One partition per file: ``path`` is a folder (every file of the source's format in it)
+    or a glob pattern; the partition key is the file's path below the folder."""
+
+    by: Literal["file"]
+
+
+class DayPartitioning(Strict):
+    """One partition per UTC day of a canonical timestamp field."""
+
+    by: Literal["day"]
+    field: str = Field(description="canonical timestamp field the day is taken from (mapped "
+                       "by the source, e.g. created_at)")
+    start: date = Field(description="first day (YYYY-MM-DD) of the partitions")
+
+
+# The partition kinds: one model each, and the one list every other module derives from.
+PARTITION_MODELS: dict[str, type[Strict]] = {"file": FilePartitioning, "day": DayPartitioning}
+PARTITION_KINDS: tuple[str, ...] = tuple(PARTITION_MODELS)
+AnyPartitioning = Annotated[FilePartitioning | DayPartitioning, Field(discriminator="by")]
+# Canonical fields a day partition may be taken from: the record's timestamp fields.
+TIMESTAMP_FIELDS: tuple[str, ...] = tuple(
+    f for f in MAPPABLE_FIELDS if isinstance(RECORD_SCHEMA.get(f), pl.Datetime)
+)
+
+
 class SourceConfig(Strict):
     """One raw source: where it lives, how it maps onto the canonical record, who owns it.
 
@@ -209,6 +237,35 @@ class SourceConfig(Strict):
         description="raw column identifying the data subject (customer id, e-mail); erasure "
         "requests by subject id match it (ftdata erasure request --subject-id)",
     )
+    partition: AnyPartitioning | None = Field(
+        None,
+        description="process the source incrementally: {by: file} (one partition per file "
+        "in the folder or glob of 'path') or {by: day, field: created_at, start: YYYY-MM-DD}; "
+        "a recipe reads either only partitioned sources or none",
+    )
+
+    @field_validator("partition")
+    @classmethod
+    def _partition_fits_source(cls, partition, info):
+        if partition is None:
+            return partition
+        data = info.data
+        if data.get("role", "records") != "records":
+            raise ValueError("partition: only sources with role 'records' can be partitioned")
+        if partition.by == "file" and data.get("kind") != "file":
+            raise ValueError("partition.by: 'file' needs a file source (kind: file)")
+        if partition.by == "day":
+            if partition.field not in TIMESTAMP_FIELDS:
+                raise ValueError(
+                    f"partition.field: {partition.field!r} is not a timestamp field of the "
+                    f"record (one of {list(TIMESTAMP_FIELDS)})"
+                )
+            if partition.field not in data.get("mapping", {}):
+                raise ValueError(
+                    f"partition.field: {partition.field!r} is not mapped by this source "
+                    f"(add mapping.{partition.field})"
+                )
+        return partition
 
     @field_validator("mapping")
     @classmethod

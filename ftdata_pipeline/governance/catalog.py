@@ -548,19 +548,26 @@ class Catalog:
                 q = q.where(ErasureRequest.source == source)
             return list(s.scalars(q))
 
-    def fulfil_erasures(self, source: str, run_id: str, erased: dict[int, int]) -> list[int]:
+    def fulfil_erasures(
+        self, source: str, run_id: str, erased: dict[int, int],
+        held_elsewhere: Iterable[int] = (),
+    ) -> list[int]:
         """Mark the pending requests applied by ``run_id`` fulfilled; returns their ids.
 
         Fulfilled requests keep being applied on every later run: the row is still in the
-        source system until its owner deletes it there.
+        source system until its owner deletes it there. ``held_elsewhere``: requests whose rows
+        are still in another stored partition of a partitioned source stay pending.
         """
         done = []
+        waiting = set(held_elsewhere)
         with self.session() as s:
             for req in s.scalars(
                 sa.select(ErasureRequest).where(
                     ErasureRequest.source == source, ErasureRequest.status == "pending"
                 )
             ):
+                if req.id in waiting:
+                    continue
                 req.status = "fulfilled"
                 req.fulfilled_run_id = run_id
                 req.fulfilled_at = now()

@@ -67,10 +67,18 @@ def _step_lineage(df: pl.DataFrame) -> list[dict[str, Any]]:
     return lines.sort(RECORD_ID).select(RECORD_ID, SOURCE, SOURCE_KEY, "split", "line").to_dicts()
 
 
+def _scan(path: Path) -> pl.LazyFrame | None:
+    """A stored stage file, or all partition files of a partitioned one (``<path>/*.parquet``)."""
+    if path.exists():
+        return pl.scan_parquet(path)
+    parts = sorted(p for p in path.with_suffix("").glob("*.parquet") if not p.name.startswith("."))
+    return pl.scan_parquet(parts) if parts else None
+
+
 def _find(path: Path, record_id: str, columns: list[str]) -> dict[str, Any] | None:
-    if not path.exists():
+    lf = _scan(path)
+    if lf is None:
         return None
-    lf = pl.scan_parquet(path)
     names = lf.collect_schema().names()
     found = (
         lf.filter(pl.col(RECORD_ID) == record_id)
@@ -116,10 +124,10 @@ def stage_decisions(
 
 def raw_row(locator: Any, source: str, source_key: str) -> dict[str, Any] | None:
     """The raw asset's row for (source, source_key), or None (erased, or never read)."""
-    path = locator.asset_path(["raw", source], restricted=True)
-    if not path.exists():
+    lf = _scan(locator.asset_path(["raw", source], restricted=True))
+    if lf is None:
         return None
-    found = pl.scan_parquet(path).filter(pl.col(SOURCE_KEY) == source_key).head(1).collect()
+    found = lf.filter(pl.col(SOURCE_KEY) == source_key).head(1).collect()
     return found.row(0, named=True) if found.height else None
 
 

@@ -41,6 +41,19 @@ from ftdata_pipeline.orchestration.governance import (
     stage_column_lineage,
 )
 from ftdata_pipeline.orchestration.io_manager import ZONE_TAG
+from ftdata_pipeline.orchestration.partition_erasure import raw_partition_erasure
+from ftdata_pipeline.orchestration.partition_runs import (
+    UNCHANGED,
+    DedupIndex,
+    run_partition,
+    write_partition_stats,
+)
+from ftdata_pipeline.orchestration.partitions import (
+    PARTITIONED_TAG,
+    read_partition,
+    recipe_partitions,
+    source_partitions,
+)
 from ftdata_pipeline.orchestration.metadata import (
     config_hash,
     drop_metadata,
@@ -50,10 +63,11 @@ from ftdata_pipeline.orchestration.metadata import (
     stage_metadata,
 )
 from ftdata_pipeline.orchestration.split_inputs import cross_dataset_report, shared_sources
-from ftdata_pipeline.orchestration.storage import PipelineStorage
+from ftdata_pipeline.orchestration.storage import PipelineStorage, partition_file_name
 from ftdata_pipeline.records import REJECT_SCHEMA
 from ftdata_pipeline.stages.base import StageResult
 from ftdata_pipeline.stages.curate import curate
+from ftdata_pipeline.stages.curation.index import PartitionDedup
 from ftdata_pipeline.stages.label import label
 from ftdata_pipeline.orchestration.raw_input import (
     previous_accepted_rows,
@@ -111,10 +125,18 @@ def _zone(restricted: bool) -> dict[str, str]:
     return {ZONE_TAG: "restricted" if restricted else "open"}
 
 
+def _partitioned(partitions_def) -> dict:
+    """@asset arguments of a partitioned asset (none for an unpartitioned one: unchanged)."""
+    if partitions_def is None:
+        return {}
+    return {"partitions_def": partitions_def, "tags": {PARTITIONED_TAG: "true"}}
+
+
 def build_source_asset(name: str, cfg: SourceConfig, root: str) -> AssetsDefinition:
+    partitions_def = source_partitions(name, cfg)
     plan = CheckPlan(
         key=raw_key(name), stage="raw", recipe=None, kind="", annotations=cfg.role == "annotations",
-        teacher_outputs=cfg.role == "teacher_outputs",
+        teacher_outputs=cfg.role == "teacher_outputs", partitions_def=partitions_def,
     )
 
     @asset(
@@ -135,34 +157,63 @@ def build_source_asset(name: str, cfg: SourceConfig, root: str) -> AssetsDefinit
         kinds={"polars", "parquet", *source_kind(cfg).asset_kinds(cfg)},
         owners=[dagster_owner(cfg.owner)],
         required_resource_keys={"catalog", "storage"},
+        **_partitioned(partitions_def),
     )
     def _raw(context: AssetExecutionContext):
         catalog: CatalogResource = context.resources.catalog
+        partition = context.partition_key if partitions_def is not None else None
+        read_cfg = cfg  # of a partitioned source: the config reading just this partition
         with step_errors(restricted=True):  # data errors fail once; I/O errors are retried
-            loaded = read_source(name, cfg, Path(root))
+            if partition is None:
+                loaded = read_source(name, cfg, Path(root))
+            else:
+                loaded, read_cfg = read_partition(name, cfg, Path(root), partition)
         # Bad lines set aside (on_bad_rows: quarantine) hold raw data: restricted zone only.
-        write_quarantine(context.resources.storage, name, loaded.quarantined)
+        write_quarantine(
+            context.resources.storage,
+            name if partition is None else f"{name}/{partition_file_name(partition)[:-8]}",
+            loaded.quarantined,
+        )
         guard = input_guard(
-            name, loaded.frame.height, previous_accepted_rows(context.instance, plan.key),
+            name, loaded.frame.height,
+            previous_accepted_rows(context.instance, plan.key, partition),
             cfg.max_drop_fraction, allow_shrink=shrink_allowed(name),
         )
         if not guard.passed:
             context.log.error(f"raw/{name}: {guard.reason}")
         # Erasure requests apply here, before anything downstream sees the rows:
         # rows read = rows kept + rows erased.
-        erasure = catalog.raw_erasure(
-            context.run_id, name, cfg, root, loaded.frame, source_config_hash(cfg),
-        )
+        if partition is None:
+            erasure = catalog.raw_erasure(
+                context.run_id, name, read_cfg, root, loaded.frame, source_config_hash(cfg),
+            )
+            held: dict[int, list[str]] = {}
+        else:
+            # fulfilled only when no other partition holds the rows; erased rows leave the
+            # dedup index (orchestration/partition_erasure.py)
+            erasure, held = raw_partition_erasure(
+                catalog, context.resources.storage, context.run_id, name, cfg, read_cfg, root,
+                loaded.frame, source_config_hash(cfg), partition,
+            )
+            for request_id, keys in sorted(held.items()):
+                context.log.warning(
+                    f"raw/{name}: erasure request #{request_id} also has rows in partition(s) "
+                    f"{', '.join(keys)}: rematerialize them (the request stays pending)"
+                )
         df = erasure.kept
         version = data_version(df)
-        catalog.record_raw(context.run_id, name, cfg, root, erasure, version.value)
+        catalog.record_raw(context.run_id, name, read_cfg, root, erasure, version.value)
         if erasure.rows_erased:
             context.log.info(f"raw/{name}: {erasure.rows_erased} row(s) erased on request")
         # raw holds PII: counts and schema only, never a preview
         yield Output(
             df,
             metadata={**frame_metadata(df, preview=False), "role": cfg.role,
-                      **erasure.metadata(), **source_read_metadata(loaded, guard)},
+                      **erasure.metadata(), **source_read_metadata(loaded, guard),
+                      **({"partition": partition,
+                          "erasure_pending_in_partitions": MetadataValue.json(
+                              {str(k): v for k, v in sorted(held.items())})}
+                         if partition is not None else {})},
             data_version=version,
         )
         yield from run_checks(plan, df, input_guard=guard)
@@ -181,9 +232,11 @@ def _stage_asset(
     run_stage,
     owners: list[str] | None = None,
     definition_metadata: dict | None = None,
+    partitions_def=None,
 ):
     """Build one stage asset of a dataset; ``run_stage(context, **inputs) -> StageResult``."""
-    plan = CheckPlan(key=stage_key(recipe.name, stage), stage=stage, recipe=recipe, kind=recipe.kind)
+    plan = CheckPlan(key=stage_key(recipe.name, stage), stage=stage, recipe=recipe, kind=recipe.kind,
+                     partitions_def=partitions_def)
 
     @asset(
         key=plan.key,
@@ -199,6 +252,7 @@ def _stage_asset(
         check_specs=plan.specs(),
         kinds={"polars", "parquet"},
         required_resource_keys={"storage", "catalog"},
+        **_partitioned(partitions_def),
     )
     def _stage(context: AssetExecutionContext, **inputs: pl.LazyFrame):
         storage: PipelineStorage = context.resources.storage
@@ -207,13 +261,21 @@ def _stage_asset(
         }
         with step_errors(restricted=restricted or stage == "redacted"):
             result: StageResult = run_stage(context, **inputs)
+        partition = context.partition_key if partitions_def is not None else None
         storage.write_rejects(
-            recipe.name, stage, result.rejected, restricted=stage in RESTRICTED_REJECT_STAGES
+            recipe.name, stage, result.rejected, restricted=stage in RESTRICTED_REJECT_STAGES,
+            partition=partition,
         )
-        storage.write_stats(recipe.name, stage, stage_counts(stage, result))
+        if partition is None:
+            storage.write_stats(recipe.name, stage, stage_counts(stage, result))
+        else:
+            write_partition_stats(storage, recipe.name, stage, partition,
+                                  stage_counts(stage, result))
         context.log.info(
             f"{recipe.name}/{stage}: {result.rows_in} in, {result.rows_kept} kept, "
             f"{result.rows_rejected} rejected {result.drop_counts()}"
+            + ("" if partition is None else f" (partition {partition}"
+               + (", unchanged: stored result" if result.stats.get(UNCHANGED) else "") + ")")
         )
         version = data_version(result.kept)
         context.resources.catalog.record_stage(
@@ -228,6 +290,9 @@ def _stage_asset(
                 "dagster/column_lineage": stage_column_lineage(
                     stage, result.kept.columns, upstream_columns
                 ),
+                **({} if partition is None else {
+                    "partition": partition, UNCHANGED: bool(result.stats.get(UNCHANGED)),
+                }),
             },
             data_version=version,
         )
@@ -258,6 +323,8 @@ def build_dataset_assets(
     }
     cfg_hash = config_hash(recipe, project.sources)
     raw_ins = {f"raw_{src}": AssetIn(raw_key(src)) for src in recipe.sources}
+    # sources cut into partitions: curated and redacted run once per partition
+    partitions_def = recipe_partitions(recipe, project)
 
     def run_curate(context, **raws: pl.LazyFrame) -> StageResult:
         frames = [raws[f"raw_{src}"] for src in recipe.sources]
@@ -272,6 +339,39 @@ def build_dataset_assets(
         # The step owns its PII worker pool: stopped when the step ends, however it ends.
         with worker_pools():
             return redact(curated, recipe.redact, get_redactor(recipe.redact), scan_only)
+
+    def run_curate_partition(context, **raws: pl.LazyFrame) -> StageResult:
+        """One partition, deduplicated also against what the other partitions kept."""
+        storage: PipelineStorage = context.resources.storage
+        key = context.partition_key
+        frame = pl.concat([raws[f"raw_{src}"] for src in recipe.sources],
+                          how="diagonal_relaxed").collect()
+        index = DedupIndex(storage, name)
+        sources = {src: project.sources[src] for src in recipe.sources}
+
+        def work() -> StageResult:
+            dedup = PartitionDedup(key, prior=index.load())
+            result = curate(frame.lazy(), recipe, sources, root=Path(project.root),
+                            partition=dedup)
+            index.replace(key, dedup.kept_entries)  # replaces this partition's own entries
+            return result
+
+        return run_partition(storage, dataset=name, stage="curated", partition=key,
+                             inputs=frame, cfg_hash=cfg_hash, restricted=True, work=work,
+                             reject_restricted=True)
+
+    def run_redact_partition(context, curated: pl.LazyFrame) -> StageResult:
+        frame = curated.collect()
+        return run_partition(
+            context.resources.storage, dataset=name, stage="redacted",
+            partition=context.partition_key, inputs=frame, cfg_hash=cfg_hash, restricted=False,
+            work=lambda: run_redact(context, frame.lazy()), reject_restricted=True,
+        )
+
+    parted = {"partitions_def": partitions_def} if partitions_def is not None else {}
+    curate_step, redact_step = run_curate, run_redact
+    if partitions_def is not None:
+        curate_step, redact_step = run_curate_partition, run_redact_partition
 
     label_ins = {"redacted": AssetIn(stage_key(name, "redacted"))}
     label_ins |= {f"ann_{src}": AssetIn(raw_key(src)) for src in recipe.label.annotation_sources}
@@ -320,13 +420,15 @@ def build_dataset_assets(
 
     assets = [
         _stage_asset(
-            recipe, cfg_hash, "curated", raw_ins, restricted=True, run_stage=run_curate, **common,
+            recipe, cfg_hash, "curated", raw_ins, restricted=True, run_stage=curate_step, **common,
             description="Normalized, filtered and exact-deduplicated records (still holds PII)",
+            **parted,
         ),
         _stage_asset(
             recipe, cfg_hash, "redacted", {"curated": AssetIn(stage_key(name, "curated"))},
-            restricted=False, run_stage=run_redact, **common,
+            restricted=False, run_stage=redact_step, **common,
             description="Records with PII replaced by typed placeholders (Presidio)",
+            **parted,
         ),
         _stage_asset(
             recipe, cfg_hash, "labeled", label_ins, restricted=False, run_stage=run_label, **common,

@@ -4,6 +4,7 @@ recipes, and a sensor per file source that runs the datasets reading it when its
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from dagster import (
@@ -21,6 +22,14 @@ from dagster import (
 )
 
 from ftdata_pipeline.config.models import ProjectConfig
+from ftdata_pipeline.orchestration.partitions import (
+    PARTITIONED_TAG,
+    PARTITIONS,
+    day_schedule,
+    partition_files,
+    recipe_partitions,
+    source_partitions,
+)
 
 ALL_JOB = "materialize_all"
 CONFIG_ERROR_TAG = "ftdata/config_error"
@@ -39,7 +48,9 @@ def build_jobs(project: ProjectConfig) -> list:
         define_asset_job(
             ALL_JOB,
             # every loadable asset: a broken recipe's error asset is not part of "everything"
-            selection=AssetSelection.all() - AssetSelection.tag(CONFIG_ERROR_TAG, "true"),
+            # and not the partitioned assets: they run per partition, in their dataset's job
+            selection=AssetSelection.all() - AssetSelection.tag(CONFIG_ERROR_TAG, "true")
+            - AssetSelection.tag(PARTITIONED_TAG, "true"),
             description="Every source and every dataset, end to end",
             op_retry_policy=RETRY_POLICY,
         )
@@ -64,6 +75,10 @@ def build_schedules(project: ProjectConfig, jobs) -> list[ScheduleDefinition]:
     schedules = []
     for name, recipe in sorted(project.recipes.items()):
         if recipe.schedule is None:
+            continue
+        if recipe_partitions(recipe, project) is not None:
+            # by day (validation refuses a schedule on a dataset partitioned by file)
+            schedules.append(day_schedule(recipe, by_name[dataset_job_name(name)]))
             continue
         schedules.append(
             ScheduleDefinition(
@@ -107,7 +122,14 @@ def build_sensors(project: ProjectConfig, jobs) -> list[SensorDefinition]:
             for name, recipe in project.recipes.items()
             if source in recipe.sources or source in [*recipe.label.annotation_sources, *recipe.label.teacher_sources]
         )
-        if datasets:
+        partition = project.sources[source].partition
+        if datasets and partition is not None:
+            # a day-partitioned file is refreshed by partition (backfill), not on landing
+            if PARTITIONS[partition.by].dynamic:
+                sensors.append(_partition_sensor(
+                    project, source, datasets, [by_name[dataset_job_name(d)] for d in datasets]
+                ))
+        elif datasets:
             sensors.append(
                 _landing_sensor(
                     project, source, datasets, [by_name[dataset_job_name(d)] for d in datasets]
@@ -144,6 +166,51 @@ def _landing_sensor(
                 for name in datasets
             ],
             cursor=fingerprint,
+        )
+
+    return _sensor
+
+
+def _partition_sensor(
+    project: ProjectConfig, source: str, datasets: list[str], jobs
+) -> SensorDefinition:
+    """A source partitioned by file: each new file becomes a partition and runs its datasets
+    for that partition; a replaced file (new size or time) reruns its partition.
+
+    The cursor maps each seen file's partition key to its fingerprint.
+    """
+    cfg = project.sources[source]
+    partitions_def = source_partitions(source, cfg)
+
+    @sensor(
+        name=f"{source}_landing_sensor",
+        jobs=jobs,
+        minimum_interval_seconds=60,
+        default_status=DefaultSensorStatus.STOPPED,
+        description=f"Adds a partition of {source} per new file in {cfg.path} and runs "
+        f"{', '.join(datasets)} for it",
+    )
+    def _sensor(context: SensorEvaluationContext):
+        files = partition_files(cfg, Path(project.root))
+        seen = json.loads(context.cursor) if context.cursor else {}
+        now = {key: file_fingerprint(path) for key, path in files.items()}
+        changed = [key for key, fp in now.items() if fp is not None and seen.get(key) != fp]
+        if not changed:
+            return SkipReason(f"no new or changed file in {cfg.path}")
+        known = set(context.instance.get_dynamic_partitions(partitions_def.name))
+        new = [key for key in changed if key not in known]
+        return SensorResult(
+            run_requests=[
+                RunRequest(
+                    run_key=f"{source}:{key}:{now[key]}:{name}",
+                    job_name=dataset_job_name(name),
+                    partition_key=key,
+                    tags={"ftdata/trigger": f"{source} file {key}"},
+                )
+                for key in changed for name in datasets
+            ],
+            dynamic_partitions_requests=[partitions_def.build_add_request(new)] if new else [],
+            cursor=json.dumps({**seen, **{k: now[k] for k in changed}}, sort_keys=True),
         )
 
     return _sensor

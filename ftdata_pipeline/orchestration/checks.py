@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey
@@ -50,6 +51,8 @@ class CheckPlan:
     kind: str
     annotations: bool = False
     teacher_outputs: bool = False
+    # a partitioned asset's checks run per partition and carry its partitions definition
+    partitions_def: Any = None
 
     def default_expectations(self) -> list[ExpectationConfig]:
         if self.annotations:
@@ -65,7 +68,8 @@ class CheckPlan:
 
     def specs(self) -> list[AssetCheckSpec]:
         def spec(name: str, description: str, blocking: bool = True) -> AssetCheckSpec:
-            return AssetCheckSpec(name, asset=self.key, description=description, blocking=blocking)
+            return AssetCheckSpec(name, asset=self.key, description=description, blocking=blocking,
+                                  partitions_def=self.partitions_def)
 
         specs = [spec(DEFAULT_SUITE, f"Default Great Expectations suite for the {self.stage} stage")]
         if self.stage != "raw":

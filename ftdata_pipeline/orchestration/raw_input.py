@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import polars as pl
-from dagster import AssetKey, MetadataValue
+from dagster import AssetKey, AssetRecordsFilter, MetadataValue
 
 from ftdata_pipeline.orchestration.storage import atomic_write_parquet
 from ftdata_pipeline.sources.guard import GUARD_FAILED, GUARD_PASSED, GuardResult
@@ -26,11 +26,15 @@ def _value(metadata: dict, key: str) -> Any:
     return getattr(value, "value", value)
 
 
-def previous_accepted_rows(instance, key: AssetKey) -> int | None:
-    """Rows read by the newest earlier materialization whose input guard passed."""
+def previous_accepted_rows(instance, key: AssetKey, partition: str | None = None) -> int | None:
+    """Rows read by the newest earlier materialization whose input guard passed (of the same
+    partition, for a partitioned source: partitions differ in size by nature)."""
     if instance is None:
         return None
-    result = instance.fetch_materializations(key, limit=LOOKBACK)
+    records = key if partition is None else AssetRecordsFilter(
+        asset_key=key, asset_partitions=[partition]
+    )
+    result = instance.fetch_materializations(records, limit=LOOKBACK)
     for record in result.records:
         materialization = record.asset_materialization
         if materialization is None:

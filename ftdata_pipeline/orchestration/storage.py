@@ -6,6 +6,9 @@ Layout::
       restricted/<asset path>.parquet     raw and curated assets (hold raw PII), owner-only
       restricted/rejects/<dataset>/<stage>.parquet   full rows dropped before redaction
       storage/<asset path>.parquet        redacted-and-later assets
+      <root>/<asset path>/<partition>.parquet        one partition of a partitioned asset
+      restricted/rejects/<dataset>/<stage>/<partition>.parquet   rejects of one partition
+      restricted/dedup_index/<dataset>/<partition>.parquet   what a partition kept (hashes)
       storage/rejects/<dataset>/<stage>.parquet      full rows dropped after redaction
       stats/<dataset>/<stage>.json         counts only, read by the dataset card
       exports/<dataset>/                   training files + manifest.json
@@ -18,6 +21,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import polars as pl
 from dagster import ConfigurableResource
@@ -53,6 +57,22 @@ def atomic_write_bytes(path: Path, data: bytes, *, private: bool = False) -> Non
         raise
 
 
+def partition_file_name(partition: str) -> str:
+    """A partition key as one file name (keys of files below subfolders hold '/')."""
+    return quote(partition, safe="") + ".parquet"
+
+
+def stored_partitions(folder: Path) -> dict[str, Path]:
+    """Partition key -> file of the partition files in ``folder``, in key order."""
+    if not folder.is_dir():
+        return {}
+    found = {
+        unquote(p.name.removesuffix(".parquet")): p
+        for p in folder.glob("*.parquet") if not p.name.startswith(".")
+    }
+    return dict(sorted(found.items()))
+
+
 def atomic_write_parquet(df: pl.DataFrame, path: Path, *, private: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -84,34 +104,60 @@ class PipelineStorage(ConfigurableResource):
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def asset_path(self, key_path: list[str], *, restricted: bool) -> Path:
+    def asset_path(
+        self, key_path: list[str], *, restricted: bool, partition: str | None = None
+    ) -> Path:
+        """The asset's Parquet file; of a partitioned asset, one partition's file."""
         base = self.restricted_root() if restricted else self.open_root()
         path = base.joinpath(*key_path).with_suffix(".parquet")
+        if partition is not None:
+            path = base.joinpath(*key_path) / partition_file_name(partition)
         if restricted:
             for parent in reversed(path.relative_to(base).parents):
                 _private_dir(base / parent)
         return path
 
+    def partition_paths(self, key_path: list[str], *, restricted: bool) -> dict[str, Path]:
+        """Partition key -> stored file of every stored partition of an asset, in key order."""
+        base = self.restricted_root() if restricted else self.open_root()
+        return stored_partitions(base.joinpath(*key_path))
+
     # rejects: full rows, kept so that nothing a stage drops is lost
-    def rejects_path(self, dataset: str, stage: str, *, restricted: bool) -> Path:
+    def rejects_path(
+        self, dataset: str, stage: str, *, restricted: bool, partition: str | None = None
+    ) -> Path:
         base = self.restricted_root() if restricted else self.open_root()
         folder = base / "rejects" / dataset
         if restricted:
             _private_dir(base / "rejects")
             _private_dir(folder)
+        if partition is not None:
+            if restricted:
+                _private_dir(folder / stage)
+            return folder / stage / partition_file_name(partition)
         return folder / f"{stage}.parquet"
 
-    def write_rejects(self, dataset: str, stage: str, rejected: pl.DataFrame, *, restricted: bool):
+    def write_rejects(
+        self, dataset: str, stage: str, rejected: pl.DataFrame, *, restricted: bool,
+        partition: str | None = None,
+    ):
         atomic_write_parquet(
-            rejected, self.rejects_path(dataset, stage, restricted=restricted), private=restricted
+            rejected,
+            self.rejects_path(dataset, stage, restricted=restricted, partition=partition),
+            private=restricted,
         )
 
     def read_reject_index(self, dataset: str, stage: str, *, restricted: bool) -> pl.DataFrame:
-        """The content-free reject index (ids, stage, rule, score, detail) of one stage."""
+        """The content-free reject index (ids, stage, rule, score, detail) of one stage
+        (of every stored partition, for a partitioned stage)."""
         path = self.rejects_path(dataset, stage, restricted=restricted)
-        if not path.exists():
+        paths = [path] if path.exists() else []
+        paths += list(stored_partitions(path.with_suffix("")).values())
+        if not paths:
             return pl.DataFrame(schema=REJECT_SCHEMA)
-        return pl.read_parquet(path, columns=list(REJECT_SCHEMA)).cast(REJECT_SCHEMA)
+        return pl.concat(
+            [pl.read_parquet(p, columns=list(REJECT_SCHEMA)).cast(REJECT_SCHEMA) for p in paths]
+        )
 
     # stats: counts only (never content), for the card and the CLI summary
     def stats_path(self, dataset: str, stage: str) -> Path:

@@ -35,6 +35,7 @@ from ftdata_pipeline.records import (
 )
 from ftdata_pipeline.stages.base import StageResult, concat_rejects
 from ftdata_pipeline.stages.curation import decontaminate, governance, language, neardup, quality, safety
+from ftdata_pipeline.stages.curation.index import PRIOR_EXACT, PRIOR_NEAR, SIGNATURE, PartitionDedup
 from ftdata_pipeline.stages.curation.filtering import STAGE, Filter, run_filters
 from ftdata_pipeline.stages.curation.normalize import (
     count_controls,
@@ -61,6 +62,7 @@ _NEAR_SIM, _NEAR_REP = "_near_sim", "_near_rep"
 _WORKING = (
     _CHARS, _WORDS, _TURNS, _PROMPT_CHARS, _CHANGED, _CONTROLS, _NEAR_SIM, _NEAR_REP,
     decontaminate.CONTAMINATED_BY, decontaminate.CONTAMINATED_GRAMS, *VIEW_COLUMNS,
+    PRIOR_EXACT, PRIOR_NEAR, SIGNATURE,
 )
 
 
@@ -234,27 +236,43 @@ def _add_hashes(df: pl.DataFrame, kind: str) -> pl.DataFrame:
     return df
 
 
-def _near_dedup(df: pl.DataFrame, cfg: CurateConfig) -> tuple[pl.DataFrame, dict]:
-    """Cluster near duplicates; set dup_cluster_id and the working columns the filter reads."""
+def _near_dedup(
+    df: pl.DataFrame, cfg: CurateConfig, partition: PartitionDedup | None = None
+) -> tuple[pl.DataFrame, dict]:
+    """Cluster near duplicates; set dup_cluster_id and the working columns the filter reads.
+
+    With ``partition``, the rows are clustered together with what other partitions kept
+    (``curation/index.py``); rows whose cluster an earlier partition keeps get ``PRIOR_NEAR``.
+    """
     nd = cfg.near_dedup
-    result = neardup.find_near_duplicates(
-        df[NEAR],
-        shingle_words=nd.shingle_words,
-        num_perm=nd.num_perm,
-        bands=nd.bands,
-        rows=nd.rows,
-        threshold=nd.threshold,
-        seed=nd.seed,
-    )
     if nd.keep == "longest":
         priority = df[NEAR].str.len_chars().fill_null(0).to_numpy().astype(np.float64)
     elif nd.keep == "best_quality" and quality.Q_QUALITY in df.columns:
         priority = df[quality.Q_QUALITY].fill_null(0.0).to_numpy().astype(np.float64)
     else:
         priority = np.zeros(df.height)
-    rep = neardup.representatives(result.labels, priority)
+    if partition is not None:
+        rep, sim, prior_ref, sig, verified = partition.cluster(df[NEAR], nd, priority)
+        df = df.with_columns(
+            pl.Series(PRIOR_NEAR, prior_ref.tolist(), dtype=pl.String),
+            pl.Series(SIGNATURE, sig),  # (rows, num_perm) -> an Array column, no Python lists
+        )
+        clusters_of = rep
+    else:
+        result = neardup.find_near_duplicates(
+            df[NEAR],
+            shingle_words=nd.shingle_words,
+            num_perm=nd.num_perm,
+            bands=nd.bands,
+            rows=nd.rows,
+            threshold=nd.threshold,
+            seed=nd.seed,
+        )
+        rep = neardup.representatives(result.labels, priority)
+        sim = (neardup.jaccard_estimate(result.signatures, np.arange(df.height), rep)
+               if df.height else np.zeros(0))
+        clusters_of, verified = result.labels, int(result.pair_i.size)
     idx = np.arange(df.height)
-    sim = neardup.jaccard_estimate(result.signatures, idx, rep) if df.height else np.zeros(0)
     ids = df[RECORD_ID]
     df = df.with_columns(
         pl.Series(_NEAR_REP, ids.gather(rep), dtype=pl.String),
@@ -267,9 +285,9 @@ def _near_dedup(df: pl.DataFrame, cfg: CurateConfig) -> tuple[pl.DataFrame, dict
         .otherwise(pl.col("dup_cluster_id"))
         .alias("dup_cluster_id")
     )
-    clusters = int(np.unique(result.labels[rep != idx]).size) if df.height else 0
+    clusters = int(np.unique(clusters_of[rep != idx]).size) if df.height else 0
     # verified pairs that joined two clusters (pairs inside a cluster are not re-verified)
-    return df, {"verified_pairs_joining": int(result.pair_i.size), "clusters": clusters}
+    return df, {"verified_pairs_joining": verified, "clusters": clusters}
 
 
 def curate(
@@ -278,11 +296,14 @@ def curate(
     sources: dict[str, SourceConfig] | None = None,
     *,
     root: Path | None = None,
+    partition: PartitionDedup | None = None,
 ) -> StageResult:
     """Curate a recipe's records (see module docstring).
 
     ``sources`` (name -> config) enables the licence and retention gates; ``root`` resolves
-    relative eval-set paths (default: the working directory).
+    relative eval-set paths (default: the working directory). ``partition``: the records are
+    one partition of the dataset, deduplicated also against what other partitions kept; its
+    ``kept_entries`` are set to this partition's index entries.
     """
     cfg, kind = recipe.curate, recipe.kind
     lf = conform(records)
@@ -308,6 +329,8 @@ def curate(
     df = run(df, [_missing_content(kind)])
     df = run(_measure(df, kind), _length_filters(kind, cfg))
     df = _add_hashes(df, kind)
+    if partition is not None and cfg.dedup != "none":
+        df = run(partition.mark_exact(df), [partition.exact_filter()])
     if cfg.dedup == "exact":
         dedup = Filter(
             "exact_duplicate",
@@ -337,7 +360,10 @@ def curate(
         df = run(decontaminate.add_contamination(df, grams), decontaminate.decontamination_filters())
     near_stats: dict = {}
     if cfg.near_dedup.enabled and cfg.dedup != "none":
-        df, near_stats = _near_dedup(df, cfg)
+        df, near_stats = _near_dedup(df, cfg, partition)
+        near_from = len(rejects)
+        if partition is not None:
+            df = run(df, [partition.near_filter()])
         near = Filter(
             "near_duplicate",
             pl.col(_NEAR_REP) != pl.col(RECORD_ID),
@@ -346,6 +372,16 @@ def curate(
         )
         df = run(df, [near])
 
+    if partition is not None:
+        # near duplicates dropped here stay in the index: a later copy may link through them
+        dropped = [
+            r.select(RECORD_ID, "content_hash", SIGNATURE, pl.coalesce(
+                PRIOR_NEAR, pl.lit(partition.partition + ":") + pl.col(_NEAR_REP)
+            ).alias("kept_by"))
+            for r in (rejects[near_from:] if SIGNATURE in df.columns else [])
+        ]
+        partition.record_kept(df, cfg.near_dedup, pl.concat(dropped) if dropped else None)
+        near_stats |= partition.matched
     order = [RECORD_ID, SOURCE, SOURCE_KEY]
     kept = conform(df.drop(_WORKING, strict=False)).sort(order, nulls_last=True)
     rejected = concat_rejects(
