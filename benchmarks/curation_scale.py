@@ -7,7 +7,7 @@ Reads the first N records of ``generate_records.py``'s shards (the raw stage's r
 source per shard, the ``bench_corpus`` recipe of ``scale_benchmark.py``) and runs ``curate()``
 in a child process, so its memory is measured alone: a sampler thread records the process's
 RSS every 0.05 s, and each phase of the stage (language ID, decontamination, near-dup, ...)
-is timed by wrapping its function. Writes ``benchmarks/results/curation_<n>.json``; the table
+is timed by wrapping its function. Writes ``benchmarks/results/curation_stage_<n>.json``; the table
 is part of ``benchmarks/RESULTS.md`` (``scale_benchmark.py --report`` rebuilds it).
 """
 
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                "command": f"python benchmarks/curation_scale.py --n {args.n}",
                "machine": sb.machine_facts()}
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / f"curation_{report['n']}.json").write_text(json.dumps(report, indent=2))
+    (args.results / f"curation_stage_{report["n"]}.json").write_text(json.dumps(report, indent=2))
     print(json.dumps({k: v for k, v in report.items() if k != "machine"}, indent=2))
     return 0
 

@@ -1,6 +1,7 @@
 """Incremental curation: one new partition against the dedup index, beside reprocessing all.
 
     python benchmarks/partitions_benchmark.py [--n 20000] [--partitions 10]
+    python benchmarks/partitions_benchmark.py --n 1010000 --last 10000   # 10k on top of 1M
 
 Corpus: ``neardup_benchmark.corpus`` (synthetic documents, 10% planted near-duplicate
 clusters, copies spread over the corpus), cut into ``--partitions`` equal partitions in order;
@@ -13,7 +14,8 @@ Measured, in this process, after a warm-up:
 (a) incremental: the last partition curated against the index of the earlier ones (the
     partitions before it are curated first, untimed, to build the index);
 (b) full: every row curated in one run, as an unpartitioned dataset does on every refresh.
-Both results are compared: kept record ids of all partitions vs the full run.
+Both results are compared: kept record ids of all partitions vs the full run. With ``--last K``
+the corpus is cut into two partitions instead: everything but the last K rows, then K rows.
 Writes benchmarks/results/partitions.md.
 """
 
@@ -60,10 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--partitions", type=int, default=10)
+    parser.add_argument("--last", type=int, help="two partitions: all but the last K rows, K rows")
     args = parser.parse_args(argv)
     texts, _ = corpus(args.n)
-    size = args.n // args.partitions
-    parts = [frame(texts[i * size:(i + 1) * size], i * size) for i in range(args.partitions)]
+    if args.last:
+        cut = args.n - args.last
+        parts = [frame(texts[:cut], 0), frame(texts[cut:], cut)]
+    else:
+        size = args.n // args.partitions
+        parts = [frame(texts[i * size:(i + 1) * size], i * size) for i in range(args.partitions)]
     rec = recipe()
     curate(parts[0].head(200).lazy(), rec)  # warm-up (imports, regex compilation)
 
@@ -90,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Incremental curation of one partition vs reprocessing everything",
         "",
-        f"`python benchmarks/partitions_benchmark.py --n {args.n} --partitions "
-        f"{args.partitions}` on {platform.machine()}, Python {platform.python_version()}, "
+        f"`python benchmarks/partitions_benchmark.py --n {args.n} "
+        + (f"--last {args.last}" if args.last else f"--partitions {args.partitions}")
+        + f"` on {platform.machine()}, Python {platform.python_version()}, "
         "Polars " + pl.__version__ + " (a shared 2-core machine: other jobs may run).",
         "",
         "| run | rows curated | seconds | rows/s |",
@@ -106,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Last partition's drops: {drops}.",
         "",
     ]
-    OUT.write_text("\n".join(lines), encoding="utf-8")
+    out = OUT if not args.last else OUT.with_name(f"partitions_last_{args.last}_of_{args.n}.md")
+    out.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
     return 0
 

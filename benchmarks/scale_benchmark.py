@@ -378,7 +378,7 @@ def run(args) -> dict:
 def render(reports: list[dict]) -> str:
     import results_report
 
-    curation = [json.loads(p.read_text()) for p in RESULTS.glob("curation_*.json")]
+    curation = [json.loads(p.read_text()) for p in RESULTS.glob("curation_stage_*.json")]
     return results_report.render(reports, curation)
 
 

@@ -68,7 +68,7 @@ def test_curation_scale_measures_the_stage_alone_and_renders(tmp_path):
     generate_records.write_shards(600, tmp_path / "data", shard_size=250)
     assert curation_scale.main(["--n", "500", "--data", str(tmp_path / "data"),
                                 "--results", str(tmp_path / "results")]) == 0
-    report = json.loads((tmp_path / "results" / "curation_500.json").read_text())
+    report = json.loads((tmp_path / "results" / "curation_stage_500.json").read_text())
     assert report["n"] == 500 and report["kept"] + report["rejected"] == 500
     assert report["kept"] > 300
     assert {"add_language", "add_contamination", "near_dedup", "add_harm"} <= set(report["phases"])
