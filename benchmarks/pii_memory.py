@@ -1,0 +1,177 @@
+"""Peak memory of the redacted stage against the number of records, whole process tree.
+
+    python benchmarks/pii_memory.py [--n 5000 20000] [--workers 2] [--label after]
+
+Each size runs in a fresh Python process (so one size's peak does not carry into the next):
+it builds N support-ticket records with the scale benchmark's generator (subject + body as
+``text``, the agent's reply as ``response``: 2 texts per record, the demo's PII density) and
+runs the stage function ``redact`` inside ``worker_pools()`` with the recipe's redaction
+settings, as the redacted asset does. A sampler thread reads, every 0.2 s, the resident set
+size of that process and of every process below it (the fork server and the pool's workers),
+and keeps the peak of their sum (RSS counts the pages that forked workers share with the fork
+server in each of them, so this sum over-states the tree's real use: it is the conservative
+figure) and the peak of their summed PSS (shared pages divided among their sharers).
+
+Figures go to benchmarks/results/pii_memory.json (one entry per label and size, so runs of
+two versions of the code sit side by side) and pii_memory.md. Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+RESULTS = ROOT / "benchmarks" / "results"
+MB = 1024 * 1024
+
+
+class TreeMemory:
+    """Peak summed RSS and PSS of this process and its descendants, sampled in a thread."""
+
+    def __init__(self, every: float = 0.2):
+        import psutil
+
+        self._me = psutil.Process()
+        self._every = every
+        self._stop = threading.Event()
+        self.peak_rss = 0
+        self.peak_pss = 0
+        self.peak_procs = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        rss = pss = 0
+        procs = [self._me, *self._me.children(recursive=True)]
+        for proc in procs:
+            try:
+                info = proc.memory_full_info()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            rss += info.rss
+            pss += getattr(info, "pss", info.rss)
+        self.peak_rss = max(self.peak_rss, rss)
+        self.peak_pss = max(self.peak_pss, pss)
+        self.peak_procs = max(self.peak_procs, len(procs))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self._every)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
+def records(n: int):
+    import generate_records
+    import polars as pl
+
+    rows = list(generate_records.tickets(n))
+    return pl.DataFrame({
+        "record_id": [r["ticket_id"] for r in rows],
+        "source": ["support_tickets"] * n,
+        "text": [f"{r['subject']}\n\n{r['body']}" for r in rows],
+        "response": [r["agent_reply"] for r in rows],
+    })
+
+
+def child(n: int, workers: int | None, recipe: str) -> dict:
+    from ftdata_pipeline.config.loader import load_project
+    from ftdata_pipeline.stages.pii.engine import worker_pools
+    from ftdata_pipeline.stages.redact import PiiRedactor, redact
+
+    cfg = load_project().recipes[recipe].redact
+    if workers is not None:
+        cfg = cfg.model_copy(update={"workers": workers})
+    frame = records(n)
+    texts = frame.height * 2
+    distinct = frame.select(pl_concat_texts()).n_unique()
+    with TreeMemory() as mem:
+        base_rss = mem._me.memory_info().rss
+        t0 = time.perf_counter()
+        with worker_pools():
+            result = redact(frame.lazy(), cfg, PiiRedactor(cfg))
+        secs = time.perf_counter() - t0
+    return {
+        "records": n, "texts": texts, "distinct_texts": distinct,
+        "workers": cfg.workers, "seconds": round(secs, 1),
+        "rows_kept": result.rows_kept, "texts_scanned": result.stats["texts_scanned"],
+        "start_rss_mb": round(base_rss / MB), "peak_tree_rss_mb": round(mem.peak_rss / MB),
+        "peak_tree_pss_mb": round(mem.peak_pss / MB), "processes": mem.peak_procs,
+    }
+
+
+def pl_concat_texts():
+    import polars as pl
+
+    return pl.concat_list("text", "response").explode().alias("t")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[5000, 20000], help="records")
+    parser.add_argument("--workers", type=int, default=None, help="default: the recipe's")
+    parser.add_argument("--recipe", default="support_assistant")
+    parser.add_argument("--label", default="current", help="name of this version of the code")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        json.dump(child(args.child, args.workers, args.recipe), sys.stdout)
+        return 0
+
+    out_json = RESULTS / "pii_memory.json"
+    runs = json.loads(out_json.read_text()) if out_json.exists() else []
+    for n in args.n:
+        cmd = [sys.executable, __file__, "--child", str(n), "--recipe", args.recipe]
+        if args.workers is not None:
+            cmd += ["--workers", str(args.workers)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
+        run = {"label": args.label, **json.loads(proc.stdout.strip().splitlines()[-1])}
+        print(json.dumps(run), flush=True)
+        runs = [r for r in runs if (r["label"], r["records"]) != (args.label, n)] + [run]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(runs, indent=1) + "\n")
+    lines = [
+        "# Peak memory of the redacted stage vs records",
+        "",
+        f"`python benchmarks/pii_memory.py` on {platform.machine()}, Python "
+        f"{platform.python_version()}: the `redact` stage function over N generated support "
+        "tickets (2 texts each), recipe settings, inside `worker_pools()`. Peak of the summed "
+        "RSS (conservative: shared pages count in every process) and PSS of the process and "
+        "its descendants (fork server, pool workers), sampled every 0.2 s. The machine is "
+        "shared with other work: seconds vary between runs; memory much less.",
+        "",
+        "| code | records | texts | distinct | workers | seconds | start RSS MB "
+        "| peak tree RSS MB | peak tree PSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in sorted(runs, key=lambda r: (r["label"], r["records"])):
+        lines.append(
+            f"| {r['label']} | {r['records']} | {r['texts']} | {r['distinct_texts']} "
+            f"| {r['workers'] or 'cores'} | {r['seconds']} | {r['start_rss_mb']} "
+            f"| {r['peak_tree_rss_mb']} | {r['peak_tree_pss_mb']} |"
+        )
+    (RESULTS / "pii_memory.md").write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
