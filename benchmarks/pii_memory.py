@@ -19,6 +19,7 @@ two versions of the code sit side by side) and pii_memory.md. Nothing is asserte
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import subprocess
@@ -47,6 +48,7 @@ class TreeMemory:
         self.peak_rss = 0
         self.peak_pss = 0
         self.peak_procs = 0
+        self._cpu: dict[int, float] = {}  # last CPU seconds seen per process of the tree
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
@@ -61,9 +63,16 @@ class TreeMemory:
                 continue
             rss += info.rss
             pss += getattr(info, "pss", info.rss)
+            with contextlib.suppress(psutil.NoSuchProcess):
+                self._cpu[proc.pid] = sum(proc.cpu_times()[:2])
         self.peak_rss = max(self.peak_rss, rss)
         self.peak_pss = max(self.peak_pss, pss)
         self.peak_procs = max(self.peak_procs, len(procs))
+
+    @property
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of every process of the tree, as last seen."""
+        return sum(self._cpu.values())
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -106,6 +115,7 @@ def child(n: int, workers: int | None, recipe: str) -> dict:
     distinct = frame.select(pl_concat_texts()).n_unique()
     with TreeMemory() as mem:
         base_rss = mem._me.memory_info().rss
+        cpu0 = sum(mem._me.cpu_times()[:2])
         t0 = time.perf_counter()
         with worker_pools():
             result = redact(frame.lazy(), cfg, PiiRedactor(cfg))
@@ -113,6 +123,7 @@ def child(n: int, workers: int | None, recipe: str) -> dict:
     return {
         "records": n, "texts": texts, "distinct_texts": distinct,
         "workers": cfg.workers, "seconds": round(secs, 1),
+        "cpu_seconds": round(mem.cpu_seconds - cpu0, 1),
         "rows_kept": result.rows_kept, "texts_scanned": result.stats["texts_scanned"],
         "start_rss_mb": round(base_rss / MB), "peak_tree_rss_mb": round(mem.peak_rss / MB),
         "peak_tree_pss_mb": round(mem.peak_pss / MB), "processes": mem.peak_procs,
@@ -157,17 +168,19 @@ def main() -> int:
         "tickets (2 texts each), recipe settings, inside `worker_pools()`. Peak of the summed "
         "RSS (conservative: shared pages count in every process) and PSS of the process and "
         "its descendants (fork server, pool workers), sampled every 0.2 s. The machine is "
-        "shared with other work: seconds vary between runs; memory much less.",
+        "shared with other work: seconds vary between runs; memory and CPU seconds (user + "
+        "system, of the process and its descendants, workers included) much less.",
         "",
         "| code | records | texts | distinct | workers | seconds | start RSS MB "
-        "| peak tree RSS MB | peak tree PSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| peak tree RSS MB | peak tree PSS MB | CPU seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in sorted(runs, key=lambda r: (r["label"], r["records"])):
         lines.append(
             f"| {r['label']} | {r['records']} | {r['texts']} | {r['distinct_texts']} "
             f"| {r['workers'] or 'cores'} | {r['seconds']} | {r['start_rss_mb']} "
-            f"| {r['peak_tree_rss_mb']} | {r['peak_tree_pss_mb']} |"
+            f"| {r['peak_tree_rss_mb']} | {r['peak_tree_pss_mb']} "
+            f"| {r.get('cpu_seconds', '')} |"
         )
     (RESULTS / "pii_memory.md").write_text("\n".join(lines) + "\n")
     return 0

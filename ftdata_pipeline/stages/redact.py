@@ -267,27 +267,35 @@ def redact(
 
     flat = _flatten_texts(df, text_fields, with_messages).sort(_ROW, _FIELD, _TURN)
     redactor = redactor or get_redactor(cfg)
-    # Each distinct text is analyzed and redacted once; the flat rows point at it by index.
+    # Each distinct text is analyzed and redacted once; the flat rows point at it by index
+    # and hold no text of their own: with large inputs every copy of the texts counts.
     distinct = flat.select(pl.col(_TEXT).unique(maintain_order=True)).with_row_index(_TID)
-    flat = flat.join(distinct, on=_TEXT, how="left", maintain_order="left")
+    flat = flat.join(distinct, on=_TEXT, how="left", maintain_order="left").drop(_TEXT)
     found = redactor.span_frame(distinct[_TEXT])
     per_text = _redact_distinct(redactor, distinct[_TEXT], found)
+    del distinct
     flat = flat.with_columns(_scan_only_expr(df, flat, scan_only_sources)).join(
         per_text, on=_TID, how="left", maintain_order="left")
+    del per_text
     # Records of scan-only sources keep their texts: no replacement, nothing counted as
-    # redacted; what was found there is reported per source below.
+    # redacted; what was found there is reported per source below. A null _NEW leaves the
+    # original text in place.
     keep = pl.col(_SCAN_ONLY)
     flat = flat.with_columns(
-        pl.when(keep).then(pl.col(_TEXT)).otherwise(pl.coalesce(_NEW, _TEXT)).alias(_NEW),
+        pl.when(keep).then(None).otherwise(pl.col(_NEW)).alias(_NEW),
         pl.when(keep).then(0).otherwise(pl.col(_N)).cast(pl.Int32).alias(_N),
         pl.when(keep).then(0).otherwise(pl.col(_CHARS)).cast(pl.Int64).alias(_CHARS),
-        pl.col(_TEXT).str.len_chars().cast(pl.Int64).alias(_LEN),
     )
     entity_counts, undeclared = _entity_counts(df, flat, found)
+    del found
+    rows_in = df.height
 
     out = df
+    del df
     for field in text_fields:
-        replaced = flat.filter(pl.col(_FIELD) == field).select(_ROW, pl.col(_NEW).alias(field))
+        # rows whose text is unchanged have a null _NEW, which ``update`` skips
+        replaced = flat.filter((pl.col(_FIELD) == field) & pl.col(_NEW).is_not_null()).select(
+            _ROW, pl.col(_NEW).alias(field))
         out = out.update(replaced, on=_ROW, how="left")
     if with_messages:
         out = _rebuild_messages(out, flat.filter(pl.col(_FIELD) == "messages"))
@@ -343,7 +351,7 @@ def redact(
     return StageResult(
         kept=out,
         rejected=concat_rejects(rejects, out),
-        rows_in=df.height,
+        rows_in=rows_in,
         stats=stats,
     )
 
@@ -354,6 +362,10 @@ def _scan_only_expr(df: pl.DataFrame, flat: pl.DataFrame, sources: frozenset[str
         return pl.lit(False).alias(_SCAN_ONLY)
     marked = df.select(pl.col("source").is_in(sorted(sources)).fill_null(False))
     return marked.to_series().gather(flat[_ROW]).alias(_SCAN_ONLY)
+
+
+_PER_TEXT = {_TID: pl.UInt32, _NEW: pl.String, _N: pl.Int32, _CHARS: pl.Int64,
+             _WORDS: pl.Int64, _LEN: pl.Int64}
 
 
 def _redact_distinct(
@@ -374,14 +386,11 @@ def _redact_distinct(
                 _N: [len(s) for s in spans],
                 _CHARS: [sum(e - b for _, b, e, _ in s) for s in spans],
                 _WORDS: [len(t.split()) for t in batch],
+                _LEN: [len(t) for t in batch],
             },
-            schema={_TID: pl.UInt32, _NEW: pl.String, _N: pl.Int32, _CHARS: pl.Int64,
-                    _WORDS: pl.Int64},
+            schema=_PER_TEXT,
         ))
-    if not parts:
-        return pl.DataFrame(schema={_TID: pl.UInt32, _NEW: pl.String, _N: pl.Int32,
-                                    _CHARS: pl.Int64, _WORDS: pl.Int64})
-    return pl.concat(parts)
+    return pl.concat(parts) if parts else pl.DataFrame(schema=_PER_TEXT)
 
 
 def _entity_counts(

@@ -621,13 +621,14 @@ def _pool(cfg: RedactConfig, workers: int) -> Iterator[ProcessPoolExecutor]:
 
 # Chunks sent to a worker hold at most this many texts and characters (whichever comes first),
 # so what is in flight -- pickled chunks, their results, the workers' batch -- does not grow
-# with the input. A chunk of 1,024 ticket-sized texts is a few seconds of one core: large
-# enough that sending it costs nothing next to its analysis.
-CHUNK_TEXTS = 1024
-CHUNK_CHARS = 1_000_000
-# Chunks submitted and not yet returned, per worker: one running, one queued behind it, so a
-# worker never waits for the next chunk while the results are read in input order.
-IN_FLIGHT_PER_WORKER = 2
+# with the input. 256 ticket-sized texts are about a second of one core: long enough that
+# sending them costs nothing next to their analysis, short enough that this process, when it
+# analyzes a chunk itself, never leaves the workers waiting for the next one for long.
+CHUNK_TEXTS = 256
+CHUNK_CHARS = 500_000
+# Chunks submitted and not yet handed back, per worker: one running, two queued behind it, so
+# a worker does not run dry while results are read in input order.
+IN_FLIGHT_PER_WORKER = 3
 
 
 def _texts_slice(texts: Sequence[str] | pl.Series, start: int, stop: int) -> list[str]:
@@ -658,7 +659,7 @@ def _chunk_size(cfg: RedactConfig, n: int, workers: int, chunk_texts: int | None
     # A few chunks per process keep every core busy when chunks take uneven time (small
     # inputs); large inputs are cut into chunks of CHUNK_TEXTS.
     cap = chunk_texts or CHUNK_TEXTS
-    return max(1, min(cap, max(cfg.batch_size, math.ceil(n / ((workers + 1) * 4)))))
+    return max(1, min(cap, max(cfg.batch_size, math.ceil(n / ((workers + 1) * 8)))))
 
 
 def iter_span_frames(
