@@ -161,3 +161,11 @@ def test_dataset_run_with_the_cluster_writes_the_same_exports(dask_cluster, tmp_
     after = _analyzed(client)
     assert sum(after[w]["texts"] - before[w]["texts"] for w in after) >= 50
     assert on_cluster == expected
+
+
+def test_malformed_value_fails_the_code_location_load(monkeypatch, tmp_path):
+    from ftdata_pipeline.definitions import build_definitions
+
+    monkeypatch.setenv(SCHEDULER_ENV, "tcp://dask.internal")
+    with pytest.raises(PiiClusterError, match=f"{SCHEDULER_ENV}='tcp://dask.internal'"):
+        build_definitions(home=str(tmp_path))
