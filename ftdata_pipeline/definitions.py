@@ -16,6 +16,7 @@ from ftdata_pipeline.orchestration.executors import executor_from_env
 from ftdata_pipeline.orchestration.governance import CatalogResource
 from ftdata_pipeline.orchestration.io_manager import PolarsParquetIOManager
 from ftdata_pipeline.orchestration.storage import PipelineStorage, default_home
+from ftdata_pipeline.stages.pii.cluster import scheduler_from_env as pii_scheduler_from_env
 
 
 def build_definitions(
@@ -28,6 +29,9 @@ def build_definitions(
     storage = PipelineStorage(home=home or default_home())
     catalog = CatalogResource(url=catalog_url or default_catalog_url(storage.home))
     jobs = build_jobs(project)
+    # FTDATA_PII_DASK_SCHEDULER is read by each redacted step; a malformed value fails the
+    # load here already, naming the variable, as a bad FTDATA_EXECUTOR does.
+    pii_scheduler_from_env()
     return Definitions(
         assets=[
             *build_all_assets(project, loaded.files),

@@ -11,6 +11,10 @@ Dask runs its worker processes as daemons by default, and a daemon may not start
 redaction pool's processes; workers that redact large inputs need
 ``DASK_DISTRIBUTED__WORKER__DAEMON=False`` (or ``distributed.worker.daemon: false`` in the
 cluster's Dask config). Without it the redactor falls back to analysis in the worker itself.
+
+Not an executor, and independent of it: ``FTDATA_PII_DASK_SCHEDULER`` (``tcp://host:8786``)
+fans the PII detection of ONE redacted step out over a Dask cluster (the chunks of its texts
+become Dask tasks; ``stages/pii/cluster.py``), whichever executor runs the step.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ entity types leave this module.
 from __future__ import annotations
 
 import functools
+import hashlib
+import struct
+from collections.abc import Sequence
 
 import polars as pl
 
@@ -22,7 +25,10 @@ from ftdata_pipeline.stages.pii.engine import (  # noqa: F401  (re-exported for 
     analyzer_engine,
     detect_spans,
     detection_key,
+    iter_span_frames,
 )
+from ftdata_pipeline.stages.pii import span_frames as sf
+from ftdata_pipeline.stages.pii.span_frames import span_frame
 from ftdata_pipeline.stages.pii.engine import luhn_ok, mod97_ok
 from ftdata_pipeline.stages.pii.operators import Operators, key_fingerprint, read_pseudonym_key
 
@@ -31,7 +37,62 @@ PII_COUNT_COLUMN = "pii_entities"
 DENSITY_RULE = "pii_density"
 
 MEMO_MAX_TEXTS = 500_000  # bound on memoized texts per detection config (memory, long runs)
-_MEMOS: dict[str, dict[str, list[Span]]] = {}
+APPLY_BATCH = 8192  # texts whose spans are Python tuples at one time while operators apply
+
+
+class SpanMemo:
+    """Detections of texts analyzed before in this process, per detection config.
+
+    Keyed by a 128-bit BLAKE2b digest of the text, not the text itself, and each text's spans
+    packed in a few bytes, so the memo holds neither a second copy of every text nor Python
+    tuples per span: about 100 bytes per text. It is cleared when it reaches ``max_texts``.
+    """
+
+    _PACK = struct.Struct("<Hqqd")  # entity code, start, end, score
+    _EMPTY = b""
+
+    def __init__(self, max_texts: int = MEMO_MAX_TEXTS):
+        self.max_texts = max_texts
+        self._found: dict[bytes, bytes] = {}
+        self._names: list[str] = []
+        self._codes: dict[str, int] = {}
+
+    @staticmethod
+    def digest(text: str) -> bytes:
+        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+    def __contains__(self, text: str) -> bool:
+        return self.digest(text) in self._found
+
+    def clear(self) -> None:
+        self._found.clear()
+
+    def get(self, digest: bytes) -> list[Span] | None:
+        packed = self._found.get(digest)
+        if packed is None:
+            return None
+        names = self._names
+        return [(names[c], s, e, sc) for c, s, e, sc in self._PACK.iter_unpack(packed)]
+
+    def put(self, digest: bytes, spans: list[Span]) -> None:
+        if len(self._found) >= self.max_texts:
+            self._found.clear()
+        if not spans:
+            self._found[digest] = self._EMPTY
+            return
+        codes = self._codes
+        for entity, *_ in spans:
+            if entity not in codes:
+                codes[entity] = len(self._names)
+                self._names.append(entity)
+        self._found[digest] = b"".join(
+            self._PACK.pack(codes[e], s, t, sc) for e, s, t, sc in spans)
+
+
+_MEMOS: dict[str, SpanMemo] = {}
 
 
 class PiiRedactor:
@@ -43,22 +104,59 @@ class PiiRedactor:
         self.operators = Operators(cfg, key if key is not None else read_pseudonym_key(cfg))
         # Shared by every redactor with the same detection settings (the same tickets feed
         # several datasets whose recipes differ only in operators or density limits).
-        self._memo = _MEMOS.setdefault(detection_key(cfg), {})
+        self._memo = _MEMOS.setdefault(detection_key(cfg), SpanMemo())
 
     def analyze(self, texts: list[str]):
         """Raw Presidio detections per text (in-process, batched through nlp.pipe)."""
         return self.detector.analyze(texts)
 
+    def span_frame(self, texts: Sequence[str] | pl.Series) -> pl.DataFrame:
+        """Spans of distinct ``texts`` as one span frame (``span_frames``), sorted by text.
+
+        Each distinct text is analyzed once per process: the same ticket feeds several
+        datasets and a re-run should not pay spaCy twice. Texts seen before are answered from
+        the memo; the others stream through ``iter_span_frames`` (pool or cluster) in chunks,
+        and only one batch of texts is a Python list at a time.
+        """
+        n = len(texts)
+        digests: list[bytes] = []  # of the texts to analyze, in order
+        missing: list[int] = []
+        frames: list[pl.DataFrame] = []
+        for start in range(0, n, APPLY_BATCH):
+            batch = texts[start : start + APPLY_BATCH]
+            found: list[list[Span]] = []
+            rows: list[int] = []
+            for k, text in enumerate(batch.to_list() if isinstance(batch, pl.Series) else batch):
+                digest = SpanMemo.digest(text)
+                spans = self._memo.get(digest)
+                if spans is None:
+                    missing.append(start + k)
+                    digests.append(digest)
+                else:
+                    found.append(spans)
+                    rows.append(start + k)
+            if rows:
+                frames.append(span_frame(found, index=rows))
+        if len(missing) == n:
+            todo = texts
+        elif isinstance(texts, pl.Series):
+            todo = texts.gather(missing)
+        else:
+            todo = [texts[i] for i in missing]
+        where = pl.Series(sf.INDEX, missing, dtype=pl.UInt32)
+        for offset, count, frame in iter_span_frames(self.detector, todo):
+            for k, spans in enumerate(sf.span_lists(frame, count, offset)):
+                self._memo.put(digests[offset + k], spans)
+            frames.append(frame.with_columns(where.gather(frame[sf.INDEX])))
+        out = pl.concat(frames) if frames else sf.empty()
+        return out.sort(sf.INDEX, maintain_order=True)
+
     def spans(self, texts: list[str]) -> list[list[Span]]:
         """Replaced spans per text: (entity_type, start, end, score), original coordinates."""
-        # Each distinct text is analyzed once per process: the same ticket feeds several
-        # datasets, duplicates are common before dedup, and a re-run should not pay spaCy twice.
-        if len(self._memo) > MEMO_MAX_TEXTS:
-            self._memo.clear()
-        todo = [t for t in dict.fromkeys(texts) if t not in self._memo]
-        for text, found in zip(todo, detect_spans(self.detector, todo), strict=True):
-            self._memo[text] = found
-        return [list(self._memo[t]) for t in texts]
+        distinct = list(dict.fromkeys(texts))
+        per_text = sf.span_lists(self.span_frame(distinct), len(distinct))
+        where = dict(zip(distinct, per_text, strict=True))
+        return [list(where[t]) for t in texts]
 
     def redact_texts(self, texts: list[str]) -> tuple[list[str], list[list[Span]]]:
         """Redacted texts, and per text the replaced (entity_type, start, end, score) spans.
@@ -100,6 +198,8 @@ _WORDS = "__words"
 _CHARS = "__redacted_chars"
 _LEN = "__chars"
 _DENSITY = "__pii_density"
+_TID = "__text_id"
+_SCAN_ONLY = "__scan_only"
 
 
 def _flatten_texts(df: pl.DataFrame, text_fields: list[str], with_messages: bool) -> pl.DataFrame:
@@ -167,32 +267,35 @@ def redact(
 
     flat = _flatten_texts(df, text_fields, with_messages).sort(_ROW, _FIELD, _TURN)
     redactor = redactor or get_redactor(cfg)
-    texts = flat[_TEXT].to_list()
-    spans = redactor.spans(texts)
-    scan_only = _scan_only_mask(df, flat, scan_only_sources)
-    undeclared: dict[str, dict[str, int]] = {}
-    if any(scan_only):
-        sources = flat.join(df.select(_ROW, "source"), on=_ROW, how="left")["source"].to_list()
-        for keep_as_is, src, text_spans in zip(scan_only, sources, spans, strict=True):
-            if keep_as_is:
-                for entity, *_ in text_spans:
-                    per = undeclared.setdefault(src, {})
-                    per[entity] = per.get(entity, 0) + 1
-        spans = [[] if keep_as_is else s for keep_as_is, s in zip(scan_only, spans, strict=True)]
-    new_texts = [
-        redactor.operators.apply(t, s) for t, s in zip(texts, spans, strict=True)
-    ]
+    # Each distinct text is analyzed and redacted once; the flat rows point at it by index
+    # and hold no text of their own: with large inputs every copy of the texts counts.
+    distinct = flat.select(pl.col(_TEXT).unique(maintain_order=True)).with_row_index(_TID)
+    flat = flat.join(distinct, on=_TEXT, how="left", maintain_order="left").drop(_TEXT)
+    found = redactor.span_frame(distinct[_TEXT])
+    per_text = _redact_distinct(redactor, distinct[_TEXT], found)
+    del distinct
+    flat = flat.with_columns(_scan_only_expr(df, flat, scan_only_sources)).join(
+        per_text, on=_TID, how="left", maintain_order="left")
+    del per_text
+    # Records of scan-only sources keep their texts: no replacement, nothing counted as
+    # redacted; what was found there is reported per source below. A null _NEW leaves the
+    # original text in place.
+    keep = pl.col(_SCAN_ONLY)
     flat = flat.with_columns(
-        pl.Series(_NEW, new_texts, dtype=pl.String),
-        pl.Series(_N, [len(s) for s in spans], dtype=pl.Int32),
-        pl.Series(_WORDS, [len(t.split()) for t in texts], dtype=pl.Int64),
-        pl.Series(_CHARS, [sum(e - b for _, b, e, _ in s) for s in spans], dtype=pl.Int64),
-        pl.col(_TEXT).str.len_chars().cast(pl.Int64).alias(_LEN),
+        pl.when(keep).then(None).otherwise(pl.col(_NEW)).alias(_NEW),
+        pl.when(keep).then(0).otherwise(pl.col(_N)).cast(pl.Int32).alias(_N),
+        pl.when(keep).then(0).otherwise(pl.col(_CHARS)).cast(pl.Int64).alias(_CHARS),
     )
+    entity_counts, undeclared = _entity_counts(df, flat, found)
+    del found
+    rows_in = df.height
 
     out = df
+    del df
     for field in text_fields:
-        replaced = flat.filter(pl.col(_FIELD) == field).select(_ROW, pl.col(_NEW).alias(field))
+        # rows whose text is unchanged have a null _NEW, which ``update`` skips
+        replaced = flat.filter((pl.col(_FIELD) == field) & pl.col(_NEW).is_not_null()).select(
+            _ROW, pl.col(_NEW).alias(field))
         out = out.update(replaced, on=_ROW, how="left")
     if with_messages:
         out = _rebuild_messages(out, flat.filter(pl.col(_FIELD) == "messages"))
@@ -225,10 +328,6 @@ def redact(
         out = out.filter(~dense)
     out = out.select(*columns, PII_COUNT_COLUMN)
 
-    entity_counts: dict[str, int] = {}
-    for text_spans in spans:
-        for entity_type, *_ in text_spans:
-            entity_counts[entity_type] = entity_counts.get(entity_type, 0) + 1
     stats = {
         "texts_scanned": flat.height,
         "entities": dict(sorted(entity_counts.items())),
@@ -252,17 +351,72 @@ def redact(
     return StageResult(
         kept=out,
         rejected=concat_rejects(rejects, out),
-        rows_in=df.height,
+        rows_in=rows_in,
         stats=stats,
     )
 
 
-def _scan_only_mask(df: pl.DataFrame, flat: pl.DataFrame, sources: frozenset[str]) -> list[bool]:
+def _scan_only_expr(df: pl.DataFrame, flat: pl.DataFrame, sources: frozenset[str]) -> pl.Expr:
     """Per flat text: whether its record comes from a source declared free of PII."""
     if not sources or "source" not in df.columns:
-        return [False] * flat.height
-    marked = df.select(_ROW, pl.col("source").is_in(sorted(sources)).alias("__scan_only"))
-    return flat.join(marked, on=_ROW, how="left")["__scan_only"].fill_null(False).to_list()
+        return pl.lit(False).alias(_SCAN_ONLY)
+    marked = df.select(pl.col("source").is_in(sorted(sources)).fill_null(False))
+    return marked.to_series().gather(flat[_ROW]).alias(_SCAN_ONLY)
+
+
+_PER_TEXT = {_TID: pl.UInt32, _NEW: pl.String, _N: pl.Int32, _CHARS: pl.Int64,
+             _WORDS: pl.Int64, _LEN: pl.Int64}
+
+
+def _redact_distinct(
+    redactor: PiiRedactor, texts: pl.Series, found: pl.DataFrame
+) -> pl.DataFrame:
+    """Per distinct text (``_TID``): the redacted text (null when nothing was replaced), spans
+    replaced, characters replaced and words, batch by batch: the operators need Python
+    strings and span tuples, held for one batch at a time."""
+    parts = []
+    for start in range(0, texts.len(), APPLY_BATCH):
+        batch = texts.slice(start, APPLY_BATCH).to_list()
+        spans = sf.span_lists(sf.rows_of(found, start, start + len(batch)), len(batch), start)
+        parts.append(pl.DataFrame(
+            {
+                _TID: pl.int_range(start, start + len(batch), dtype=pl.UInt32, eager=True),
+                _NEW: [redactor.operators.apply(t, s) if s else None
+                       for t, s in zip(batch, spans, strict=True)],
+                _N: [len(s) for s in spans],
+                _CHARS: [sum(e - b for _, b, e, _ in s) for s in spans],
+                _WORDS: [len(t.split()) for t in batch],
+                _LEN: [len(t) for t in batch],
+            },
+            schema=_PER_TEXT,
+        ))
+    return pl.concat(parts) if parts else pl.DataFrame(schema=_PER_TEXT)
+
+
+def _entity_counts(
+    df: pl.DataFrame, flat: pl.DataFrame, found: pl.DataFrame
+) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """Spans per entity type over every flat text that was redacted, and per source and type
+    over the texts of scan-only sources (a text counts once per place it occurs)."""
+    occurrences = flat.group_by(_TID, _SCAN_ONLY, _ROW).len("__times")
+    if "source" in df.columns:
+        occurrences = occurrences.join(df.select(_ROW, "source"), on=_ROW, how="left")
+    else:
+        occurrences = occurrences.with_columns(pl.lit(None, dtype=pl.String).alias("source"))
+    per = (
+        found.group_by(sf.INDEX, "entity").len("__spans")
+        .join(occurrences, left_on=sf.INDEX, right_on=_TID, how="inner")
+        .group_by(_SCAN_ONLY, "source", "entity")
+        .agg((pl.col("__spans") * pl.col("__times")).sum().alias("__n"))
+    )
+    entity_counts: dict[str, int] = {}
+    undeclared: dict[str, dict[str, int]] = {}
+    for scan_only, source, entity, n in per.sort("source", "entity").iter_rows():
+        if scan_only:
+            undeclared.setdefault(source, {})[entity] = int(n)
+        else:
+            entity_counts[entity] = entity_counts.get(entity, 0) + int(n)
+    return entity_counts, undeclared
 
 
 def evaluation_figures(cfg: RedactConfig) -> dict:

@@ -8,9 +8,13 @@ that keyed operators (pseudonyms) never run in worker processes.
 Speed, from cheapest to most effective:
 - only the NER pipe of the spaCy model runs (see ``nlp_engine``), through ``nlp.pipe`` batches;
 - the spaCy model is loaded once per process and language, the analyzer once per config;
-- large inputs are split into chunks of distinct texts analyzed by a process pool whose workers
-  build their detector once. Results are returned in input order, and a text's detections do
-  not depend on the batch it is in, so the output is the same for any number of workers.
+- large inputs are split into chunks of distinct texts of bounded size (``CHUNK_TEXTS`` texts,
+  ``CHUNK_CHARS`` characters) analyzed by a process pool whose workers build their detector
+  once, or by the workers of the Dask cluster named in ``FTDATA_PII_DASK_SCHEDULER``
+  (``cluster``); only a few chunks per worker are in flight, so memory does not grow with the
+  input beyond the results, which travel as flat span frames (``span_frames``). Results are
+  returned in input order, and a text's detections do not depend on the chunk it is in, so the
+  output is the same for any chunk size, number of workers or cluster.
 """
 
 from __future__ import annotations
@@ -25,11 +29,14 @@ import os
 import re
 import types
 import warnings
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+import polars as pl
 import tldextract
 from presidio_analyzer import (
     AnalyzerEngine,
@@ -57,6 +64,7 @@ from ftdata_pipeline.stages.pii.phone_regions import DEFAULT_PHONE_REGIONS
 from ftdata_pipeline.stages.pii.recognizers import luhn_ok, project_recognizers
 from ftdata_pipeline.stages.pii.refine import refine
 from ftdata_pipeline.stages.pii.segments import split_texts
+from ftdata_pipeline.stages.pii.span_frames import Span, shifted, span_frame, span_lists
 
 # Installed spaCy model per language. Only offline packages: Presidio would otherwise try to
 # download en_core_web_lg at run time.
@@ -103,9 +111,6 @@ NER_MODEL_CONFIGURATION: dict[str, Any] = {
 # runs, and lemmas are the lower-cased tokens (see _lower_lemma_artifact) instead of the output
 # of tagger + attribute_ruler + lemmatizer. Same entities, about half the spaCy time.
 KEEP_PIPES = ("ner",)
-
-Span = tuple[str, int, int, float]  # (entity_type, start, end, score) in the original text
-
 
 def _lower_lemma_artifact(self: SpacyNlpEngine, doc, language: str) -> NlpArtifacts:
     """Presidio's ``SpacyNlpEngine._doc_to_nlp_artifact`` with lemma := lower-cased token.
@@ -510,10 +515,10 @@ def _worker_init(cfg_json: str) -> None:
     _WORKER_DETECTOR = Detector(RedactConfig.model_validate_json(cfg_json))
 
 
-def _worker_spans(texts: list[str]) -> list[list[Span]]:
+def _worker_spans(texts: list[str]) -> pl.DataFrame:
     if _WORKER_DETECTOR is None:  # pragma: no cover - the initializer always runs first
         raise RuntimeError("PII worker used before its initializer ran")
-    return _WORKER_DETECTOR.spans(texts)
+    return span_frame(_WORKER_DETECTOR.spans(texts))
 
 
 MAX_POOLS = 2  # live pools per scope; each worker holds a spaCy model (~150 MB)
@@ -568,11 +573,14 @@ def worker_pools() -> Iterator[None]:
     if _SCOPE.get() is not None:
         yield
         return
+    from ftdata_pipeline.stages.pii.cluster import client_scope
+
     pools: dict[tuple[str, int], ProcessPoolExecutor] = {}
     token = _SCOPE.set(pools)
     ok = False
     try:
-        yield
+        with client_scope():  # Dask clients of FTDATA_PII_DASK_SCHEDULER, closed here too
+            yield
         ok = True
     finally:
         _SCOPE.reset(token)
@@ -611,34 +619,142 @@ def _pool(cfg: RedactConfig, workers: int) -> Iterator[ProcessPoolExecutor]:
     yield pools[key]
 
 
-def detect_spans(detector: Detector, texts: Sequence[str]) -> list[list[Span]]:
-    """Spans for each of ``texts`` (distinct texts expected), in parallel when worth it."""
+# Chunks sent to a worker hold at most this many texts and characters (whichever comes first),
+# so what is in flight -- pickled chunks, their results, the workers' batch -- does not grow
+# with the input. 256 ticket-sized texts are about a second of one core: long enough that
+# sending them costs nothing next to their analysis, short enough that this process, when it
+# analyzes a chunk itself, never leaves the workers waiting for the next one for long.
+CHUNK_TEXTS = 256
+CHUNK_CHARS = 500_000
+# Chunks submitted and not yet handed back, per worker: one running, two queued behind it, so
+# a worker does not run dry while results are read in input order.
+IN_FLIGHT_PER_WORKER = 3
+
+
+def _texts_slice(texts: Sequence[str] | pl.Series, start: int, stop: int) -> list[str]:
+    part = texts[start:stop]
+    return part.to_list() if isinstance(part, pl.Series) else list(part)
+
+
+def iter_chunks(
+    texts: Sequence[str] | pl.Series, size: int, max_chars: int = CHUNK_CHARS
+) -> Iterator[tuple[int, list[str]]]:
+    """(offset, texts) of consecutive chunks of at most ``size`` texts and ``max_chars``
+    characters (a longer text makes a chunk of its own). Only one chunk's texts are taken out
+    of ``texts`` at a time (a Polars Series stays in Arrow until then)."""
+    offset, n = 0, len(texts)
+    while offset < n:
+        part = _texts_slice(texts, offset, offset + size)
+        chars = 0
+        for k, text in enumerate(part):
+            chars += len(text)
+            if chars > max_chars and k > 0:
+                del part[k:]
+                break
+        yield offset, part
+        offset += len(part)
+
+
+def _chunk_size(cfg: RedactConfig, n: int, workers: int, chunk_texts: int | None) -> int:
+    # A few chunks per process keep every core busy when chunks take uneven time (small
+    # inputs); large inputs are cut into chunks of CHUNK_TEXTS.
+    cap = chunk_texts or CHUNK_TEXTS
+    return max(1, min(cap, max(cfg.batch_size, math.ceil(n / ((workers + 1) * 8)))))
+
+
+def iter_span_frames(
+    detector: Detector,
+    texts: Sequence[str] | pl.Series,
+    *,
+    chunk_texts: int | None = None,
+    chunk_chars: int = CHUNK_CHARS,
+) -> Iterator[tuple[int, int, pl.DataFrame]]:
+    """(offset, number of texts, span frame) of each chunk of ``texts`` (distinct texts
+    expected), in input order; a frame's text indices are positions in ``texts``.
+
+    Fewer than ``parallel_min_texts`` texts are analyzed here. Otherwise the chunks go to the
+    Dask cluster named by ``FTDATA_PII_DASK_SCHEDULER`` when it is set (``cluster``), else to
+    the local process pool (``workers``). Either way at most a few chunks per worker are in
+    flight, and a text's detections do not depend on its chunk, so the result is the same for
+    any chunk size, number of workers or cluster.
+    """
+    from ftdata_pipeline.stages.pii import cluster
+
     cfg = detector.cfg
-    workers = min(cfg.workers or available_cores(), max(1, len(texts) // cfg.batch_size))
-    if workers <= 1 or len(texts) < cfg.parallel_min_texts:
-        return detector.spans(texts)
-    # A few chunks per process keep every core busy when chunks take uneven time; chunks are
-    # contiguous and put back in order, so the result is the in-process one.
-    size = max(cfg.batch_size, math.ceil(len(texts) / ((workers + 1) * 8)))
-    chunks = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
-    done: dict[int, list[list[Span]]] = {}
+    n = len(texts)
+    address = cluster.scheduler_from_env() if n >= cfg.parallel_min_texts else None
+    if address is not None:
+        # The cluster's size is known only once connected; small inputs are cut for about
+        # eight workers, large ones into chunks of CHUNK_TEXTS whatever the cluster.
+        size = _chunk_size(cfg, n, 8, chunk_texts)
+        yield from cluster.span_frames(
+            address, _pool_config(cfg), iter_chunks(texts, size, chunk_chars))
+        return
+    workers = min(cfg.workers or available_cores(), max(1, n // cfg.batch_size))
+    size = _chunk_size(cfg, n, workers, chunk_texts)
+    if workers <= 1 or n < cfg.parallel_min_texts:
+        for offset, chunk in iter_chunks(texts, size, chunk_chars):
+            yield offset, len(chunk), span_frame(detector.spans(chunk), offset)
+        return
+    done = 0  # texts whose spans were handed over
     try:
         with _pool(cfg, workers) as pool:
-            futures = [pool.submit(_worker_spans, chunk) for chunk in chunks]
-            # This process would sit idle while the workers start (a fresh pool takes seconds
-            # to come up): it takes chunks from the end that no worker has begun, until the
-            # workers reach them.
-            for i in range(len(chunks) - 1, -1, -1):
-                if not futures[i].cancel():
-                    break
-                done[i] = detector.spans(chunks[i])
-            out = [
-                part for i, f in enumerate(futures) for part in (done[i] if i in done else f.result())
-            ]
+            window = workers * IN_FLIGHT_PER_WORKER + 2
+            for offset, count, frame in _pool_frames(
+                detector, pool, iter_chunks(texts, size, chunk_chars), window
+            ):
+                yield offset, count, frame
+                done = offset + count
     except BrokenProcessPool:
         # A worker died (out of memory, killed, a main module without a __main__ guard): the
-        # in-process result is the same, only slower.
+        # in-process result is the same, only slower; the chunks handed over stay.
         warnings.warn("PII worker pool broke; analyzing in-process", RuntimeWarning, stacklevel=2)
         shutdown_pools()
-        return detector.spans(texts)
-    return out
+        for offset, chunk in iter_chunks(texts[done:], size, chunk_chars):
+            yield done + offset, len(chunk), span_frame(detector.spans(chunk), done + offset)
+
+
+def _pool_frames(
+    detector: Detector, pool: ProcessPoolExecutor, chunks: Iterator[tuple[int, list[str]]],
+    window: int,
+) -> Iterator[tuple[int, int, pl.DataFrame]]:
+    """(offset, texts, span frame) per chunk, in input order, with at most ``window`` chunks in
+    flight: a chunk is submitted when a result has been taken."""
+    pending: deque[list] = deque()  # [offset, texts, future, frame analyzed here or None]
+
+    def refill() -> None:
+        while len(pending) < window:
+            nxt = next(chunks, None)
+            if nxt is None:
+                return
+            offset, chunk = nxt
+            pending.append([offset, chunk, pool.submit(_worker_spans, chunk), None])
+
+    refill()
+    while pending:
+        head = pending[0]
+        if head[3] is None and not head[2].done():
+            # This process would sit idle while it waits (a fresh pool takes seconds to come
+            # up): it analyzes the newest chunk no worker has begun, if there is one.
+            for entry in reversed(pending):
+                if entry[3] is None and entry[2].cancel():
+                    entry[3] = span_frame(detector.spans(entry[1]))
+                    break
+            else:
+                wait_futures([head[2]])
+            continue
+        offset, chunk, future, frame = pending.popleft()
+        yield offset, len(chunk), shifted(frame if frame is not None else future.result(), offset)
+        refill()
+
+
+def detect_spans(
+    detector: Detector, texts: Sequence[str], *, chunk_texts: int | None = None
+) -> list[list[Span]]:
+    """Spans for each of ``texts`` (distinct texts expected), in parallel when worth it.
+
+    The per-text lists are built at the end; large inputs should read ``iter_span_frames``.
+    """
+    frames = [f for _, _, f in iter_span_frames(detector, texts, chunk_texts=chunk_texts)]
+    frame = pl.concat(frames) if frames else span_frame([])
+    return span_lists(frame, len(texts))

@@ -1,0 +1,206 @@
+"""The redacted stage at scale: bounded chunks and in-flight work, compact spans, same output.
+
+Large inputs go to the pool in chunks of a bounded number of texts and characters, with a few
+chunks per worker in flight; spans travel and are kept as flat columns; the memo keeps digests,
+not texts. None of this may change a single output byte: every path is compared with the
+plain in-process detector over the same texts.
+"""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from ftdata_pipeline.config.loader import project_root
+from ftdata_pipeline.config.models import RedactConfig
+from ftdata_pipeline.records import MESSAGE, conform
+from ftdata_pipeline.stages.pii import engine
+from ftdata_pipeline.stages.pii import span_frames as sf
+from ftdata_pipeline.stages.pii.engine import Detector, detect_spans, iter_chunks, worker_pools
+from ftdata_pipeline.stages.pii.evaluation import generate_examples
+from ftdata_pipeline.stages.pii.operators import Operators
+from ftdata_pipeline.stages.redact import PiiRedactor, SpanMemo, clear_memos, redact
+
+SERIAL = RedactConfig(workers=1)
+POOL = RedactConfig(workers=2, parallel_min_texts=1, batch_size=16)
+
+
+def _tickets(n: int) -> list[dict]:
+    lines = (project_root() / "demo_data" / "support_tickets.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines[:n]]
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    """Distinct texts: demo ticket bodies and replies, and generated PII sentences."""
+    rows = _tickets(50)
+    mixed = [r["body"] for r in rows] + [r["agent_reply"] for r in rows]
+    mixed += [ex.text for ex in generate_examples(80, seed=11)]
+    return [t for t in dict.fromkeys(mixed) if t]
+
+
+@pytest.fixture(scope="module")
+def expected(texts) -> list[list]:
+    return Detector(SERIAL).spans(texts)
+
+
+def test_chunks_are_bounded_in_texts_and_characters():
+    texts = ["a" * 10] * 25 + ["b" * 500] + ["c" * 10] * 5
+    chunks = list(iter_chunks(texts, 8, max_chars=100))
+    assert [o for o, _ in chunks] == [0, 8, 16, 24, 25, 26]
+    assert all(len(c) <= 8 for _, c in chunks)
+    # a text longer than the bound is a chunk of its own; no chunk crosses the bound otherwise
+    assert [len(c) for _, c in chunks] == [8, 8, 8, 1, 1, 5]
+    assert all(sum(map(len, c)) <= 100 or len(c) == 1 for _, c in chunks)
+    assert [t for _, c in chunks for t in c] == texts
+    # a Polars column is read one chunk at a time, with the same chunks
+    assert list(iter_chunks(pl.Series(texts), 8, max_chars=100)) == chunks
+
+
+@pytest.mark.parametrize("chunk_texts", [1, 7])
+def test_in_process_chunks_give_the_same_spans(texts, expected, chunk_texts):
+    assert detect_spans(Detector(SERIAL), texts, chunk_texts=chunk_texts) == expected
+
+
+def test_pool_with_small_chunks_gives_the_same_spans_and_bounds_what_is_in_flight(
+    texts, expected, monkeypatch
+):
+    in_flight = []
+    submitted = []
+    real_pool_frames = engine._pool_frames
+
+    def counting(detector, pool, chunks, window):
+        real_submit = pool.submit
+        live = set()
+
+        def submit(fn, chunk):
+            future = real_submit(fn, chunk)
+            submitted.append(len(chunk))
+            live.add(future)
+            future.add_done_callback(live.discard)
+            in_flight.append(len(live))
+            return future
+
+        monkeypatch.setattr(pool, "submit", submit)
+        assert window == 2 * engine.IN_FLIGHT_PER_WORKER + 2
+        yield from real_pool_frames(detector, pool, chunks, window)
+
+    monkeypatch.setattr(engine, "_pool_frames", counting)
+    with worker_pools():
+        spans = detect_spans(Detector(POOL), texts, chunk_texts=9)
+    assert spans == expected
+    assert len(submitted) == -(-len(texts) // 9)  # every chunk was submitted...
+    assert max(submitted) <= 9
+    # ...but never more than the window at once
+    assert max(in_flight) <= 2 * engine.IN_FLIGHT_PER_WORKER + 2
+
+
+def _records(n: int) -> pl.DataFrame:
+    rows = _tickets(n)
+    messages = [
+        [{"role": "user", "content": r["body"]}, {"role": "assistant", "content": r["agent_reply"]}]
+        if i % 3 == 0 else None
+        for i, r in enumerate(rows)
+    ]
+    return conform(pl.DataFrame(
+        {
+            "record_id": [r["ticket_id"] for r in rows],
+            "source": ["tickets" if i % 5 else "docs" for i in range(len(rows))],
+            "source_key": [r["ticket_id"] for r in rows],
+            # repeated texts on purpose: duplicates are analyzed once and redacted everywhere
+            "text": [r["body"] if i % 4 else rows[0]["body"] for i, r in enumerate(rows)],
+            "response": [r["agent_reply"] for r in rows],
+            "messages": messages,
+        },
+        schema_overrides={"messages": pl.List(MESSAGE)},
+    ))
+
+
+def _reference(df: pl.DataFrame, cfg: RedactConfig, scan_only: set[str]) -> pl.DataFrame:
+    """The stage's texts computed the plain way: each text through the in-process detector
+    and the operators, one record at a time."""
+    detector, ops = Detector(cfg), Operators(cfg, None)
+
+    def red(text, source):
+        if not text or source in scan_only:
+            return text
+        return ops.apply(text, detector.spans([text])[0])
+
+    rows = []
+    for row in df.iter_rows(named=True):
+        rows.append({
+            "text": red(row["text"], row["source"]),
+            "response": red(row["response"], row["source"]),
+            "messages": None if row["messages"] is None else [
+                {"role": m["role"], "content": red(m["content"], row["source"])}
+                for m in row["messages"]
+            ],
+        })
+    return pl.DataFrame(rows, schema={"text": pl.String, "response": pl.String,
+                                      "messages": pl.List(MESSAGE)})
+
+
+def test_stage_output_is_byte_identical_across_paths_and_chunk_sizes(monkeypatch):
+    df = _records(45)
+    scan_only = frozenset({"docs"})
+    expected = _reference(df, SERIAL, set(scan_only))
+
+    results = []
+    for cfg, chunk, batch in ((SERIAL, 1024, 8192), (SERIAL, 5, 7), (POOL, 11, 50)):
+        monkeypatch.setattr(engine, "CHUNK_TEXTS", chunk)
+        monkeypatch.setattr("ftdata_pipeline.stages.redact.APPLY_BATCH", batch)
+        clear_memos()  # every path analyzes (the memo would answer the later ones)
+        with worker_pools():
+            results.append(redact(df.lazy(), cfg, PiiRedactor(cfg), scan_only))
+    first = results[0]
+    assert first.kept.select("text", "response", "messages").equals(expected)
+    assert first.stats["entities"] and first.stats["undeclared_pii"]["docs"]
+    for other in results[1:]:
+        assert other.kept.write_ipc(None).getvalue() == first.kept.write_ipc(None).getvalue()
+        assert other.stats == first.stats
+    # a second run is answered from the memo, with the same bytes
+    again = redact(df.lazy(), SERIAL, PiiRedactor(SERIAL), scan_only)
+    assert again.kept.write_ipc(None).getvalue() == first.kept.write_ipc(None).getvalue()
+
+
+def test_entity_counts_count_every_occurrence():
+    text = "Write to ann@example.com or bob@example.com"
+    df = conform(pl.DataFrame({
+        "record_id": ["a", "b", "c"], "source": ["s", "s", "quiet"], "source_key": ["1", "2", "3"],
+        "text": [text, text, text], "response": [text, None, None],
+    }))
+    result = redact(df.lazy(), SERIAL, PiiRedactor(SERIAL), frozenset({"quiet"}))
+    assert result.stats["entities"] == {"EMAIL_ADDRESS": 6}  # 3 redacted texts x 2
+    assert result.stats["undeclared_pii"] == {"quiet": {"EMAIL_ADDRESS": 2}}
+    assert result.kept["pii_entities"].to_list() == [4, 2, 0]
+    assert result.kept["text"][2] == text
+
+
+def test_memo_holds_digests_and_packed_spans_not_texts():
+    clear_memos()
+    red = PiiRedactor(SERIAL)
+    texts = [f"Mail ann{i}@example.com, call Tom Baker" for i in range(30)] + ["nothing here"]
+    spans = red.spans(texts)
+    memo = red._memo
+    assert len(memo) == len(texts) and texts[0] in memo
+    assert all(isinstance(k, bytes) and len(k) == 16 for k in memo._found)
+    assert not any(t.encode() in k or t.encode() in v
+                   for t in texts for k, v in memo._found.items())
+    assert memo.get(SpanMemo.digest(texts[0])) == spans[0]
+    assert memo.get(SpanMemo.digest("nothing here")) == []
+    # bounded: the memo starts over when full
+    small = SpanMemo(max_texts=3)
+    for i in range(5):
+        small.put(SpanMemo.digest(str(i)), [("PERSON", 0, 1, 0.85)])
+    assert len(small) == 2 and small.get(SpanMemo.digest("4")) == [("PERSON", 0, 1, 0.85)]
+
+
+def test_span_frames_round_trip():
+    per_text = [[("PERSON", 0, 3, 0.85)], [], [("EMAIL_ADDRESS", 2, 9, 1.0), ("URL", 10, 12, 0.5)]]
+    frame = sf.span_frame(per_text, offset=5)
+    assert frame[sf.INDEX].to_list() == [5, 7, 7]
+    assert sf.span_lists(frame, 3, 5) == per_text
+    assert sf.span_lists(sf.rows_of(frame, 7, 8), 1, 7) == [per_text[2]]
+    assert sf.span_lists(sf.shifted(sf.span_frame(per_text), 5), 3, 5) == per_text
