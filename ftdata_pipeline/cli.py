@@ -19,8 +19,27 @@ from ftdata_pipeline.config.loader import (
 STAGES = ("curated", "redacted", "labeled", "split")
 
 
+def _deployment_problems() -> list[str]:
+    """The deployment's environment variables that a run reads (where steps run, where PII
+    detection fans out): a value that would fail the run, named by its variable."""
+    from ftdata_pipeline.orchestration.executors import ExecutorConfigError, executor_from_env
+    from ftdata_pipeline.stages.pii.cluster import PiiClusterError, scheduler_from_env
+
+    problems = []
+    for check, error in ((executor_from_env, ExecutorConfigError),
+                         (scheduler_from_env, PiiClusterError)):
+        try:
+            check()
+        except error as exc:
+            problems.append(str(exc))
+    return problems
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     project = load_project(args.config_dir)
+    deployment = _deployment_problems()
+    if deployment:
+        raise ConfigError("\n".join(deployment))
     if not args.skip_data:
         from ftdata_pipeline.config.data_checks import check_against_data
         from ftdata_pipeline.config.loader import default_config_dir

@@ -29,6 +29,19 @@ def test_validate_names_file_key_and_value(tmp_path, capsys):
     assert "'eight'" in err
 
 
+def test_validate_names_a_deployment_variable_that_would_fail_a_run(monkeypatch, capsys):
+    monkeypatch.setenv("FTDATA_EXECUTOR", "dask")
+    monkeypatch.setenv("FTDATA_DASK_WORKERS", "two")
+    monkeypatch.setenv("FTDATA_PII_DASK_SCHEDULER", "dask.internal:8786")
+    assert main(["validate", "--skip-data"]) == 2
+    err = capsys.readouterr().err
+    assert "FTDATA_DASK_WORKERS='two'" in err
+    assert "FTDATA_PII_DASK_SCHEDULER='dask.internal:8786'" in err
+    monkeypatch.setenv("FTDATA_DASK_WORKERS", "2")
+    monkeypatch.setenv("FTDATA_PII_DASK_SCHEDULER", "tcp://dask.internal:8786")
+    assert main(["validate", "--skip-data"]) == 0  # well-formed: not contacted by validate
+
+
 def test_summary_before_any_run(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FTDATA_HOME", str(tmp_path))
     assert main(["summary"]) == 0
