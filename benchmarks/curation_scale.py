@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                "command": f"python benchmarks/curation_scale.py --n {args.n}",
                "machine": sb.machine_facts()}
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / f"curation_stage_{report["n"]}.json").write_text(json.dumps(report, indent=2))
+    (args.results / f"curation_stage_{report['n']}.json").write_text(json.dumps(report, indent=2))
     print(json.dumps({k: v for k, v in report.items() if k != "machine"}, indent=2))
     return 0
 
