@@ -174,3 +174,61 @@ def test_day_partitions_read_their_day_and_the_schedule_runs_the_previous_day(
     assert raw.height == 11  # the demo's tickets of that day among the first 60
     assert raw["created_at"].dt.date().cast(pl.String).unique().to_list() == ["2026-04-05"]
     assert list(storage.partition_paths([DATASET, "curated"], restricted=True)) == ["2026-04-05"]
+
+
+@pytest.mark.integration
+def test_partitioned_dataset_on_processes_and_a_dask_cluster_exports_what_one_process_does(
+        tmp_path, monkeypatch):
+    """Every partition run with a process per step, each redacted step fanning its PII
+    detection out over a local Dask cluster: the training files equal, byte for byte, those
+    of one unpartitioned run in one process."""
+    import json
+
+    import yaml
+    from distributed import Client, LocalCluster
+
+    from ftdata_pipeline.stages.pii import cluster
+    from ftdata_pipeline.stages.redact import clear_memos
+    from ftdata_pipeline_tests.orchestration.small_dataset import export_files
+
+    parted_cfg, plain_cfg = write_configs(tmp_path, per_partition=40)
+    recipe_path = parted_cfg / "datasets" / f"{DATASET}.yaml"
+    recipe = yaml.safe_load(recipe_path.read_text())
+    recipe.setdefault("redact", {})["parallel_min_texts"] = 10  # each partition fans out
+    recipe_path.write_text(yaml.safe_dump(recipe))
+    for var in ("FTDATA_CATALOG_URL", "FTDATA_EXECUTOR", cluster.SCHEDULER_ENV):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("FTDATA_PROJECT_ROOT", str(tmp_path / "plain"))
+    plain_home = tmp_path / "plain_home"
+    result = build_definitions(plain_cfg, home=str(plain_home)).resolve_job_def(JOB) \
+        .execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    assert result.success
+    clear_memos()
+
+    home, dagster_home = tmp_path / "parted_home", tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("FTDATA_PROJECT_ROOT", str(tmp_path / "parted"))
+    monkeypatch.setenv("FTDATA_CONFIG_DIR", str(parted_cfg))
+    monkeypatch.setenv("FTDATA_HOME", str(home))
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                      dashboard_address=None) as local, \
+            Client(local, set_as_default=False) as client:
+        monkeypatch.setenv(cluster.SCHEDULER_ENV, local.scheduler_address)
+        with DagsterInstance.from_config(str(dagster_home)) as instance:
+            instance.add_dynamic_partitions(PARTITIONS_NAME, list(KEYS))
+            for key in KEYS:  # in key order, a process per step
+                with execute_job(reconstructable(partitioned_job), instance=instance,
+                                 tags={"dagster/partition": key}) as run:
+                    assert run.success, [e.message for e in run.all_events if e.is_failure]
+        analyzed = client.run(cluster.worker_stats)
+    assert sum(w["texts"] for w in analyzed.values()) >= 40  # the cluster did the detection
+    assert all(w["texts"] > 0 for w in analyzed.values())
+
+    parted, plain = export_files(home), export_files(plain_home)
+    assert any(name.endswith(".jsonl") for name in parted)
+    manifests = [json.loads(files.pop("manifest.json")) for files in (parted, plain)]
+    assert parted == plain
+    for m in manifests:  # the source and redact configs differ: only the config hash may
+        m.pop("config_hash")
+    assert manifests[0] == manifests[1]
