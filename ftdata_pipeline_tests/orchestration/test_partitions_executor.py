@@ -59,49 +59,6 @@ def test_landing_sensor_adds_a_partition_per_new_file(tmp_path, monkeypatch):
     assert list(third.dynamic_partitions_requests[0].partition_keys) == ["day3.jsonl"]
 
 
-@pytest.mark.integration
-def test_partitions_under_the_multiprocess_executor(tmp_path, monkeypatch):
-    parted_cfg, plain_cfg = write_configs(tmp_path, per_partition=40)
-    monkeypatch.delenv("FTDATA_CATALOG_URL", raising=False)
-    monkeypatch.delenv("FTDATA_EXECUTOR", raising=False)
-    monkeypatch.setenv("FTDATA_PROJECT_ROOT", str(tmp_path / "plain"))
-    plain_home = tmp_path / "plain_home"
-    result = build_definitions(plain_cfg, home=str(plain_home)).resolve_job_def(JOB) \
-        .execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
-    assert result.success
-
-    home = tmp_path / "parted_home"
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    monkeypatch.setenv("FTDATA_PROJECT_ROOT", str(tmp_path / "parted"))
-    monkeypatch.setenv("FTDATA_CONFIG_DIR", str(parted_cfg))
-    monkeypatch.setenv("FTDATA_HOME", str(home))
-    pids = set()
-    with DagsterInstance.from_config(str(dagster_home)) as instance:
-        instance.add_dynamic_partitions(PARTITIONS_NAME, list(KEYS))
-        # day 1 in process, day 2 with a process per step: the index is shared through storage
-        first = partitioned_job().execute_in_process(
-            instance=instance, partition_key=KEYS[0], raise_on_error=False)
-        assert first.success
-        with execute_job(reconstructable(partitioned_job), instance=instance,
-                         tags={"dagster/partition": KEYS[1]}) as run:
-            assert run.success, [e.message for e in run.all_events if e.is_failure]
-            starts = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_START)
-            pids |= {rec.dagster_event.pid for rec in starts}
-        mats = instance.fetch_materializations(AssetKey([DATASET, "curated"]), limit=1).records
-        assert mats[0].partition_key == KEYS[1]
-    assert os.getpid() not in pids and len(pids) > 2  # a process per step
-
-    storage = PipelineStorage(home=str(home))
-    parts = storage.partition_paths([DATASET, "redacted"], restricted=False)
-    assert list(parts) == list(KEYS)
-    parted = pl.concat([pl.read_parquet(p) for p in parts.values()]).sort("record_id")
-    plain = pl.read_parquet(PipelineStorage(home=str(plain_home)).asset_path(
-        [DATASET, "redacted"], restricted=False)).sort("record_id")
-    assert parted.equals(plain)
-
-
 def test_materialize_asks_for_partitions_of_a_partitioned_dataset(tmp_path, monkeypatch, capsys):
     from ftdata_pipeline.cli import main
 
@@ -217,14 +174,27 @@ def test_partitioned_dataset_on_processes_and_a_dask_cluster_exports_what_one_pr
         monkeypatch.setenv(cluster.SCHEDULER_ENV, local.scheduler_address)
         with DagsterInstance.from_config(str(dagster_home)) as instance:
             instance.add_dynamic_partitions(PARTITIONS_NAME, list(KEYS))
-            for key in KEYS:  # in key order, a process per step
+            pids = set()
+            for key in KEYS:  # in key order, a process per step; the index is in storage
                 with execute_job(reconstructable(partitioned_job), instance=instance,
                                  tags={"dagster/partition": key}) as run:
                     assert run.success, [e.message for e in run.all_events if e.is_failure]
+                    starts = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_START)
+                    pids |= {rec.dagster_event.pid for rec in starts}
+            mats = instance.fetch_materializations(AssetKey([DATASET, "curated"]), limit=1)
+            assert mats.records[0].partition_key == KEYS[-1]
         analyzed = client.run(cluster.worker_stats)
+    assert os.getpid() not in pids and len(pids) > 2  # a process per step
     assert sum(w["texts"] for w in analyzed.values()) >= 40  # the cluster did the detection
     assert all(w["texts"] > 0 for w in analyzed.values())
 
+    parts = PipelineStorage(home=str(home)).partition_paths([DATASET, "redacted"],
+                                                             restricted=False)
+    assert list(parts) == list(KEYS)
+    parted_rows = pl.concat([pl.read_parquet(p) for p in parts.values()]).sort("record_id")
+    plain_rows = pl.read_parquet(PipelineStorage(home=str(plain_home)).asset_path(
+        [DATASET, "redacted"], restricted=False)).sort("record_id")
+    assert parted_rows.equals(plain_rows)
     parted, plain = export_files(home), export_files(plain_home)
     assert any(name.endswith(".jsonl") for name in parted)
     manifests = [json.loads(files.pop("manifest.json")) for files in (parted, plain)]
