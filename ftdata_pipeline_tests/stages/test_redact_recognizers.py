@@ -49,6 +49,25 @@ def test_national_phone_layouts_after_a_context_word(red, number):
 
 
 @pytest.mark.parametrize(
+    ("text", "number", "phone"),
+    [
+        # no numbering plan validates these ('00' is no country code here), a phone word
+        # names them: redacted
+        ("My mobile number is 0001480591 if that's easier.", "0001480591", True),
+        ("whatsapp: 0024462704", "0024462704", True),
+        ("Call me on 0024462704 tomorrow", "0024462704", True),
+        # the same digits after words that name any number: ids, kept
+        ("Order number 0001480591 was never shipped.", "0001480591", False),
+        ("Ticket no. 00024462704 is still open", "00024462704", False),
+        ("the call 0001480591 returned an error", "0001480591", False),
+    ],
+)
+def test_bare_digit_runs_are_phones_only_after_a_phone_word(red, text, number, phone):
+    out = _one(red, text)
+    assert (number not in out and "<PHONE_NUMBER>" in out) if phone else out == text, out
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "Logged at 19:29:05.147508 by the worker",

@@ -83,6 +83,14 @@ _PHONE_CONTEXT = re.compile(
     r"text|sms|whatsapp|fax|number|no\.|contact|reach|dial|landline|desk|office|hotline|"
     r"handy|telefon|t[ée]l[ée]phone|tel[ée]fono|celular|m[óo]vil|portable)\b"
 )
+# Words that name a phone, not just any number: a bare digit run that no numbering plan
+# validates is a phone only after one of these ("My mobile number is 0001480591"), never after
+# "order number" or "ticket no.".
+_PHONE_WORDS = re.compile(
+    r"(?i)\b(?:phone|tel|telephone|tlf|mobile|mob|cell|cellphone|whatsapp|fax|sms|landline|"
+    r"hotline|handy|telefon|t[ée]l[ée]phone|tel[ée]fono|celular|m[óo]vil|"
+    r"(?:call|ring|text|reach)(?:ed|ing)?\s+(?:me|us|him|her|them))\b"
+)
 
 # A run of digit groups with phone separators (space, dot, dash, slash, parentheses), optional
 # '+'/'00' country prefix and extension. Not inside a longer token: not after a letter, digit,
@@ -143,9 +151,21 @@ class PhoneNumberRecognizer(_Recognizer):
             # a bare run over a threshold raised above the default too.
             if score and score < 0.6 and self._has_context(text, start, _PHONE_CONTEXT, end):
                 score = min(score + CONTEXT_BOOST, 0.85)
+            elif not score and self._bare_phone_length(value) and self._has_context(
+                text, start, _PHONE_WORDS, end
+            ):
+                # No numbering plan knows it ("0001480591": a '00' that is no country code),
+                # but a phone word names it: what a reader sees is a phone number.
+                score = 0.25 + CONTEXT_BOOST
             if score:
                 out.append(self._result(start, end, score, "phone number (libphonenumber)"))
         return out
+
+    @staticmethod
+    def _bare_phone_length(value: str) -> bool:
+        """One run of 10-15 digits (an optional leading '+'): a phone's length anywhere."""
+        core = value.removeprefix("+")
+        return core.isdigit() and 10 <= len(core) <= 15
 
     def _score(self, value: str) -> float:
         core = _EXTENSION.sub("", value)
