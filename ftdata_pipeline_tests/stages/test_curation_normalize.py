@@ -102,3 +102,14 @@ def test_python_blocks_of_real_package_readmes_survive_curation():
 )
 def test_no_whitespace_after_the_last_visible_character_also_after_code(text, expected):
     assert norm(text) == expected
+
+
+def test_zero_width_spaces_leave_code_too():
+    """A zero-width space or stray BOM is invisible and never part of working code: it goes
+    from code as from prose, and a line of only a tab and one is no code line."""
+    from ftdata_pipeline.config.models import CurateConfig
+    from ftdata_pipeline.stages.curation.normalize import normalize_series
+
+    s = pl.Series(["\t\u200b", "    x = 1\u200b\n    y = 2", "```\nprint(1)\ufeff\n```"])
+    out = normalize_series(s, CurateConfig()).to_list()
+    assert out == ["", "    x = 1\n    y = 2", "```\nprint(1)\n```"]

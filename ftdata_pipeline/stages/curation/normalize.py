@@ -252,7 +252,10 @@ def normalize_series(s: pl.Series, cfg: CurateConfig, code: bool = False) -> pl.
     )
     t, is_code = pl.col("t"), pl.col("code")
     segs = segs.with_columns(
-        pl.when(is_code).then(t.str.replace_all(CONTROL, "")).otherwise(_prose(t, pl.col("ls"), cfg))
+        # Code keeps its bytes but for control characters and zero-width spaces / stray BOMs:
+        # invisible, never part of working code, and a line of only them is no code line.
+        pl.when(is_code).then(t.str.replace_all(CONTROL, "").str.replace_all(_ZERO_WIDTH, ""))
+        .otherwise(_prose(t, pl.col("ls"), cfg))
     )
     if cfg.collapse_whitespace and not code:
         # Ends of the whole text: outer blank lines and spaces of prose go; code keeps its
