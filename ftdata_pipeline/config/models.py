@@ -763,6 +763,12 @@ class RedactConfig(Strict):
     def _placeholder_fields(cls, placeholder: str) -> str:
         return _check_placeholder(placeholder)
     batch_size: int = Field(128, gt=0, description="texts per spaCy nlp.pipe batch")
+    ner_scope: Literal["sentence", "text"] = Field(
+        "sentence",
+        description="what the NER model reads: each distinct sentence or line once per "
+        "process (repeated greetings, sign-offs and macros cost nothing after the first), or "
+        "each text whole; pattern recognizers and context words read the whole text either way",
+    )
     allow_list: list[str] = Field(
         default_factory=list,
         description="exact terms never redacted, e.g. product names the NER model takes for "

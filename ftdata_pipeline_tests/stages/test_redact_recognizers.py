@@ -259,3 +259,40 @@ def test_operators_reported_per_entity(red):
     assert result.stats["operators"]["CREDIT_CARD"].startswith("mask")
     assert result.stats["operators"]["PERSON"] == "placeholder <PERSON>"
     assert result.kept["text"][0].startswith("card ***************1111")
+
+
+def test_presidio_recognizers_skip_only_texts_they_cannot_match():
+    """A Presidio recognizer is skipped on a text its gate rejects: the gate must hold for
+    every text the recognizer matches (URLs, IPv4 and every IPv6 layout, e-mails, IBANs,
+    SSNs from presidio-evaluator's generator), and reject ordinary prose."""
+    from presidio_analyzer.predefined_recognizers import (
+        EmailRecognizer,
+        IbanRecognizer,
+        IpRecognizer,
+        UrlRecognizer,
+        UsSsnRecognizer,
+    )
+
+    from ftdata_pipeline.stages.pii.engine import _PRESIDIO_NEEDS, _offline_tldextract
+    from ftdata_pipeline.stages.pii.independent_eval import presidio_evaluator_examples
+
+    _offline_tldextract()
+
+    texts = [ex.text for ex in presidio_evaluator_examples(600)] + [
+        "server at 2001:db8::8a2e:370:7334 and fe80::1%eth0", "bind to ::",
+        "::ffff:192.0.2.128 mapped", "1:2:3:4:5:6:7:8", "64:ff9b::192.0.2.33", "::1",
+        "go to EXAMPLE.COM/path", "see shop.acme.io", "10.0.0.1/24", "a..co.uk",
+    ]
+    recognizers = [EmailRecognizer(), UrlRecognizer(), IpRecognizer(), IbanRecognizer(),
+                   UsSsnRecognizer()]
+    matched = dict.fromkeys(type(r).__name__ for r in recognizers)
+    for recognizer in recognizers:
+        gate = _PRESIDIO_NEEDS[type(recognizer).__name__]
+        for text in texts:
+            if recognizer.analyze(text, [recognizer.supported_entities[0]], None):
+                matched[type(recognizer).__name__] = text
+                assert gate.search(text), (type(recognizer).__name__, text)
+    assert all(matched.values()), matched  # each recognizer was put to the test
+    prose = "Thanks. See you e.g. tomorrow at 10:30.\nNote: the plan (v2) is fine!"
+    for name in ("UrlRecognizer", "IpRecognizer"):
+        assert not _PRESIDIO_NEEDS[name].search(prose)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -86,6 +87,37 @@ def test_jaccard_of_shingles_matches_hand_count() -> None:
     pairs = similar_pairs(shingle_matrix([a, b, "unrelated words here"], 3), 0.1)
     assert pairs.i.tolist() == [0] and pairs.j.tolist() == [1]
     assert pairs.sim[0] == pytest.approx(2 / 6)
+
+
+@pytest.mark.parametrize("threshold", [0.2, 0.5, 0.75, 1.0])
+def test_similar_pairs_are_every_pair_at_the_threshold(threshold) -> None:
+    """The block-wise sparse products find every pair at or above the threshold, as a dense
+    all-pairs count does (templated texts, short ones, empty ones, exact duplicates), within
+    one set and between two."""
+    rng = np.random.default_rng(7)
+    common = "thank you for contacting us about your order and the delivery".split()
+    texts = []
+    for n in range(300):
+        words = list(common[: rng.integers(0, len(common))])
+        words += [f"w{v}" for v in rng.integers(0, 40, size=rng.integers(0, 12))]
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+    texts += texts[:5] + ["", "one", "one two"]
+    x = shingle_matrix(texts, 2)
+    dense = x.toarray() > 0
+    inter = dense.astype(np.int64) @ dense.T.astype(np.int64)
+    size = dense.sum(axis=1)
+    union = size[:, None] + size[None, :] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        jac = np.where(union > 0, inter / union, 0.0)
+    expected = {(i, j) for i, j in zip(*np.nonzero(jac >= threshold - 1e-6)) if i < j}
+    got = similar_pairs(x, threshold)
+    assert set(zip(got.i.tolist(), got.j.tolist(), strict=True)) == expected
+    assert np.allclose(got.sim, jac[got.i, got.j])
+    rows, cols = np.arange(0, 150), np.arange(150, len(texts))
+    expected_between = {(i, j) for i in rows for j in cols if jac[i, j] >= threshold - 1e-6}
+    got = similar_pairs(x, threshold, rows=rows, cols=cols)
+    assert set(zip(got.i.tolist(), got.j.tolist(), strict=True)) == expected_between
 
 
 def test_planted_near_duplicates_fail_the_check_and_grouping_removes_them() -> None:

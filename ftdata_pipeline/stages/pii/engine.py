@@ -63,6 +63,7 @@ from ftdata_pipeline.config.safe_regex import spans
 from ftdata_pipeline.stages.pii.phone_regions import DEFAULT_PHONE_REGIONS
 from ftdata_pipeline.stages.pii.recognizers import luhn_ok, project_recognizers
 from ftdata_pipeline.stages.pii.refine import refine
+from ftdata_pipeline.stages.pii import sentence_ner
 from ftdata_pipeline.stages.pii.segments import split_texts
 from ftdata_pipeline.stages.pii.span_frames import Span, shifted, span_frame, span_lists
 
@@ -112,6 +113,28 @@ NER_MODEL_CONFIGURATION: dict[str, Any] = {
 # of tagger + attribute_ruler + lemmatizer. Same entities, about half the spaCy time.
 KEEP_PIPES = ("ner",)
 
+class LazyKeywordArtifacts(NlpArtifacts):
+    """Presidio's artifacts with ``keywords`` computed when first read.
+
+    Keywords (the lemmas that are not stop words or punctuation) serve only the context
+    enhancer, which runs for few texts; Presidio computes them for every text, a stop-word
+    lookup per token."""
+
+    def __init__(self, entities, tokens, tokens_indices, lemmas, nlp_engine, language,
+                 scores=None):
+        self.entities = entities
+        self.tokens = tokens
+        self.lemmas = lemmas
+        self.tokens_indices = tokens_indices
+        self.nlp_engine = nlp_engine
+        self.language = language
+        self.scores = scores if scores else [0.85] * len(entities)
+
+    @functools.cached_property
+    def keywords(self) -> list[str]:
+        return self.set_keywords(self.nlp_engine, self.lemmas, self.language)
+
+
 def _lower_lemma_artifact(self: SpacyNlpEngine, doc, language: str) -> NlpArtifacts:
     """Presidio's ``SpacyNlpEngine._doc_to_nlp_artifact`` with lemma := lower-cased token.
 
@@ -125,7 +148,7 @@ def _lower_lemma_artifact(self: SpacyNlpEngine, doc, language: str) -> NlpArtifa
     entities, scores = self._get_updated_entities(
         self._get_entities(doc), self._get_scores_for_entities(doc)
     )
-    return NlpArtifacts(
+    return LazyKeywordArtifacts(
         entities=entities,
         tokens=doc,
         tokens_indices=[int(i) for i in arr[:, 1]] if len(doc) else [],
@@ -143,9 +166,16 @@ def _offline_tldextract() -> None:
     tldextract.tldextract.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
+def nlp_engine(language: str, ner_scope: str = "sentence") -> NlpEngine:
+    """The spaCy engine of a language, loaded once per process and shared by all analyzers.
+
+    With ``ner_scope="sentence"`` its NER reads each distinct sentence once (``sentence_ner``).
+    """
+    return _nlp_engine(language, ner_scope)  # one cache key however the defaults are passed
+
+
 @functools.lru_cache(maxsize=None)
-def nlp_engine(language: str) -> NlpEngine:
-    """The spaCy engine of a language, loaded once per process and shared by all analyzers."""
+def _nlp_engine(language: str, ner_scope: str) -> NlpEngine:
     if language not in SPACY_MODELS:
         raise ValueError(
             f"redact.language {language!r} has no installed spaCy model; "
@@ -169,6 +199,10 @@ def nlp_engine(language: str) -> NlpEngine:
     if not isinstance(engine, SpacyNlpEngine):  # pragma: no cover - config above asks for spacy
         raise TypeError(f"expected a SpacyNlpEngine, got {type(engine).__name__}")
     engine._doc_to_nlp_artifact = types.MethodType(_lower_lemma_artifact, engine)
+    if ner_scope == "sentence":
+        engine._sentence_ner = {}
+        engine.process_batch = types.MethodType(sentence_ner.process_batch, engine)
+        engine.process_text = types.MethodType(sentence_ner.process_text, engine)
     return engine
 
 
@@ -204,8 +238,10 @@ class ContextEnhancer(LemmaContextAwareEnhancer):
 # passes over the whole text, and most texts hold no e-mail, URL, IP, IBAN or SSN.
 _PRESIDIO_NEEDS: dict[str, re.Pattern[str]] = {
     "EmailRecognizer": re.compile("@"),
-    "UrlRecognizer": re.compile(r"\."),
-    "IpRecognizer": re.compile(r"[.:]"),
+    # every URL pattern needs a domain character, a dot and a top-level domain's letters
+    "UrlRecognizer": re.compile(r"(?i)[a-z0-9.\-]\.[a-z]{2}"),
+    # IPv4 needs digit-dot-digit; every IPv6 form holds "::" or two hex groups with colons
+    "IpRecognizer": re.compile(r"[0-9]\.[0-9]|::|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:"),
     "IbanRecognizer": re.compile(r"[0-9]{2}"),
     "UsSsnRecognizer": re.compile(r"[0-9]{3}"),
 }
@@ -226,15 +262,19 @@ def _only_where_it_can_match(recognizer: EntityRecognizer, needs: re.Pattern[str
 
 @functools.lru_cache(maxsize=16)
 def analyzer_engine(
-    language: str, custom_json: str = "[]", phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS
+    language: str,
+    custom_json: str = "[]",
+    phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS,
+    ner_scope: str = "sentence",
 ) -> AnalyzerEngine:
     """An analyzer with the project's recognizer choices plus the recipe's custom recognizers.
 
-    Cached per (language, custom recognizers, phone regions); each has its own registry, so one
+    Cached per (language, custom recognizers, phone regions, NER scope); each has its own
+    registry, so one
     recipe's recognizers never leak into another's.
     """
     engine = AnalyzerEngine(
-        nlp_engine=nlp_engine(language),
+        nlp_engine=nlp_engine(language, ner_scope),
         supported_languages=[language],
         context_aware_enhancer=ContextEnhancer(),
     )
@@ -362,7 +402,9 @@ class Detector:
     def __init__(self, cfg: RedactConfig):
         self.cfg = cfg
         customs = "[" + ",".join(r.model_dump_json() for r in cfg.recognizers) + "]"
-        self.analyzer = analyzer_engine(cfg.language, customs, tuple(cfg.phone_regions))
+        self.analyzer = analyzer_engine(
+            cfg.language, customs, tuple(cfg.phone_regions), cfg.ner_scope
+        )
         self._batch = BatchAnalyzerEngine(analyzer_engine=self.analyzer)
         self._customs = [
             r for r in self.analyzer.registry.recognizers if isinstance(r, ConfiguredRecognizer)
@@ -526,7 +568,8 @@ MAX_POOLS = 2  # live pools per scope; each worker holds a spaCy model (~150 MB)
 # Settings that change which spans are found; everything else (operators, density, workers)
 # does not, so redactors that differ only there share worker pools and memoized detections.
 DETECTION_FIELDS = (
-    "language", "entities", "score_threshold", "allow_list", "recognizers", "phone_regions"
+    "language", "entities", "score_threshold", "allow_list", "recognizers", "phone_regions",
+    "ner_scope",
 )
 
 

@@ -19,7 +19,11 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 
 _WORD = re.compile(r"\w+")
-_BLOCK = 2048  # rows per block of the product: bounds the dense intersection counts per step
+_BLOCK = 2048  # rows per block of the product at most
+# Row pairs per block at most: on templated text a large share of all pairs share a shingle,
+# so the block's intersection counts approach rows x columns; this bounds them (~8M pairs,
+# a few hundred MB of temporaries) whatever the number of columns.
+_BLOCK_PAIRS = 8_000_000
 
 
 @dataclass(frozen=True)
@@ -71,10 +75,14 @@ def similar_pairs(
     if x.shape[1] == 0 or rows.size == 0 or cols.size == 0:
         return Pairs(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
     right = x[cols].T.tocsc()
-    for start in range(0, rows.size, _BLOCK):
-        block = rows[start : start + _BLOCK]
-        inter = (x[block] @ right).tocoo()
-        gi, gj = block[inter.row], cols[inter.col]
+    step = max(16, min(_BLOCK, _BLOCK_PAIRS // cols.size))
+    for start in range(0, rows.size, step):
+        block = rows[start : start + step]
+        # within one set only pairs i < j count: a block is compared with itself and the rows
+        # after it, which halves the work
+        first = start if within else 0
+        inter = (x[block] @ right[:, first:]).tocoo()
+        gi, gj = block[inter.row], cols[first + inter.col]
         union = sizes[gi] + sizes[gj] - inter.data
         sim = np.divide(inter.data, union, out=np.zeros_like(union), where=union > 0)
         keep = sim >= threshold
