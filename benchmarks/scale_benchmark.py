@@ -121,6 +121,8 @@ class TreeSampler(threading.Thread):
 
     def peak(self, start: float = 0.0, end: float = float("inf")) -> int:
         inside = [rss for t, rss, _ in self.samples if start <= t <= end]
+        if not inside:  # a step shorter than the sampling interval: the nearest sample before
+            inside = [rss for t, rss, _ in self.samples if t <= end][-1:]
         return max(inside, default=0)
 
 

@@ -138,18 +138,24 @@ def build_sensors(project: ProjectConfig, jobs) -> list[SensorDefinition]:
     return sensors
 
 
+def _landing(source: str, jobs, description: str):
+    """The decorator of a source's landing sensor: one per source, polled every minute, off
+    until switched on in the UI, whether the source is read whole or by file partition."""
+    return sensor(
+        name=f"{source}_landing_sensor",
+        jobs=jobs,
+        minimum_interval_seconds=60,
+        default_status=DefaultSensorStatus.STOPPED,
+        description=description,
+    )
+
+
 def _landing_sensor(
     project: ProjectConfig, source: str, datasets: list[str], jobs
 ) -> SensorDefinition:
     path = _source_path(project, source)
 
-    @sensor(
-        name=f"{source}_landing_sensor",
-        jobs=jobs,
-        minimum_interval_seconds=60,
-        default_status=DefaultSensorStatus.STOPPED,
-        description=f"Runs {', '.join(datasets)} when {path.name} changes",
-    )
+    @_landing(source, jobs, f"Runs {', '.join(datasets)} when {path.name} changes")
     def _sensor(context: SensorEvaluationContext):
         fingerprint = file_fingerprint(path)
         if fingerprint is None:
@@ -182,14 +188,8 @@ def _partition_sensor(
     cfg = project.sources[source]
     partitions_def = source_partitions(source, cfg)
 
-    @sensor(
-        name=f"{source}_landing_sensor",
-        jobs=jobs,
-        minimum_interval_seconds=60,
-        default_status=DefaultSensorStatus.STOPPED,
-        description=f"Adds a partition of {source} per new file in {cfg.path} and runs "
-        f"{', '.join(datasets)} for it",
-    )
+    @_landing(source, jobs, f"Adds a partition of {source} per new file in {cfg.path} and "
+              f"runs {', '.join(datasets)} for it")
     def _sensor(context: SensorEvaluationContext):
         files = partition_files(cfg, Path(project.root))
         seen = json.loads(context.cursor) if context.cursor else {}

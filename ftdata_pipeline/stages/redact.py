@@ -169,9 +169,13 @@ class PiiRedactor:
 
 
 def clear_memos() -> None:
-    """Forget every memoized detection (benchmarks; tests of the uncached path)."""
+    """Forget every memoized detection (benchmarks; tests of the uncached path), the
+    sentence-level NER memos of this process included."""
+    from ftdata_pipeline.stages.pii import sentence_ner
+
     for memo in _MEMOS.values():  # in place: live redactors hold these dicts
         memo.clear()
+    sentence_ner.clear_all()
 
 
 @functools.lru_cache(maxsize=8)

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 import polars as pl
 
-from ftdata_pipeline.stages.pii.span_frames import shifted, span_frame
+from ftdata_pipeline.stages.pii.span_frames import shifted, span_frame, submit_ahead
 
 SCHEDULER_ENV = "FTDATA_PII_DASK_SCHEDULER"
 SCHEMES = ("tcp", "tls", "ws", "wss")
@@ -179,26 +179,20 @@ def span_frames(
         threads = sum(client.nthreads().values())
         window = max(4, threads * IN_FLIGHT_PER_THREAD)
         call = uuid.uuid4().hex[:12]
-        pending: deque = deque()
+        pending: deque[list] = deque()
 
-        def refill() -> None:
-            while len(pending) < window:
-                nxt = next(chunks, None)
-                if nxt is None:
-                    return
-                offset, texts = nxt
-                future = client.submit(analyze_chunk, cfg_json, texts,
-                                       key=f"ftdata-pii-spans-{call}-{offset}", retries=1)
-                pending.append((offset, len(texts), future))
+        def submit(offset: int, texts: list[str]):
+            return client.submit(analyze_chunk, cfg_json, texts,
+                                 key=f"ftdata-pii-spans-{call}-{offset}", retries=1)
 
         try:
-            refill()
+            submit_ahead(pending, chunks, submit, window)
             while pending:
-                offset, count, future = pending.popleft()
+                offset, texts, future, _ = pending.popleft()
                 frame = future.result()
                 future.release()
-                yield offset, count, shifted(frame, offset)
-                refill()
+                yield offset, len(texts), shifted(frame, offset)
+                submit_ahead(pending, chunks, submit, window)
         finally:
-            for *_, future in pending:  # an error or a closed generator: drop what is left
+            for _, _, future, _ in pending:  # an error or a closed generator: drop the rest
                 future.cancel()

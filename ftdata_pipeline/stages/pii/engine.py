@@ -65,7 +65,13 @@ from ftdata_pipeline.stages.pii.recognizers import luhn_ok, project_recognizers
 from ftdata_pipeline.stages.pii.refine import refine
 from ftdata_pipeline.stages.pii import sentence_ner
 from ftdata_pipeline.stages.pii.segments import split_texts
-from ftdata_pipeline.stages.pii.span_frames import Span, shifted, span_frame, span_lists
+from ftdata_pipeline.stages.pii.span_frames import (
+    Span,
+    shifted,
+    span_frame,
+    span_lists,
+    submit_ahead,
+)
 
 # Installed spaCy model per language. Only offline packages: Presidio would otherwise try to
 # download en_core_web_lg at run time.
@@ -765,15 +771,10 @@ def _pool_frames(
     flight: a chunk is submitted when a result has been taken."""
     pending: deque[list] = deque()  # [offset, texts, future, frame analyzed here or None]
 
-    def refill() -> None:
-        while len(pending) < window:
-            nxt = next(chunks, None)
-            if nxt is None:
-                return
-            offset, chunk = nxt
-            pending.append([offset, chunk, pool.submit(_worker_spans, chunk), None])
+    def submit(_offset: int, chunk: list[str]):
+        return pool.submit(_worker_spans, chunk)
 
-    refill()
+    submit_ahead(pending, chunks, submit, window)
     while pending:
         head = pending[0]
         if head[3] is None and not head[2].done():
@@ -788,7 +789,7 @@ def _pool_frames(
             continue
         offset, chunk, future, frame = pending.popleft()
         yield offset, len(chunk), shifted(frame if frame is not None else future.result(), offset)
-        refill()
+        submit_ahead(pending, chunks, submit, window)
 
 
 def detect_spans(

@@ -20,6 +20,7 @@ evidence, run against the whole-text mode by ``benchmarks/pii_benchmark.py``.
 from __future__ import annotations
 
 import re
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -53,6 +54,16 @@ def sentences(text: str) -> list[tuple[int, str]]:
     return out
 
 
+_LIVE: weakref.WeakSet[SentenceNer] = weakref.WeakSet()
+
+
+def clear_all() -> None:
+    """Empty the memo of every ``SentenceNer`` of this process (benchmarks compare runs)."""
+    for ner in list(_LIVE):
+        ner.memo.clear()
+        ner._held = 0
+
+
 class SentenceNer:
     """Entities ``(start, end, label)`` of texts, found sentence by sentence.
 
@@ -61,6 +72,7 @@ class SentenceNer:
     not depend on what else is in the batch), only how often a sentence is read again."""
 
     def __init__(self, nlp, memo_chars: int = MEMO_CHARS):
+        _LIVE.add(self)
         self.nlp = nlp
         self.memo: OrderedDict[str, tuple[tuple[int, int, str], ...]] = OrderedDict()
         self.memo_chars = memo_chars

@@ -9,7 +9,9 @@ texts of one batch at a time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import polars as pl
 
@@ -73,3 +75,21 @@ def rows_of(frame: pl.DataFrame, first: int, stop: int) -> pl.DataFrame:
     lo = int(index.search_sorted(first, side="left"))
     hi = int(index.search_sorted(stop, side="left"))
     return frame.slice(lo, hi - lo)
+
+
+def submit_ahead(
+    pending: deque[list],
+    chunks: Iterator[tuple[int, list[str]]],
+    submit: Callable[[int, list[str]], Any],
+    window: int,
+) -> None:
+    """Submit chunks until ``window`` are pending; entries are ``[offset, texts, future,
+    frame]`` (frame: set by a caller that analyzes the chunk itself). Executors of span
+    frames (the process pool, the Dask cluster) keep their memory bounded this way: a chunk
+    is submitted only when a result has been taken."""
+    while len(pending) < window:
+        nxt = next(chunks, None)
+        if nxt is None:
+            return
+        offset, texts = nxt
+        pending.append([offset, texts, submit(offset, texts), None])
