@@ -169,3 +169,34 @@ def test_malformed_value_fails_the_code_location_load(monkeypatch, tmp_path):
     monkeypatch.setenv(SCHEDULER_ENV, "tcp://dask.internal")
     with pytest.raises(PiiClusterError, match=f"{SCHEDULER_ENV}='tcp://dask.internal'"):
         build_definitions(home=str(tmp_path))
+
+
+def test_a_worker_with_many_threads_analyzes_one_chunk_at_a_time():
+    """Dask runs tasks on a worker's threads; chunks analyzed from several threads at once
+    give what one thread gives, and never overlap."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg_json = RedactConfig(workers=1).model_dump_json()
+    texts = [ex.text for ex in generate_examples(48, seed=5)]
+    chunks = [texts[i : i + 6] for i in range(0, len(texts), 6)]
+    serial = [cluster.analyze_chunk(cfg_json, c) for c in chunks]
+    inside, most = [0], [0]
+    real = cluster._detector(cfg_json).spans
+
+    def spans(batch):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        try:
+            return real(batch)
+        finally:
+            inside[0] -= 1
+
+    detector = cluster._detector(cfg_json)
+    detector.spans = spans
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            threaded = list(pool.map(lambda c: cluster.analyze_chunk(cfg_json, c), chunks))
+    finally:
+        del detector.spans
+    assert most[0] == 1
+    assert [f.to_dicts() for f in threaded] == [f.to_dicts() for f in serial]

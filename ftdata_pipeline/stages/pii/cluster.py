@@ -29,6 +29,7 @@ import contextlib
 import contextvars
 import functools
 import os
+import threading
 import uuid
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -102,11 +103,18 @@ def _detector(cfg_json: str):
     return Detector(RedactConfig.model_validate_json(cfg_json))
 
 
+# A worker process analyzes one chunk at a time whatever its number of threads: the detector
+# keeps per-batch state (custom recognizers' primed matches, the sentence NER memo) and spaCy
+# inference holds the GIL; cores are used by running a worker process per core.
+_ONE_AT_A_TIME = threading.Lock()
+
+
 def analyze_chunk(cfg_json: str, texts: list[str]) -> pl.DataFrame:
     """Run on a Dask worker: the span frame of one chunk (text indices from 0)."""
-    frame = span_frame(_detector(cfg_json).spans(texts))
-    _ANALYZED["chunks"] += 1
-    _ANALYZED["texts"] += len(texts)
+    with _ONE_AT_A_TIME:
+        frame = span_frame(_detector(cfg_json).spans(texts))
+        _ANALYZED["chunks"] += 1
+        _ANALYZED["texts"] += len(texts)
     return frame
 
 
