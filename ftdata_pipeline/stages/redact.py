@@ -27,6 +27,7 @@ from ftdata_pipeline.stages.pii.engine import (  # noqa: F401  (re-exported for 
     detection_key,
     iter_span_frames,
 )
+from ftdata_pipeline.stages.pii import sentence_ner
 from ftdata_pipeline.stages.pii import span_frames as sf
 from ftdata_pipeline.stages.pii.span_frames import span_frame
 from ftdata_pipeline.stages.pii.engine import luhn_ok, mod97_ok
@@ -171,8 +172,6 @@ class PiiRedactor:
 def clear_memos() -> None:
     """Forget every memoized detection (benchmarks; tests of the uncached path), the
     sentence-level NER memos of this process included."""
-    from ftdata_pipeline.stages.pii import sentence_ner
-
     for memo in _MEMOS.values():  # in place: live redactors hold these dicts
         memo.clear()
     sentence_ner.clear_all()

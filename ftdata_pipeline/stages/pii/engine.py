@@ -62,8 +62,8 @@ from ftdata_pipeline.config.models import CustomRecognizerConfig, RedactConfig
 from ftdata_pipeline.config.safe_regex import spans
 from ftdata_pipeline.stages.pii.phone_regions import DEFAULT_PHONE_REGIONS
 from ftdata_pipeline.stages.pii.recognizers import luhn_ok, project_recognizers
-from ftdata_pipeline.stages.pii.refine import refine
 from ftdata_pipeline.stages.pii import sentence_ner
+from ftdata_pipeline.stages.pii.refine import refine
 from ftdata_pipeline.stages.pii.segments import split_texts
 from ftdata_pipeline.stages.pii.span_frames import (
     Span,
@@ -118,6 +118,7 @@ NER_MODEL_CONFIGURATION: dict[str, Any] = {
 # runs, and lemmas are the lower-cased tokens (see _lower_lemma_artifact) instead of the output
 # of tagger + attribute_ruler + lemmatizer. Same entities, about half the spaCy time.
 KEEP_PIPES = ("ner",)
+
 
 class LazyKeywordArtifacts(NlpArtifacts):
     """Presidio's artifacts with ``keywords`` computed when first read.
@@ -206,7 +207,7 @@ def _nlp_engine(language: str, ner_scope: str) -> NlpEngine:
         raise TypeError(f"expected a SpacyNlpEngine, got {type(engine).__name__}")
     engine._doc_to_nlp_artifact = types.MethodType(_lower_lemma_artifact, engine)
     if ner_scope == "sentence":
-        engine._sentence_ner = {}
+        engine._sentence_ner = {language: sentence_ner.SentenceNer(nlp)}
         engine.process_batch = types.MethodType(sentence_ner.process_batch, engine)
         engine.process_text = types.MethodType(sentence_ner.process_text, engine)
     return engine
@@ -276,8 +277,7 @@ def analyzer_engine(
     """An analyzer with the project's recognizer choices plus the recipe's custom recognizers.
 
     Cached per (language, custom recognizers, phone regions, NER scope); each has its own
-    registry, so one
-    recipe's recognizers never leak into another's.
+    registry, so one recipe's recognizers never leak into another's.
     """
     engine = AnalyzerEngine(
         nlp_engine=nlp_engine(language, ner_scope),

@@ -78,18 +78,22 @@ class _Recognizer(LocalRecognizer):
 # --------------------------------------------------------------------------------------------
 
 
+# Words that name a phone (in the languages of the default regions).
+_PHONE_NAMES = (
+    r"phone|tel|telephone|tlf|mobile|mob|cell|cellphone|whatsapp|fax|sms|landline|hotline|"
+    r"handy|telefon|t[ée]l[ée]phone|tel[ée]fono|celular|m[óo]vil"
+)
+# Context that raises a number libphonenumber already validates: phone words and the words
+# around any number one calls.
 _PHONE_CONTEXT = re.compile(
-    r"(?i)\b(?:phone|tel|telephone|tlf|mobile|mob|cell|cellphone|call|called|calling|ring|"
-    r"text|sms|whatsapp|fax|number|no\.|contact|reach|dial|landline|desk|office|hotline|"
-    r"handy|telefon|t[ée]l[ée]phone|tel[ée]fono|celular|m[óo]vil|portable)\b"
+    rf"(?i)\b(?:{_PHONE_NAMES}|call|called|calling|ring|text|number|no\.|contact|reach|dial|"
+    r"desk|office|portable)\b"
 )
 # Words that name a phone, not just any number: a bare digit run that no numbering plan
 # validates is a phone only after one of these ("My mobile number is 0001480591"), never after
 # "order number" or "ticket no.".
 _PHONE_WORDS = re.compile(
-    r"(?i)\b(?:phone|tel|telephone|tlf|mobile|mob|cell|cellphone|whatsapp|fax|sms|landline|"
-    r"hotline|handy|telefon|t[ée]l[ée]phone|tel[ée]fono|celular|m[óo]vil|"
-    r"(?:call|ring|text|reach)(?:ed|ing)?\s+(?:me|us|him|her|them))\b"
+    rf"(?i)\b(?:{_PHONE_NAMES}|(?:call|ring|text|reach)(?:ed|ing)?\s+(?:me|us|him|her|them))\b"
 )
 
 # A run of digit groups with phone separators (space, dot, dash, slash, parentheses), optional

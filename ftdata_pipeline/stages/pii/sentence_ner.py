@@ -14,7 +14,7 @@ sentence-final ``.!?`` before a capital, never after a title or an initial ("Dr.
 "J. R. Smith"), so a name is not cut in two. The NER model's view of a token reaches only a
 few tokens either side, so a sentence alone gives the entities of the sentence in its text
 nearly always; the PII evaluation on independent data (presidio-evaluator's generator) is the
-evidence, run against the whole-text mode by ``benchmarks/pii_benchmark.py``.
+evidence, run beside the whole-text mode by ``benchmarks/pii_evaluation.py``.
 """
 
 from __future__ import annotations
@@ -132,14 +132,15 @@ def process_batch(
 ) -> Iterator[tuple]:
     """``SpacyNlpEngine.process_batch`` with NER read sentence by sentence (see module doc).
 
-    Bound to one engine instance by ``engine.nlp_engine``; yields what Presidio's does."""
+    Bound to one engine instance, with its ``_sentence_ner`` memo per language, by
+    ``engine.nlp_engine``; yields what Presidio's does."""
     items = list(texts)
     if as_tuples:
         contexts = [c for _, c in items]
         items = [t for t, _ in items]
     items = [str(t) for t in items]
     nlp = self.nlp[language]
-    ner = self._sentence_ner.setdefault(language, SentenceNer(nlp))
+    ner = self._sentence_ner[language]
     step = max(1, batch_size) * 8
     for lo in range(0, len(items), step):
         chunk = items[lo : lo + step]
