@@ -77,6 +77,24 @@ def write_shards(n: int, out: Path, shard_size: int = 50_000,
     return {"shards": shards, "kinds": kinds, "seconds": time.perf_counter() - start}
 
 
+def read_shards(src: Path, n: int, link: Path) -> dict:
+    """Shards written before by ``write_shards`` into ``src``, linked at ``link``; same return.
+
+    The truth file must hold exactly ``n`` records, so a run cannot report the wrong size.
+    """
+    start = time.perf_counter()
+    kinds: Counter = Counter()
+    with (src / "truth.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            kinds[json.loads(line)["kind"]] += 1
+    if sum(kinds.values()) != n:
+        raise SystemExit(f"{src / 'truth.jsonl'}: {sum(kinds.values())} records, not --n {n}")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(src.resolve(), target_is_directory=True)
+    shards = sorted(link.glob("tickets-*.jsonl"))
+    return {"shards": shards, "kinds": kinds, "seconds": time.perf_counter() - start}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000)

@@ -331,7 +331,10 @@ def run(args) -> dict:
     work = Path(args.work or tempfile.mkdtemp(prefix="ftdata-scale-"))
     print(f"work dir: {work}", flush=True)
     load_before = os.getloadavg()
-    gen = generate_records.write_shards(args.n, work / "data", args.shard_size)
+    if args.data:
+        gen = generate_records.read_shards(Path(args.data), args.n, work / "data")
+    else:
+        gen = generate_records.write_shards(args.n, work / "data", args.shard_size)
     shards = gen["shards"]
     print(f"generated {args.n} records in {len(shards)} shard(s), {gen['seconds']:.1f} s",
           flush=True)
@@ -390,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard-size", type=int, default=50_000)
     parser.add_argument("--work", help="work directory (default: a new temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--data", help="shards written before by generate_records.py --n N "
+                        "(same N; generating 1M records takes about 25 minutes)")
     parser.add_argument("--pii-sample", type=int, default=1000,
                         help="distinct texts for the plain-Presidio comparison")
     parser.add_argument("--skip-alternatives", action="store_true")

@@ -11,6 +11,8 @@ import sys
 import unicodedata
 from collections import Counter
 
+import pytest
+
 from ftdata_pipeline.config.loader import load_project, project_root
 
 sys.path.insert(0, str(project_root() / "benchmarks"))
@@ -34,6 +36,16 @@ def test_generated_shards_have_the_demos_planted_rates(tmp_path):
     assert sum(v for k, v in block.items() if k.startswith("junk_")) == 65
     bodies = Counter(r["body"] for r in rows[:2000])
     assert sum(c - 1 for c in bodies.values() if c > 1) >= 100  # exact duplicates are real
+
+
+def test_shards_made_before_are_reused_only_at_their_size(tmp_path):
+    made = generate_records.write_shards(50, tmp_path / "made", shard_size=20)
+    again = generate_records.read_shards(tmp_path / "made", 50, tmp_path / "work" / "data")
+    assert [p.name for p in again["shards"]] == [p.name for p in made["shards"]]
+    assert again["kinds"] == made["kinds"]
+    assert (tmp_path / "work" / "data" / "truth.jsonl").exists()
+    with pytest.raises(SystemExit, match=r"truth\.jsonl: 50 records, not --n 60"):
+        generate_records.read_shards(tmp_path / "made", 60, tmp_path / "other" / "data")
 
 
 def test_benchmark_config_is_a_valid_project(tmp_path):

@@ -89,20 +89,31 @@ def test_jaccard_of_shingles_matches_hand_count() -> None:
     assert pairs.sim[0] == pytest.approx(2 / 6)
 
 
-@pytest.mark.parametrize("threshold", [0.2, 0.5, 0.75, 1.0])
-def test_similar_pairs_are_every_pair_at_the_threshold(threshold) -> None:
-    """The block-wise sparse products find every pair at or above the threshold, as a dense
-    all-pairs count does (templated texts, short ones, empty ones, exact duplicates), within
-    one set and between two."""
-    rng = np.random.default_rng(7)
+def templated(seed: int, n: int = 300, variable: int = 12) -> list[str]:
+    """Texts drawn from one template and a small vocabulary, of every length from empty up,
+    with exact copies and texts shorter than a shingle."""
+    rng = np.random.default_rng(seed)
     common = "thank you for contacting us about your order and the delivery".split()
     texts = []
-    for n in range(300):
+    for _ in range(n):
         words = list(common[: rng.integers(0, len(common))])
-        words += [f"w{v}" for v in rng.integers(0, 40, size=rng.integers(0, 12))]
+        words += [f"w{v}" for v in rng.integers(0, 40, size=rng.integers(0, variable))]
         rng.shuffle(words)
         texts.append(" ".join(words))
-    texts += texts[:5] + ["", "one", "one two"]
+    return texts + texts[:5] + ["", "one", "one two"]
+
+
+@pytest.mark.parametrize(
+    ("threshold", "seed", "variable"),
+    [(0.2, 7, 12), (0.5, 7, 12), (0.75, 7, 12), (1.0, 7, 12),
+     # longer texts: prefixes ending at every rank, sizes where threshold x size is whole
+     (0.3, 8, 40), (0.5, 9, 40), (0.6, 10, 40), (2 / 3, 11, 30), (0.7, 12, 40), (0.9, 13, 60)],
+)
+def test_similar_pairs_are_every_pair_at_the_threshold(threshold, seed, variable) -> None:
+    """The prefix-filtered, bounded and verified pairs are every pair at or above the
+    threshold, as a dense all-pairs count finds them (templated texts, short ones, empty
+    ones, exact duplicates), within one set and between two."""
+    texts = templated(seed, variable=variable)
     x = shingle_matrix(texts, 2)
     dense = x.toarray() > 0
     inter = dense.astype(np.int64) @ dense.T.astype(np.int64)
@@ -118,6 +129,46 @@ def test_similar_pairs_are_every_pair_at_the_threshold(threshold) -> None:
     expected_between = {(i, j) for i in rows for j in cols if jac[i, j] >= threshold - 1e-6}
     got = similar_pairs(x, threshold, rows=rows, cols=cols)
     assert set(zip(got.i.tolist(), got.j.tolist(), strict=True)) == expected_between
+    # overlapping sets (the same input on both sides pairs with itself)
+    rows, cols = np.arange(0, 200), np.arange(100, len(texts))
+    expected_overlap = {(i, j) for i in rows for j in cols if jac[i, j] >= threshold - 1e-6}
+    got = similar_pairs(x, threshold, rows=rows, cols=cols)
+    assert set(zip(got.i.tolist(), got.j.tolist(), strict=True)) == expected_overlap
+
+
+def test_near_duplicate_leaks_count_every_record_pair_of_repeated_inputs() -> None:
+    """Computed once per distinct input, the report still counts record pairs: inputs repeated
+    across and within splits give the pairs, neighbours and examples of a record-by-record
+    count."""
+    rng = np.random.default_rng(3)
+    distinct = templated(5, n=60, variable=8)
+    texts = [distinct[int(k)] for k in rng.integers(0, len(distinct), size=400)]
+    splits = rng.choice(["train", "validation", "test"], size=len(texts), p=[0.6, 0.2, 0.2])
+    df = pl.DataFrame({"record_id": [f"r{k:04d}" for k in range(len(texts))], "text": texts,
+                       "split": splits.tolist()})
+    cfg = recipe().split.leakage
+    report = near_duplicate_leaks(df, "classification", cfg)
+
+    x = shingle_matrix(texts, cfg.shingle_words)
+    dense = (x.toarray() > 0).astype(np.int64)
+    inter = dense @ dense.T
+    size = dense.sum(axis=1)
+    union = size[:, None] + size[None, :] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        jac = np.where(union > 0, inter / union, 0.0)
+    held = [k for k, s in enumerate(splits) if s != "train"]
+    train = [k for k, s in enumerate(splits) if s == "train"]
+    pairs = [(jac[i, j], i, j) for i in held for j in train
+             if jac[i, j] >= cfg.near_duplicate_threshold - 1e-6]
+    assert len(pairs) > 100
+    assert report["pairs"] == len(pairs)
+    for name in ("validation", "test"):
+        assert report["eval_with_train_neighbour"][name] == len(
+            {i for _, i, _ in pairs if splits[i] == name})
+    best = sorted(pairs, key=lambda p: (-p[0], p[1], p[2]))[:10]
+    assert [(e["eval"], e["train"]) for e in report["examples"]] == [
+        (f"r{i:04d}", f"r{j:04d}") for _, i, j in best]
+    assert [e["jaccard"] for e in report["examples"]] == [round(float(s), 3) for s, _, _ in best]
 
 
 def test_planted_near_duplicates_fail_the_check_and_grouping_removes_them() -> None:

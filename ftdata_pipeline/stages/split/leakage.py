@@ -13,7 +13,7 @@ import polars as pl
 from ftdata_pipeline.config.models import LeakageConfig
 from ftdata_pipeline.records import RECORD_ID, SOURCE, SOURCE_KEY, conform
 from ftdata_pipeline.stages.split.groups import GROUP_KEY, base_group_key
-from ftdata_pipeline.stages.split.similarity import shingle_matrix, similar_pairs
+from ftdata_pipeline.stages.split.similarity import Pairs, shingle_matrix, similar_pairs
 from ftdata_pipeline.stages.split.slices import answer, first_prompt, input_text, normalized
 
 EVAL_SPLITS = ("validation", "test")
@@ -55,6 +55,11 @@ def near_duplicate_leaks(df: pl.DataFrame, kind: str, cfg: LeakageConfig) -> dic
 
     ``eval_with_train_neighbour`` counts validation/test examples with at least one such train
     example, per split: the share of the held-out split that is not really unseen.
+
+    Similarity depends on the input alone, so it is computed once per distinct input and the
+    records are counted after: datasets repeat inputs (a prompt answered several ways,
+    tickets that differ only in their replies), and every repeat would otherwise multiply the
+    pairs to compare.
     """
     out = {
         "threshold": cfg.near_duplicate_threshold,
@@ -65,27 +70,77 @@ def near_duplicate_leaks(df: pl.DataFrame, kind: str, cfg: LeakageConfig) -> dic
     }
     if df.is_empty():
         return out
-    texts = df.select(input_text(kind)).to_series().to_list()
-    splits = df["split"].to_list()
-    x = shingle_matrix(texts, cfg.shingle_words)
-    train = [i for i, s in enumerate(splits) if s == "train"]
-    held = [i for i, s in enumerate(splits) if s in EVAL_SPLITS]
-    pairs = similar_pairs(
-        x, cfg.near_duplicate_threshold, rows=np.array(held, dtype=np.int64),
-        cols=np.array(train, dtype=np.int64),
+    rows = df.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"),
+        input_text(kind).alias("_text"),
+        pl.col("split"),
+        pl.col(RECORD_ID),
     )
-    out["pairs"] = len(pairs)
-    ids = df[RECORD_ID].to_list()
-    for split in EVAL_SPLITS:
-        out["eval_with_train_neighbour"][split] = len(
-            {i for i in pairs.i.tolist() if splits[i] == split}
-        )
-    order = sorted(range(len(pairs)), key=lambda p: (-pairs.sim[p], pairs.i[p], pairs.j[p]))
-    out["examples"] = [
-        {"eval": ids[pairs.i[p]], "train": ids[pairs.j[p]], "jaccard": round(float(pairs.sim[p]), 3)}
-        for p in order[:MAX_EXAMPLES]
-    ]
+    texts = rows.select("_text").unique().sort("_text").with_row_index("_u")
+    rows = rows.join(texts, on="_text", how="left", maintain_order="left").drop("_text")
+    u = rows["_u"].to_numpy().astype(np.int64)
+    split = rows["split"].to_numpy()
+    held, train = np.isin(split, EVAL_SPLITS), split == "train"
+    n_held = np.bincount(u[held], minlength=texts.height)
+    n_train = np.bincount(u[train], minlength=texts.height)
+    x = shingle_matrix(texts["_text"].to_list(), cfg.shingle_words)
+    pairs = similar_pairs(
+        x, cfg.near_duplicate_threshold, rows=np.flatnonzero(n_held), cols=np.flatnonzero(n_train)
+    )
+    # a pair of inputs stands for every (validation/test record, train record) pair holding them
+    out["pairs"] = int((n_held[pairs.i] * n_train[pairs.j]).sum())
+    neighbour = np.zeros(texts.height, dtype=bool)
+    neighbour[pairs.i] = True
+    for name in EVAL_SPLITS:
+        out["eval_with_train_neighbour"][name] = int(((split == name) & neighbour[u]).sum())
+    side = np.where(held, "eval", np.where(train, "train", None))
+    out["examples"] = _leak_examples(rows.with_columns(pl.Series("_side", side)), pairs,
+                                     n_held, n_train)
     return out
+
+
+def _leak_examples(
+    rows: pl.DataFrame, pairs: Pairs, n_held: np.ndarray, n_train: np.ndarray
+) -> list[dict]:
+    """The first ``MAX_EXAMPLES`` record pairs, most similar first, then by row (held, train).
+
+    Only the distinct-input pairs at or above the similarity where ``MAX_EXAMPLES`` record
+    pairs are reached can hold them, and from each input only its first ``MAX_EXAMPLES``
+    records of either side.
+    """
+    if len(pairs) == 0:
+        return []
+    order = np.argsort(-pairs.sim, kind="stable")
+    reached = np.cumsum((n_held[pairs.i] * n_train[pairs.j])[order])
+    cut = pairs.sim[order[min(int(np.searchsorted(reached, MAX_EXAMPLES)), len(order) - 1)]]
+    top = pairs.sim >= cut
+    first = (
+        rows.filter(pl.col("_side").is_not_null())
+        .sort("_row")
+        .group_by("_side", "_u")
+        .agg(pl.col("_row").head(MAX_EXAMPLES), pl.col(RECORD_ID).head(MAX_EXAMPLES))
+        .explode("_row", RECORD_ID)
+    )
+
+    def side(name: str, text: str, row: str) -> pl.DataFrame:
+        return first.filter(pl.col("_side") == name).select(
+            pl.col("_u").alias(text), pl.col("_row").alias(row), pl.col(RECORD_ID).alias(name)
+        )
+
+    candidates = pl.DataFrame(
+        {"_a": pairs.i[top], "_b": pairs.j[top], "_sim": pairs.sim[top]},
+        schema={"_a": pl.UInt32, "_b": pl.UInt32, "_sim": pl.Float64},
+    )
+    best = (
+        candidates.join(side("eval", "_a", "_i"), on="_a")
+        .join(side("train", "_b", "_j"), on="_b")
+        .sort(pl.col("_sim"), "_i", "_j", descending=[True, False, False])
+        .head(MAX_EXAMPLES)
+    )
+    return [
+        {"eval": e, "train": t, "jaccard": round(float(s), 3)}
+        for e, t, s in best.select("eval", "train", "_sim").iter_rows()
+    ]
 
 
 def prompt_leaks(df: pl.DataFrame, kind: str) -> dict:
