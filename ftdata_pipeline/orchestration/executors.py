@@ -5,7 +5,12 @@ The code location is the same on a laptop and for a team; only the deployment di
 in-process for ``execute_in_process``). ``FTDATA_EXECUTOR=dask`` hands every step to a Dask
 cluster through ``dagster-dask``: the scheduler at ``FTDATA_DASK_SCHEDULER``
 (``tcp://host:8786``) when set, else a local cluster of ``FTDATA_DASK_WORKERS`` worker processes
-(default 2) started for the run. Nothing here distributes work itself: Dask does.
+(default 2) started for the run. ``FTDATA_EXECUTOR=celery`` queues every step as a task on the
+Celery broker at ``FTDATA_CELERY_BROKER`` (``redis://host:6379/0``) through ``dagster-celery``;
+workers started on any machine that shares the Dagster instance and ``FTDATA_HOME`` run them
+(``celery -A dagster_celery.app -b <broker> --result-backend <backend> worker -Q dagster``),
+with results on ``FTDATA_CELERY_BACKEND`` (default: the broker). Nothing here distributes work
+itself: Dask or Celery does.
 
 Dask runs its worker processes as daemons by default, and a daemon may not start the
 redaction pool's processes; workers that redact large inputs need
@@ -25,7 +30,9 @@ from collections.abc import Mapping
 EXECUTOR_ENV = "FTDATA_EXECUTOR"
 DASK_SCHEDULER_ENV = "FTDATA_DASK_SCHEDULER"
 DASK_WORKERS_ENV = "FTDATA_DASK_WORKERS"
-EXECUTORS = ("default", "in_process", "multiprocess", "dask")
+CELERY_BROKER_ENV = "FTDATA_CELERY_BROKER"
+CELERY_BACKEND_ENV = "FTDATA_CELERY_BACKEND"
+EXECUTORS = ("default", "in_process", "multiprocess", "dask", "celery")
 
 
 class ExecutorConfigError(ValueError):
@@ -61,6 +68,8 @@ def executor_from_env(environ: Mapping[str, str] | None = None):
         from dagster import multiprocess_executor
 
         return multiprocess_executor
+    if name == "celery":
+        return _celery(env)
     from dagster_dask import dask_executor
 
     address = env.get(DASK_SCHEDULER_ENV)
@@ -70,3 +79,16 @@ def executor_from_env(environ: Mapping[str, str] | None = None):
         cluster = {"local": {"n_workers": _dask_workers(env), "threads_per_worker": 1,
                              "processes": True}}
     return dask_executor.configured({"cluster": cluster}, name="dask")
+
+
+def _celery(env: Mapping[str, str]):
+    broker = (env.get(CELERY_BROKER_ENV) or "").strip()
+    if not broker:
+        raise ExecutorConfigError(
+            f"{EXECUTOR_ENV}=celery needs {CELERY_BROKER_ENV}: the broker the Celery workers "
+            "listen to, e.g. redis://host:6379/0"
+        )
+    from dagster_celery import celery_executor
+
+    backend = (env.get(CELERY_BACKEND_ENV) or "").strip() or broker
+    return celery_executor.configured({"broker": broker, "backend": backend}, name="celery")

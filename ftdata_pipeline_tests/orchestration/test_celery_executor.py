@@ -1,0 +1,137 @@
+"""A dataset job whose steps are Celery tasks (dagster-celery, a real Redis broker, a real
+Celery worker in its own process tree) writes the same exports as in-process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from dagster import DagsterEventType, DagsterInstance, execute_job, reconstructable
+
+from ftdata_pipeline.config.loader import project_root
+from ftdata_pipeline.definitions import build_definitions
+from ftdata_pipeline.orchestration import executors
+from ftdata_pipeline_tests.orchestration.small_dataset import (
+    JOB,
+    dataset_job,
+    export_files,
+    write_small_config,
+)
+
+
+def test_celery_needs_a_broker_and_names_the_variable():
+    with pytest.raises(executors.ExecutorConfigError, match="FTDATA_CELERY_BROKER"):
+        executors.executor_from_env({"FTDATA_EXECUTOR": "celery"})
+    celery = executors.executor_from_env({"FTDATA_EXECUTOR": "celery",
+                                          "FTDATA_CELERY_BROKER": "redis://10.0.0.5:6379/0"})
+    assert celery.name == "celery"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(what: str, ready, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        if ready():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"{what} not ready after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A throwaway Redis server on a free localhost port (Debian's redis-server package)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("CI is set but redis-server is missing: install Debian's redis-server "
+                        "package (.ci/run does)")
+        pytest.skip("redis-server not installed; `apt-get install redis-server` to run the "
+                    "Celery executor test")
+    import redis
+
+    port = _free_port()
+    log = tmp_path / "redis.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(tmp_path)],
+            stdout=out, stderr=subprocess.STDOUT)
+    client = redis.Redis(host="127.0.0.1", port=port)
+
+    def pong() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.exceptions.ConnectionError:
+            return False
+
+    try:
+        _wait_for("redis-server", pong, proc, log)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.integration
+def test_celery_run_exports_byte_identical_to_in_process(tmp_path, monkeypatch, redis_url):
+    cfg = write_small_config(tmp_path / "project")
+    monkeypatch.setenv("FTDATA_CONFIG_DIR", str(cfg))
+    monkeypatch.delenv("FTDATA_CATALOG_URL", raising=False)
+    monkeypatch.delenv("FTDATA_EXECUTOR", raising=False)
+
+    local_home = tmp_path / "in_process"
+    result = build_definitions(home=str(local_home)).resolve_job_def(JOB).execute_in_process(
+        instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    assert result.success
+    expected = export_files(local_home)
+    assert any(name.endswith(".jsonl") for name in expected), expected.keys()
+
+    celery_home = tmp_path / "celery"
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "FTDATA_CONFIG_DIR": str(cfg), "FTDATA_HOME": str(celery_home),
+           "DAGSTER_HOME": str(dagster_home), "FTDATA_EXECUTOR": "celery",
+           "FTDATA_CELERY_BROKER": redis_url,
+           "PYTHONPATH": os.pathsep.join([str(project_root()), os.environ.get("PYTHONPATH", "")])}
+    for key in ("FTDATA_HOME", "DAGSTER_HOME", "FTDATA_EXECUTOR", "FTDATA_CELERY_BROKER"):
+        monkeypatch.setenv(key, env[key])
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "dagster_celery.app", "-b", redis_url,
+             "--result-backend", redis_url, "worker", "-Q", "dagster", "--concurrency", "2",
+             "--prefetch-multiplier", "1", "--loglevel", "INFO", "-n", f"ftdata-{os.getpid()}@%h"],
+            env=env, cwd=project_root(), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_for("celery worker", lambda: " ready." in log.read_text(), worker, log)
+        with DagsterInstance.from_config(str(dagster_home)) as instance:
+            with execute_job(reconstructable(dataset_job), instance=instance) as run:
+                assert run.success, ([e.message for e in run.all_events if e.is_failure],
+                                     log.read_text()[-3000:])
+                starts = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_START)
+        pool = {p.pid for p in psutil.Process(worker.pid).children(recursive=True)}
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    step_pids = {rec.dagster_event.pid for rec in starts}
+    # Every step ran in the Celery worker's pool processes, none in this (the run's) process.
+    assert len(starts) > 2
+    assert step_pids and step_pids <= pool, (step_pids, pool)
+    assert os.getpid() not in step_pids
+
+    assert export_files(celery_home) == expected
