@@ -282,6 +282,8 @@ def test_presidio_recognizers_skip_only_texts_they_cannot_match():
         "server at 2001:db8::8a2e:370:7334 and fe80::1%eth0", "bind to ::",
         "::ffff:192.0.2.128 mapped", "1:2:3:4:5:6:7:8", "64:ff9b::192.0.2.33", "::1",
         "go to EXAMPLE.COM/path", "see shop.acme.io", "10.0.0.1/24", "a..co.uk",
+        "IBAN GB82 WEST 1234 5698 7654 32 please", "DE89-3704-0044-0532-0130-00",
+        "pay to FR1420041010050500013M02606.", "iban: nl91abna0417164300",
     ]
     recognizers = [EmailRecognizer(), UrlRecognizer(), IpRecognizer(), IbanRecognizer(),
                    UsSsnRecognizer()]
@@ -296,3 +298,6 @@ def test_presidio_recognizers_skip_only_texts_they_cannot_match():
     prose = "Thanks. See you e.g. tomorrow at 10:30.\nNote: the plan (v2) is fine!"
     for name in ("UrlRecognizer", "IpRecognizer"):
         assert not _PRESIDIO_NEEDS[name].search(prose)
+    # order numbers, dates and amounts do not wake the IBAN recognizer
+    assert not _PRESIDIO_NEEDS["IbanRecognizer"].search(
+        "Order 40012345 of 12/03/2026, $1,299.00, ticket #5521 (v2)")

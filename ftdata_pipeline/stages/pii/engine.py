@@ -249,7 +249,9 @@ _PRESIDIO_NEEDS: dict[str, re.Pattern[str]] = {
     "UrlRecognizer": re.compile(r"(?i)[a-z0-9.\-]\.[a-z]{2}"),
     # IPv4 needs digit-dot-digit; every IPv6 form holds "::" or two hex groups with colons
     "IpRecognizer": re.compile(r"[0-9]\.[0-9]|::|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:"),
-    "IbanRecognizer": re.compile(r"[0-9]{2}"),
+    # every IBAN opens with its country code and check digits, adjacent ("GB82", "de89"); an
+    # ignore-case [a-z] matches the same letters as Presidio's [A-Z] would under IGNORECASE
+    "IbanRecognizer": re.compile(r"(?i)[a-z]{2}[0-9]{2}"),
     "UsSsnRecognizer": re.compile(r"[0-9]{3}"),
 }
 

@@ -155,7 +155,10 @@ def similar_pairs(
     rows: np.ndarray | None = None,
     cols: np.ndarray | None = None,
 ) -> Pairs:
-    """Pairs with Jaccard >= threshold: within all rows (i < j), or between ``rows`` and ``cols``."""
+    """Pairs with Jaccard >= threshold: within all rows (i < j), or between ``rows`` and ``cols``.
+
+    ``x``: a binary matrix (``shingle_matrix``), one row per input.
+    """
     x = x.tocsr()
     sizes = np.asarray(x.sum(axis=1)).ravel()
     lengths = np.diff(x.indptr)
