@@ -136,6 +136,24 @@ def test_similar_pairs_are_every_pair_at_the_threshold(threshold, seed, variable
     assert set(zip(got.i.tolist(), got.j.tolist(), strict=True)) == expected_overlap
 
 
+def test_similar_pairs_do_not_depend_on_the_block_size(monkeypatch) -> None:
+    """Blocks cut by the candidate budget (down to one row each) give the same pairs."""
+    from ftdata_pipeline.stages.split import similarity
+
+    x = shingle_matrix(templated(4, variable=30), 2)
+    one_block = similar_pairs(x, 0.5)
+    rows, cols = np.arange(0, 120), np.arange(120, x.shape[0])
+    one_between = similar_pairs(x, 0.5, rows=rows, cols=cols)
+    for budget, most in ((1, 2048), (40, 7), (400, 2048)):
+        monkeypatch.setattr(similarity, "_BLOCK_PAIRS", budget)
+        monkeypatch.setattr(similarity, "_BLOCK", most)
+        assert len(list(similarity._blocks(np.ones(50) * 30))) > 1
+        for got, want in ((similar_pairs(x, 0.5), one_block),
+                          (similar_pairs(x, 0.5, rows=rows, cols=cols), one_between)):
+            assert np.array_equal(got.i, want.i) and np.array_equal(got.j, want.j)
+            assert np.array_equal(got.sim, want.sim)
+
+
 def test_near_duplicate_leaks_count_every_record_pair_of_repeated_inputs() -> None:
     """Computed once per distinct input, the report still counts record pairs: inputs repeated
     across and within splits give the pairs, neighbours and examples of a record-by-record

@@ -26,6 +26,7 @@ approximate it (MinHash LSH) or compute every pair (scikit-learn's pairwise metr
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import re
@@ -36,9 +37,9 @@ from sklearn.feature_extraction.text import CountVectorizer
 
 _WORD = re.compile(r"\w+")
 _BLOCK = 2048  # rows per block of the product at most
-# Row pairs per block at most: on templated text a large share of all pairs share a common
-# prefix shingle, so the block's products approach rows x columns; this bounds them (~8M
-# pairs, a few hundred MB of temporaries) whatever the number of columns.
+# Candidate entries per block at most (bounded from the prefix shingles' frequencies): on
+# templated text a large share of all pairs share a common prefix shingle; this bounds the
+# block's temporaries (~8M pairs, a few hundred MB) whatever the number of rows.
 _BLOCK_PAIRS = 8_000_000
 _VERIFY = 250_000  # candidate pairs verified at a time (row copies of both sides)
 # Slack for the filters: a pair whose computed Jaccard reaches the threshold must never be
@@ -136,6 +137,22 @@ def _intersections(x: sp.csr_matrix, i: np.ndarray, j: np.ndarray) -> np.ndarray
     return out
 
 
+def _blocks(work: np.ndarray) -> Iterator[tuple[int, int]]:
+    """Consecutive ranges of rows (at most ``_BLOCK``) whose products hold at most
+    ``_BLOCK_PAIRS`` entries by ``work``, the bound per row (a row above it goes alone).
+
+    Sized by the work, not by the number of rows: rare prefixes make few candidates, and a
+    block of a few rows against hundreds of thousands would spend its time walking them.
+    """
+    reached = np.concatenate(([0.0], np.cumsum(work)))
+    start = 0
+    while start < work.size:
+        stop = int(np.searchsorted(reached, reached[start] + _BLOCK_PAIRS, side="right")) - 1
+        stop = min(max(stop, start + 1), start + _BLOCK, work.size)
+        yield start, stop
+        start = stop
+
+
 def _rows_from(m: sp.csr_matrix, first: int) -> sp.csr_matrix:
     """Rows ``first:`` of ``m`` as a view of its arrays (slicing would copy them per block)."""
     if first == 0:
@@ -173,9 +190,10 @@ def similar_pairs(
     # to the product's layout costs its own size, where block @ left.T would convert all of
     # ``left`` for every block.
     left = pre.matrix if within else pre.matrix[cols].tocsr()
-    step = max(16, min(_BLOCK, _BLOCK_PAIRS // cols.size))
-    for start in range(0, rows.size, step):
-        block = rows[start : start + step]
+    # a row's products hold at most the number of left rows sharing each of its prefix shingles
+    work = pre.matrix[rows] @ np.bincount(left.indices, minlength=x.shape[1]).astype(np.float64)
+    for start, stop in _blocks(work):
+        block = rows[start:stop]
         # within one set only pairs i < j count: a block is compared with itself and the rows
         # after it, which halves the work
         first = start if within else 0
