@@ -53,3 +53,27 @@ def export_files(home: Path) -> dict[str, bytes]:
     folder = Path(home) / "exports" / DATASET
     return {str(p.relative_to(folder)): p.read_bytes()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def in_process_baseline(tmp_path: Path, monkeypatch) -> tuple[Path, dict[str, bytes], Path]:
+    """Write the small config, run its job in-process and return (config dir, its export
+    files, an empty DAGSTER_HOME for the executor under test), with the environment pointing
+    at the config and no executor or catalog override."""
+    from dagster import DagsterInstance
+
+    from ftdata_pipeline.definitions import build_definitions
+
+    cfg = write_small_config(tmp_path / "project")
+    monkeypatch.setenv("FTDATA_CONFIG_DIR", str(cfg))
+    monkeypatch.delenv("FTDATA_CATALOG_URL", raising=False)
+    monkeypatch.delenv("FTDATA_EXECUTOR", raising=False)
+    local_home = tmp_path / "in_process"
+    result = build_definitions(home=str(local_home)).resolve_job_def(JOB).execute_in_process(
+        instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    assert result.success
+    expected = export_files(local_home)
+    assert any(name.endswith(".jsonl") for name in expected), expected.keys()
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return cfg, expected, dagster_home

@@ -16,13 +16,10 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance
 
 from ftdata_pipeline.config.loader import project_root
-from ftdata_pipeline.definitions import build_definitions
 from ftdata_pipeline.orchestration import executors
 from ftdata_pipeline_tests.orchestration.small_dataset import (
-    JOB,
-    dataset_job,
     export_files,
-    write_small_config,
+    in_process_baseline,
 )
 
 
@@ -97,22 +94,9 @@ with DagsterInstance.get() as instance:
 
 @pytest.mark.integration
 def test_celery_run_exports_byte_identical_to_in_process(tmp_path, monkeypatch, redis_url):
-    cfg = write_small_config(tmp_path / "project")
-    monkeypatch.setenv("FTDATA_CONFIG_DIR", str(cfg))
-    monkeypatch.delenv("FTDATA_CATALOG_URL", raising=False)
-    monkeypatch.delenv("FTDATA_EXECUTOR", raising=False)
-
-    local_home = tmp_path / "in_process"
-    result = build_definitions(home=str(local_home)).resolve_job_def(JOB).execute_in_process(
-        instance=DagsterInstance.ephemeral(), raise_on_error=False)
-    assert result.success
-    expected = export_files(local_home)
-    assert any(name.endswith(".jsonl") for name in expected), expected.keys()
+    cfg, expected, dagster_home = in_process_baseline(tmp_path, monkeypatch)
 
     celery_home = tmp_path / "celery"
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, "FTDATA_CONFIG_DIR": str(cfg), "FTDATA_HOME": str(celery_home),
            "DAGSTER_HOME": str(dagster_home), "FTDATA_EXECUTOR": "celery",
            "FTDATA_CELERY_BROKER": redis_url,

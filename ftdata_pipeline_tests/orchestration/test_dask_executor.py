@@ -7,13 +7,11 @@ import os
 import pytest
 from dagster import DagsterEventType, DagsterInstance, execute_job, reconstructable
 
-from ftdata_pipeline.definitions import build_definitions
 from ftdata_pipeline.orchestration import executors
 from ftdata_pipeline_tests.orchestration.small_dataset import (
-    JOB,
     dataset_job,
     export_files,
-    write_small_config,
+    in_process_baseline,
 )
 
 
@@ -36,22 +34,9 @@ def test_bad_executor_env_names_the_variable(env, named):
 
 @pytest.mark.integration
 def test_dask_run_exports_byte_identical_to_in_process(tmp_path, monkeypatch):
-    cfg = write_small_config(tmp_path / "project")
-    monkeypatch.setenv("FTDATA_CONFIG_DIR", str(cfg))
-    monkeypatch.delenv("FTDATA_CATALOG_URL", raising=False)
-    monkeypatch.delenv("FTDATA_EXECUTOR", raising=False)
-
-    local_home = tmp_path / "in_process"
-    result = build_definitions(home=str(local_home)).resolve_job_def(JOB).execute_in_process(
-        instance=DagsterInstance.ephemeral(), raise_on_error=False)
-    assert result.success
-    expected = export_files(local_home)
-    assert any(name.endswith(".jsonl") for name in expected), expected.keys()
+    _, expected, dagster_home = in_process_baseline(tmp_path, monkeypatch)
 
     dask_home = tmp_path / "dask"
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     monkeypatch.setenv("FTDATA_HOME", str(dask_home))
     monkeypatch.setenv("FTDATA_EXECUTOR", "dask")
     monkeypatch.setenv("FTDATA_DASK_WORKERS", "2")
