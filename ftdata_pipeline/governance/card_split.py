@@ -133,11 +133,16 @@ def leakage_section(report: dict) -> list[str]:
             ["shared conversation / duplicate cluster / content hash across splits",
              sum((report.get("leakage") or {}).values())],
             [f"train / held-out pairs at Jaccard >= {near['threshold']} "
-             f"(word {near['shingle_words']}-shingles)", near["pairs"]],
+             f"(word {near['shingle_words']}-shingles"
+             f"{'; LSH candidates, a lower bound' if near.get('search') == 'lsh' else ''})",
+             near["pairs"]],
             *[[f"{s} examples with such a train neighbour", n] for s, n in held.items()],
             ["first user turns in train and held out with different answers",
              prompts.get("prompts", 0)],
-            ["groups merged by same prompt or similarity", grouping.get("merged", 0)],
+            ["groups merged by same prompt or similarity"
+             + (" (near duplicates from LSH candidates)"
+                if grouping.get("near_duplicate_search") == "lsh" else ""),
+             grouping.get("merged", 0)],
             ["similar pairs left apart (group size cap / pinned to different splits)",
              f"{grouping.get('left_apart_by_size_cap', 0)} / "
              f"{grouping.get('left_apart_by_pinned_split', 0)}"],

@@ -152,8 +152,10 @@ def evaluate(recipe: RecipeConfig, stats: dict) -> list[Outcome]:
         Outcome(
             NEAR_DUPLICATE_LEAKAGE, near.get("pairs", 0) == 0, blocking[NEAR_DUPLICATE_LEAKAGE],
             f"{near.get('pairs', 0)} train/held-out pair(s) at Jaccard >= "
-            f"{near.get('threshold')}; held-out examples with a train neighbour: {held}",
-            {"pairs": near.get("pairs", 0),
+            f"{near.get('threshold')}"
+            + (" (LSH candidates: at least this many)" if near.get("search") == "lsh" else "")
+            + f"; held-out examples with a train neighbour: {held}",
+            {"pairs": near.get("pairs", 0), "search": near.get("search", "exact"),
              **{f"{s}_with_train_neighbour": n for s, n in held.items()},
              "examples": MetadataValue.json(near.get("examples", []))},
         ),

@@ -103,6 +103,20 @@ def templated(seed: int, n: int = 300, variable: int = 12) -> list[str]:
     return texts + texts[:5] + ["", "one", "one two"]
 
 
+def dense_jaccard(x) -> np.ndarray:
+    """Every pair's Jaccard, from the dense matrix: what the searches are compared with."""
+    dense = x.toarray() > 0
+    inter = dense.astype(np.int64) @ dense.T.astype(np.int64)
+    size = dense.sum(axis=1)
+    union = size[:, None] + size[None, :] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+def as_set(pairs) -> set[tuple[int, int]]:
+    return set(zip(pairs.i.tolist(), pairs.j.tolist(), strict=True))
+
+
 @pytest.mark.parametrize(
     ("threshold", "seed", "variable"),
     [(0.2, 7, 12), (0.5, 7, 12), (0.75, 7, 12), (1.0, 7, 12),
@@ -115,14 +129,10 @@ def test_similar_pairs_are_every_pair_at_the_threshold(threshold, seed, variable
     ones, exact duplicates), within one set and between two."""
     texts = templated(seed, variable=variable)
     x = shingle_matrix(texts, 2)
-    dense = x.toarray() > 0
-    inter = dense.astype(np.int64) @ dense.T.astype(np.int64)
-    size = dense.sum(axis=1)
-    union = size[:, None] + size[None, :] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        jac = np.where(union > 0, inter / union, 0.0)
+    jac = dense_jaccard(x)
     expected = {(i, j) for i, j in zip(*np.nonzero(jac >= threshold - 1e-6)) if i < j}
     got = similar_pairs(x, threshold)
+    assert got.exact
     assert set(zip(got.i.tolist(), got.j.tolist(), strict=True)) == expected
     assert np.allclose(got.sim, jac[got.i, got.j])
     rows, cols = np.arange(0, 150), np.arange(150, len(texts))
@@ -152,6 +162,70 @@ def test_similar_pairs_do_not_depend_on_the_block_size(monkeypatch) -> None:
                           (similar_pairs(x, 0.5, rows=rows, cols=cols), one_between)):
             assert np.array_equal(got.i, want.i) and np.array_equal(got.j, want.j)
             assert np.array_equal(got.sim, want.sim)
+
+
+def slotted(seed: int, n: int = 600, templates: int = 6, words: int = 20) -> list[str]:
+    """Ticket-like texts: a few fixed templates with one to four slots filled at random, so
+    each template's texts are mutual near duplicates and LSH buckets run to hundreds."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        template = rng.integers(templates)
+        text = [f"t{template}w{w}" for w in range(words)]
+        for pos in rng.integers(0, words, size=rng.integers(1, 5)):
+            text[pos] = f"s{rng.integers(300)}"
+        out.append(" ".join(text))
+    return out
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.8])
+def test_lsh_search_returns_true_pairs_and_connects_what_the_exact_search_does(threshold) -> None:
+    """Past the exact budget: every pair returned reaches the threshold with its exact
+    Jaccard, almost every exact pair's inputs end up connected (what grouping needs), the
+    same pairs on every run, and between two overlapping sets the shared inputs pair with
+    themselves as in the exact search, and almost every input with a neighbour has one."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from ftdata_pipeline.stages.split.similarity import _BAND_RECALL
+
+    x = shingle_matrix(slotted(21) + templated(21, n=300, variable=8), 2)
+    jac = dense_jaccard(x)
+    exact = similar_pairs(x, threshold)
+    lsh = similar_pairs(x, threshold, exact_work=0)
+    assert exact.exact and not lsh.exact
+    assert len(lsh) > 0 and as_set(lsh) <= as_set(exact)
+    assert np.allclose(lsh.sim, jac[lsh.i, lsh.j])
+    n = x.shape[0]
+    graph = coo_matrix((np.ones(len(lsh)), (lsh.i, lsh.j)), shape=(n, n))
+    component = connected_components(graph, directed=False)[1]
+    assert np.mean(component[exact.i] == component[exact.j]) >= 0.99
+    again = similar_pairs(x, threshold, exact_work=0)
+    assert np.array_equal(again.i, lsh.i) and np.array_equal(again.j, lsh.j)
+    rows, cols = np.arange(0, 600), np.arange(400, n)
+    between = similar_pairs(x, threshold, rows=rows, cols=cols, exact_work=0)
+    want = as_set(similar_pairs(x, threshold, rows=rows, cols=cols))
+    assert not between.exact and as_set(between) <= want
+    shared = [i for i in range(400, 600) if x[i].nnz]
+    assert {(i, i) for i in shared} <= as_set(between)
+    # what the leakage check reports per held-out input: whether it has a train neighbour
+    have = {i for i, _ in want}
+    found = set(between.i.tolist())
+    # (a pair exactly at the threshold shares a band with probability _BAND_RECALL)
+    assert len(found & have) >= _BAND_RECALL * len(have)
+
+
+@pytest.mark.parametrize("threshold", [0.2, 0.3, 0.5, 0.6, 0.8, 0.9, 1.0])
+def test_lsh_bands_find_a_pair_at_the_threshold_with_high_probability(threshold) -> None:
+    """The most rows per band (fewest false candidates) that still keep recall at the threshold."""
+    from ftdata_pipeline.stages.split.similarity import _BAND_RECALL, _PERMS, band_rows
+
+    def recall(r: int) -> float:
+        return 1 - (1 - threshold**r) ** (_PERMS // r)
+
+    r = band_rows(threshold)
+    assert recall(r) >= _BAND_RECALL
+    assert r == _PERMS or recall(r + 1) < _BAND_RECALL
 
 
 def test_near_duplicate_leaks_count_every_record_pair_of_repeated_inputs() -> None:
@@ -189,7 +263,15 @@ def test_near_duplicate_leaks_count_every_record_pair_of_repeated_inputs() -> No
     assert [e["jaccard"] for e in report["examples"]] == [round(float(s), 3) for s, _, _ in best]
 
 
-def test_planted_near_duplicates_fail_the_check_and_grouping_removes_them() -> None:
+@pytest.mark.parametrize("search", ["exact", "lsh"])
+def test_planted_near_duplicates_fail_the_check_and_grouping_removes_them(
+    search, monkeypatch
+) -> None:
+    """Found by either search: every pair (small data), or LSH candidates (past the budget)."""
+    from ftdata_pipeline.stages.split import similarity
+
+    if search == "lsh":
+        monkeypatch.setattr(similarity, "_EXACT_WORK", 0)
     df = tickets()
     leaky = split(df.lazy(), recipe(group_near_duplicates=None, group_prompts=False))
     near = leaky.stats["near_duplicates"]
@@ -200,7 +282,16 @@ def test_planted_near_duplicates_fail_the_check_and_grouping_removes_them() -> N
     planted = {records.stable_id("tickets", f"N{p:04d}") for p in range(40)}
     assert all(e["eval"] in planted or e["train"] in planted for e in near["examples"])
 
+    assert near["search"] == search
+    # the check and the card say when the count is a lower bound
+    from ftdata_pipeline.governance.card_split import leakage_section
+
+    outcome = names(evaluate(recipe(), leaky.stats))[NEAR_DUPLICATE_LEAKAGE]
+    assert ("LSH" in outcome.description) == (search == "lsh")
+    assert outcome.metadata["search"] == search
+    assert ("LSH" in "\n".join(leakage_section(leaky.stats))) == (search == "lsh")
     grouped = split(df.lazy(), recipe())
+    assert grouped.stats["grouping"]["near_duplicate_search"] == search
     assert grouped.stats["near_duplicates"]["pairs"] == 0
     assert names(evaluate(recipe(), grouped.stats))[NEAR_DUPLICATE_LEAKAGE].passed
     assert grouped.stats["grouping"]["merged"] >= 40

@@ -55,26 +55,29 @@ def identity_groups(df: pl.DataFrame) -> pl.DataFrame:
 
 
 class _Union:
-    """Union-find over group keys with record counts; the smallest key names a group.
+    """Union-find over group numbers (their keys' sorted order) with record counts; the
+    smallest number, i.e. the smallest key, names a group.
 
     ``pins``: the split a group is pinned to (records of a source other datasets read keep
     their own group's hash split); two groups pinned to different splits are never merged.
+    Numbers, not keys: at a million inputs the links run to millions.
     """
 
-    def __init__(self, sizes: dict[str, int], pins: dict[str, str | None]):
-        self.parent = {k: k for k in sizes}
-        self.size = dict(sizes)
-        self.pin = dict(pins)
+    def __init__(self, sizes: list[int], pins: list[str | None]):
+        self.parent = list(range(len(sizes)))
+        self.size = list(sizes)
+        self.pin = list(pins)
 
-    def find(self, k: str) -> str:
+    def find(self, k: int) -> int:
+        parent = self.parent
         root = k
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[k] != root:
-            self.parent[k], k = root, self.parent[k]
+        while parent[root] != root:
+            root = parent[root]
+        while parent[k] != root:
+            parent[k], k = root, parent[k]
         return root
 
-    def union(self, a: str, b: str, cap: int) -> str:
+    def union(self, a: int, b: int, cap: int) -> str:
         """Merge; 'merged', 'together' (already), 'cap' or 'pinned' (refused, and why)."""
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
@@ -84,24 +87,25 @@ class _Union:
         pa, pb = self.pin[ra], self.pin[rb]
         if pa is not None and pb is not None and pa != pb:
             return "pinned"
-        lo, hi = sorted((ra, rb))
+        lo, hi = (ra, rb) if ra < rb else (rb, ra)
         self.parent[hi] = lo
         self.size[lo] += self.size[hi]
         self.pin[lo] = pa if pa is not None else pb
         return "merged"
 
 
-def _chain(keys: pl.DataFrame, by: str) -> list[tuple[float, str, str]]:
-    """Edges (1.0, first key, other key) linking every group that shares a value of ``by``."""
+def _chain(keys: pl.DataFrame, by: str) -> tuple[np.ndarray, np.ndarray]:
+    """Edges (first group, other group) linking every group number that shares a value of ``by``."""
     linked = (
         keys.filter(pl.col(by).is_not_null() & (pl.col(by) != ""))
-        .unique([by, GROUP_KEY])
+        .unique([by, "_g"])
         .group_by(by)
-        .agg(pl.col(GROUP_KEY).sort())
-        .filter(pl.col(GROUP_KEY).list.len() > 1)
-        .sort(by)
+        .agg(pl.col("_g").sort())
+        .filter(pl.col("_g").list.len() > 1)
+        .select(pl.col("_g").list.first().alias("_a"), pl.col("_g").list.slice(1).alias("_b"))
+        .explode("_b")
     )
-    return [(1.0, ks[0], k) for ks in linked[GROUP_KEY].to_list() for k in ks[1:]]
+    return linked["_a"].to_numpy().astype(np.int64), linked["_b"].to_numpy().astype(np.int64)
 
 
 def similarity_groups(
@@ -119,48 +123,65 @@ def similarity_groups(
     to different splits stay apart, so a shared record keeps its split in every dataset.
     ``inputs`` / ``prompts``: what is compared (default: the kind's input and first prompt).
     """
-    stats = {"merged": 0, "left_apart_by_size_cap": 0, "left_apart_by_pinned_split": 0}
+    stats: dict = {"merged": 0, "left_apart_by_size_cap": 0, "left_apart_by_pinned_split": 0}
     if df.is_empty() or (not cfg.group_prompts and cfg.group_near_duplicates is None):
         return df, stats
+    groups = df.group_by(GROUP_KEY).len().sort(GROUP_KEY).with_row_index("_g")
     keys = df.select(
         GROUP_KEY,
         (input_text(kind) if inputs is None else inputs).alias("_input"),
         normalized(first_prompt(kind) if prompts is None else prompts).alias("_prompt"),
-    )
-    edges: list[tuple[float, str, str]] = []
+    ).join(groups.select(GROUP_KEY, "_g"), on=GROUP_KEY, how="left", maintain_order="left")
+    edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add(sim: np.ndarray | float, a: np.ndarray, b: np.ndarray) -> None:
+        edges.append((np.broadcast_to(np.asarray(sim, dtype=np.float64), a.shape), a, b))
+
     if cfg.group_prompts:
-        edges += _chain(keys, "_prompt")
+        add(1.0, *_chain(keys, "_prompt"))
     if cfg.group_near_duplicates is not None:
-        edges += _chain(keys, "_input")  # identical inputs: similarity 1
-        inputs = keys.group_by("_input").agg(pl.col(GROUP_KEY).min()).sort("_input")
+        add(1.0, *_chain(keys, "_input"))  # identical inputs: similarity 1
+        inputs = keys.group_by("_input").agg(pl.col("_g").min()).sort("_input")
         x = shingle_matrix(inputs["_input"].to_list(), cfg.leakage.shingle_words)
         pairs = similar_pairs(x, cfg.group_near_duplicates)
-        owner = inputs[GROUP_KEY].to_numpy()
-        edges += list(zip(pairs.sim.tolist(), owner[pairs.i].tolist(), owner[pairs.j].tolist()))
-    sizes = dict(df.group_by(GROUP_KEY).len().iter_rows())
-    cap = max(1, int(np.floor(cfg.max_group_fraction * df.height)))
-    pins: dict[str, str | None] = dict.fromkeys(sizes)
+        owner = inputs["_g"].to_numpy().astype(np.int64)
+        add(pairs.sim, owner[pairs.i], owner[pairs.j])
+        stats["near_duplicate_pairs"] = len(pairs)
+        stats["near_duplicate_search"] = "exact" if pairs.exact else "lsh"
+    sim, a, b = (np.concatenate(parts) for parts in zip(*edges, strict=True))
+    apart = a != b
+    sim, a, b = sim[apart], a[apart], b[apart]
+    pins: list[str | None] = [None] * groups.height
     if pin_column is not None:
-        pinned = df.filter(pl.col(pin_column).is_not_null()).group_by(GROUP_KEY).agg(
-            pl.col(pin_column).first()
+        pinned = (
+            df.filter(pl.col(pin_column).is_not_null())
+            .group_by(GROUP_KEY)
+            .agg(pl.col(pin_column).first())
+            .join(groups, on=GROUP_KEY)
         )
-        pins.update(dict(pinned.iter_rows()))
-    uf = _Union(sizes, pins)
+        for g, pin in pinned.select("_g", pin_column).iter_rows():
+            pins[g] = pin
+    uf = _Union(groups["len"].to_list(), pins)
+    cap = max(1, int(np.floor(cfg.max_group_fraction * df.height)))
     names = {"merged": "merged", "cap": "left_apart_by_size_cap",
              "pinned": "left_apart_by_pinned_split"}
-    for sim, a, b in sorted(edges, key=lambda e: (-e[0], e[1], e[2])):
+    # most similar first; group numbers follow their keys' order, so ties break by key
+    order = np.lexsort((b, a, -sim))
+    for s_, x_, y_ in zip(sim[order].tolist(), a[order].tolist(), b[order].tolist(), strict=True):
         # The same prompt or input is one equivalence class, which cannot chain: uncapped.
-        outcome = uf.union(a, b, cap if sim < 1.0 else df.height)
+        outcome = uf.union(x_, y_, cap if s_ < 1.0 else df.height)
         if outcome in names:
             stats[names[outcome]] += 1
-    roots = pl.DataFrame(
-        {GROUP_KEY: list(sizes), "_root": [uf.find(k) for k in sizes]},
-        schema={GROUP_KEY: pl.String, "_root": pl.String},
+    roots = groups.select(
+        GROUP_KEY, pl.Series("_root", [uf.find(g) for g in range(groups.height)], pl.Int64)
     )
+    names_of = groups.select(pl.col("_g").cast(pl.Int64).alias("_root"),
+                             pl.col(GROUP_KEY).alias("_root_key"))
+    roots = roots.join(names_of, on="_root", how="left").select(GROUP_KEY, "_root_key")
     df = (
         df.join(roots, on=GROUP_KEY, how="left", maintain_order="left")
-        .with_columns(pl.col("_root").alias(GROUP_KEY))
-        .drop("_root")
+        .with_columns(pl.col("_root_key").alias(GROUP_KEY))
+        .drop("_root_key")
     )
     return df, stats
 

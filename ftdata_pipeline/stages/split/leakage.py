@@ -54,7 +54,8 @@ def near_duplicate_leaks(df: pl.DataFrame, kind: str, cfg: LeakageConfig) -> dic
     """Pairs (train, validation/test) whose inputs reach ``cfg.near_duplicate_threshold``.
 
     ``eval_with_train_neighbour`` counts validation/test examples with at least one such train
-    example, per split: the share of the held-out split that is not really unseen.
+    example, per split: the share of the held-out split that is not really unseen. ``search``:
+    ``exact`` (every pair), or ``lsh`` where the exact search was too large (a lower bound).
 
     Similarity depends on the input alone, so it is computed once per distinct input and the
     records are counted after: datasets repeat inputs (a prompt answered several ways,
@@ -89,6 +90,7 @@ def near_duplicate_leaks(df: pl.DataFrame, kind: str, cfg: LeakageConfig) -> dic
     )
     # a pair of inputs stands for every (validation/test record, train record) pair holding them
     out["pairs"] = int((n_held[pairs.i] * n_train[pairs.j]).sum())
+    out["search"] = "exact" if pairs.exact else "lsh"
     neighbour = np.zeros(texts.height, dtype=bool)
     neighbour[pairs.i] = True
     for name in EVAL_SPLITS:

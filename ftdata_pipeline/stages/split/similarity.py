@@ -20,6 +20,18 @@ floating point), so the pairs are the same as an all-pairs product, without its 
 templated text shares common shingles in a large share of all pairs, which made the plain
 product quadratic in practice.
 
+At scale the exact search stays quadratic on templated text: at Jaccard 0.5 a prefix is half
+of a set, and support tickets written from a few hundred templates share common prefix
+shingles in a few percent of *all* pairs (200k distinct ticket texts: 684M candidates, 84M
+after the bounds, 3.4M pairs). So when the bound on the candidates (known from the prefix
+shingles' frequencies before any product) exceeds ``_EXACT_WORK``, candidates come from
+MinHash LSH instead (the curation stage's signatures and banding, over the same shingles):
+bands sized so a pair at the threshold shares a band with probability >= 0.95, each input
+paired with at most ``_PARTNERS`` first inputs (in text order) of each bucket, every
+candidate verified exactly. Every pair returned still reaches the threshold; some are
+missed, and ``Pairs.exact`` says which search ran, so reports can say so. The work is then
+linear in the inputs (bands x partners per input).
+
 Why hand-written: the all-pairs join is the split's core, and the libraries at hand either
 approximate it (MinHash LSH) or compute every pair (scikit-learn's pairwise metrics).
 """
@@ -35,6 +47,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 
+from ftdata_pipeline.stages.curation.neardup import band_candidates, minhash
+
 _WORD = re.compile(r"\w+")
 _BLOCK = 2048  # rows per block of the product at most
 # Candidate entries per block at most (bounded from the prefix shingles' frequencies): on
@@ -45,6 +59,13 @@ _VERIFY = 250_000  # candidate pairs verified at a time (row copies of both side
 # Slack for the filters: a pair whose computed Jaccard reaches the threshold must never be
 # dropped by a bound that rounds the other way.
 _EPS = 1e-6
+# Candidate entries the exact search may walk (its bound, summed over rows): ~300M is about
+# 20-30 s on one core. Beyond it, LSH candidates (see the module docstring).
+_EXACT_WORK = 300_000_000
+_PERMS = 72  # MinHash permutations of the LSH search (288 bytes of signature per input)
+_PARTNERS = 8  # first members of its bucket each input is paired with, per band
+_BAND_RECALL = 0.95  # chance that a pair exactly at the threshold shares a band
+_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -54,6 +75,7 @@ class Pairs:
     i: np.ndarray
     j: np.ndarray
     sim: np.ndarray
+    exact: bool = True  # every pair at the threshold (else: LSH candidates, verified)
 
     def __len__(self) -> int:
         return int(self.i.shape[0])
@@ -171,27 +193,40 @@ def similar_pairs(
     *,
     rows: np.ndarray | None = None,
     cols: np.ndarray | None = None,
+    exact_work: float | None = None,
 ) -> Pairs:
     """Pairs with Jaccard >= threshold: within all rows (i < j), or between ``rows`` and ``cols``.
 
-    ``x``: a binary matrix (``shingle_matrix``), one row per input.
+    ``x``: a binary matrix (``shingle_matrix``), one row per input. Every pair when the exact
+    search's candidate bound is at most ``exact_work`` (default ``_EXACT_WORK``), else LSH
+    candidates (``Pairs.exact`` says which).
     """
+    exact_work = _EXACT_WORK if exact_work is None else exact_work
     x = x.tocsr()
-    sizes = np.asarray(x.sum(axis=1)).ravel()
-    lengths = np.diff(x.indptr)
     within = rows is None
     rows = np.arange(x.shape[0]) if rows is None else np.asarray(rows)
     cols = rows if cols is None else np.asarray(cols)
-    out_i, out_j, out_s = [], [], []
     if x.shape[1] == 0 or rows.size == 0 or cols.size == 0:
         return Pairs(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
     pre = _prefixes(x, threshold)
-    # Each block of rows is multiplied from the right (left @ block.T): converting the block
-    # to the product's layout costs its own size, where block @ left.T would convert all of
-    # ``left`` for every block.
     left = pre.matrix if within else pre.matrix[cols].tocsr()
     # a row's products hold at most the number of left rows sharing each of its prefix shingles
     work = pre.matrix[rows] @ np.bincount(left.indices, minlength=x.shape[1]).astype(np.float64)
+    if float(work.sum()) / (2 if within else 1) > exact_work:
+        return _lsh_pairs(x, threshold, rows, None if within else cols)
+    return _exact_pairs(x, threshold, pre, left, work, rows, cols, within)
+
+
+def _exact_pairs(
+    x: sp.csr_matrix, threshold: float, pre: _Prefixes, left: sp.csr_matrix, work: np.ndarray,
+    rows: np.ndarray, cols: np.ndarray, within: bool,
+) -> Pairs:
+    sizes = np.asarray(x.sum(axis=1)).ravel()
+    lengths = np.diff(x.indptr)
+    out_i, out_j, out_s = [], [], []
+    # Each block of rows is multiplied from the right (left @ block.T): converting the block
+    # to the product's layout costs its own size, where block @ left.T would convert all of
+    # ``left`` for every block.
     for start, stop in _blocks(work):
         block = rows[start:stop]
         # within one set only pairs i < j count: a block is compared with itself and the rows
@@ -203,13 +238,100 @@ def similar_pairs(
         if within:
             keep &= gi < gj
         gi, gj = gi[keep], gj[keep]
-        inter = _intersections(x, gi, gj)
-        union = sizes[gi] + sizes[gj] - inter
-        sim = np.divide(inter, union, out=np.zeros_like(union), where=union > 0)
+        sim = _jaccard(x, sizes, gi, gj)
         keep = sim >= threshold
         out_i.append(gi[keep])
         out_j.append(gj[keep])
         out_s.append(sim[keep])
-    i, j, s = (np.concatenate(a) for a in (out_i, out_j, out_s))
+    return _sorted_pairs(out_i, out_j, out_s, exact=True)
+
+
+def _jaccard(x: sp.csr_matrix, sizes: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    inter = _intersections(x, i, j)
+    union = sizes[i] + sizes[j] - inter
+    return np.divide(inter, union, out=np.zeros_like(union), where=union > 0)
+
+
+def _sorted_pairs(out_i: list, out_j: list, out_s: list, *, exact: bool) -> Pairs:
+    i, j, s = (np.concatenate(a) if a else np.empty(0) for a in (out_i, out_j, out_s))
     order = np.lexsort((j, i))
-    return Pairs(i[order].astype(np.int64), j[order].astype(np.int64), s[order].astype(np.float64))
+    return Pairs(i[order].astype(np.int64), j[order].astype(np.int64), s[order].astype(np.float64),
+                 exact=exact)
+
+
+def band_rows(threshold: float, perms: int = _PERMS) -> int:
+    """Rows per LSH band: the most (fewest false candidates) that still give a pair exactly
+    at ``threshold`` a shared band with probability >= ``_BAND_RECALL``."""
+    best = 1
+    for r in range(1, perms + 1):
+        if 1 - (1 - threshold**r) ** (perms // r) >= _BAND_RECALL:
+            best = r
+        else:
+            break
+    return best
+
+
+def _lsh_pairs(
+    x: sp.csr_matrix, threshold: float, rows: np.ndarray, cols: np.ndarray | None
+) -> Pairs:
+    """Pairs at ``threshold`` among LSH candidates (within ``rows``, or ``rows`` x ``cols``)."""
+    lengths = np.diff(x.indptr)
+    sizes = lengths.astype(np.float64)
+    if cols is None:
+        members = rows
+    else:
+        # Buckets pair each member with their first members: with ``cols`` first, an input of
+        # ``rows`` meets the bucket's ``cols`` inputs, not its fellow ``rows``.
+        members = np.concatenate((np.unique(cols), np.setdiff1d(rows, cols)))
+    members = members[lengths[members] > 0]
+    # The shingles' column numbers are the set elements MinHash permutes.
+    sig = minhash(x.indices.astype(np.uint64), lengths, _PERMS, _SEED)
+    in_rows = np.zeros(x.shape[0], dtype=bool)
+    in_rows[rows] = True
+    in_cols = np.zeros(x.shape[0], dtype=bool)
+    if cols is not None:
+        in_cols[cols] = True
+    r = band_rows(threshold)
+    kept = np.empty(0, dtype=np.uint64)  # keys (i << 32 | j) of pairs found so far
+    out_i, out_j, out_s = [], [], []
+    if cols is not None:  # an input on both sides is its own neighbour, as in the exact search
+        both = members[in_rows[members] & in_cols[members]]
+        out_i.append(both)
+        out_j.append(both)
+        out_s.append(np.ones(both.size))
+    for band in range(_PERMS // r):
+        for a, b in band_candidates(sig, band, r, members, max_partners=_PARTNERS):
+            if cols is None:
+                gi, gj = np.minimum(a, b), np.maximum(a, b)
+            else:  # oriented (row, col), either way round
+                ab, ba = in_rows[a] & in_cols[b], in_rows[b] & in_cols[a]
+                gi = np.concatenate((a[ab], b[ba]))
+                gj = np.concatenate((b[ab], a[ba]))
+            key = _new_keys((gi.astype(np.uint64) << np.uint64(32)) | gj.astype(np.uint64), kept)
+            gi = (key >> np.uint64(32)).astype(np.int64)
+            gj = (key & np.uint64(0xFFFFFFFF)).astype(np.int64)
+            a_len, b_len = sizes[gi], sizes[gj]  # the size bound first: no set is read
+            fits = np.minimum(a_len, b_len) >= threshold * np.maximum(a_len, b_len) - _EPS
+            gi, gj, key = gi[fits], gj[fits], key[fits]
+            sim = _jaccard(x, sizes, gi, gj)
+            ok = sim >= threshold
+            kept = np.sort(np.concatenate((kept, key[ok])), kind="stable")
+            out_i.append(gi[ok])
+            out_j.append(gj[ok])
+            out_s.append(sim[ok])
+    return _sorted_pairs(out_i, out_j, out_s, exact=False)
+
+
+def _new_keys(key: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """The distinct values of ``key`` not in ``known`` (sorted), sorted.
+
+    By sorting and ``searchsorted``: ``np.unique`` / ``np.isin`` hash 64-bit keys, which was
+    most of the LSH search's time.
+    """
+    key = np.sort(key)
+    first = np.ones(key.size, dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    key = key[first]
+    at = np.minimum(np.searchsorted(known, key), max(known.size - 1, 0))
+    seen = known[at] == key if known.size else np.zeros(key.size, dtype=bool)
+    return key[~seen]
