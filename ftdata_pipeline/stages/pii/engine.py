@@ -222,6 +222,9 @@ class ContextEnhancer(LemmaContextAwareEnhancer):
     the others are handed over (and copied). Scores and order are Presidio's own."""
 
     def enhance_using_context(self, text, raw_results, nlp_artifacts, recognizers, context=None):
+        return _one_per_span(self._enhanced(text, raw_results, nlp_artifacts, recognizers, context))
+
+    def _enhanced(self, text, raw_results, nlp_artifacts, recognizers, context):
         with_context = {r.id for r in recognizers if r.context}
         todo = [
             i for i, res in enumerate(raw_results)
@@ -238,6 +241,29 @@ class ContextEnhancer(LemmaContextAwareEnhancer):
         for i, res in zip(todo, enhanced, strict=True):
             out[i] = res
         return out
+
+
+def _one_per_span(results: list[RecognizerResult]) -> list[RecognizerResult]:
+    """One result per (type, start, end, score), chosen by recognizer, not by hash order.
+
+    Presidio's deduplication next puts every result in a ``set``, where results of two
+    recognizers with the same type, span and score are equal: which one survives then follows
+    the process's string hash seed. The survivor's recognizer matters here (the precision
+    rules judge spaCy's PERSON "Frank" after "Cheers,\n" as an ordinary word starting a
+    sentence, where the sign-off rule found a name), so the same text was redacted in one
+    process and not in another. A rule's own evidence wins over spaCy, then by name.
+    """
+    best: dict[tuple, RecognizerResult] = {}
+    for r in results:
+        key = (r.entity_type, r.start, r.end, r.score)
+        if key not in best or _priority(r) < _priority(best[key]):
+            best[key] = r
+    return [r for r in results if best[(r.entity_type, r.start, r.end, r.score)] is r]
+
+
+def _priority(result: RecognizerResult) -> tuple[bool, str]:
+    name = _recognizer(result) or ""
+    return name == NER_RECOGNIZER, name
 
 
 # Characters without which a Presidio pattern recognizer cannot match (each of its patterns
