@@ -218,8 +218,9 @@ print(json.dumps(Detector(RedactConfig(workers=1)).spans(texts)))
 def test_detections_do_not_depend_on_the_process_hash_seed():
     """Two recognizers reporting the same span and score (spaCy and the sign-off rule on
     "Cheers,\\nFrank") once left the survivor to Presidio's ``set``, i.e. to the string hash
-    seed of the process: pool workers each have their own, so the same ticket was redacted
-    in one chunk and not in another. Every seed must give the same spans, and the name."""
+    seed of the process: the pool's forkserver and the step's own process (which analyzes
+    chunks while the pool starts) each have one, so the same ticket was redacted in one run or
+    chunk and not in another. Every seed must give the same spans, and the name."""
     import subprocess
     import sys
 
