@@ -172,12 +172,8 @@ def similarity_groups(
         outcome = uf.union(x_, y_, cap if s_ < 1.0 else df.height)
         if outcome in names:
             stats[names[outcome]] += 1
-    roots = groups.select(
-        GROUP_KEY, pl.Series("_root", [uf.find(g) for g in range(groups.height)], pl.Int64)
-    )
-    names_of = groups.select(pl.col("_g").cast(pl.Int64).alias("_root"),
-                             pl.col(GROUP_KEY).alias("_root_key"))
-    roots = roots.join(names_of, on="_root", how="left").select(GROUP_KEY, "_root_key")
+    root_of = pl.Series([uf.find(g) for g in range(groups.height)], dtype=pl.Int64)
+    roots = groups.select(GROUP_KEY, pl.col(GROUP_KEY).gather(root_of).alias("_root_key"))
     df = (
         df.join(roots, on=GROUP_KEY, how="left", maintain_order="left")
         .with_columns(pl.col("_root_key").alias(GROUP_KEY))

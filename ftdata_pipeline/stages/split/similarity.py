@@ -144,9 +144,13 @@ def _may_reach(
     """
     a, b = lengths[i], lengths[j]
     rest = np.where(pre.last[i] <= pre.last[j], pre.rest[i], pre.rest[j])
-    sizes_ok = np.minimum(a, b) >= threshold * np.maximum(a, b) - _EPS
     overlap_ok = (shared + rest) * (1 + threshold) >= threshold * (a + b) - _EPS
-    return sizes_ok & overlap_ok
+    return _sizes_fit(a, b, threshold) & overlap_ok
+
+
+def _sizes_fit(a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
+    """Whether sets of sizes ``a`` and ``b`` can reach ``threshold``: ``t |A| <= |B|``."""
+    return np.minimum(a, b) >= threshold * np.maximum(a, b) - _EPS
 
 
 def _intersections(x: sp.csr_matrix, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -310,8 +314,7 @@ def _lsh_pairs(
             key = _new_keys((gi.astype(np.uint64) << np.uint64(32)) | gj.astype(np.uint64), kept)
             gi = (key >> np.uint64(32)).astype(np.int64)
             gj = (key & np.uint64(0xFFFFFFFF)).astype(np.int64)
-            a_len, b_len = sizes[gi], sizes[gj]  # the size bound first: no set is read
-            fits = np.minimum(a_len, b_len) >= threshold * np.maximum(a_len, b_len) - _EPS
+            fits = _sizes_fit(sizes[gi], sizes[gj], threshold)  # first: no set is read
             gi, gj, key = gi[fits], gj[fits], key[fits]
             sim = _jaccard(x, sizes, gi, gj)
             ok = sim >= threshold
