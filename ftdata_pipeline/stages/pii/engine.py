@@ -6,7 +6,8 @@ URL inside an e-mail address becomes one span). Replacing spans is left to ``ope
 that keyed operators (pseudonyms) never run in worker processes.
 
 Speed, from cheapest to most effective:
-- only the NER pipe of the spaCy model runs (see ``nlp_engine``), through ``nlp.pipe`` batches;
+- only the NER pipe of the spaCy model runs (see ``nlp_engine``), through ``nlp.pipe`` batches,
+  its matrix products on numpy's BLAS with one thread per detecting process (``_numpy_matmul``);
 - the spaCy model is loaded once per process and language, the analyzer once per config;
 - large inputs are split into chunks of distinct texts of bounded size (``CHUNK_TEXTS`` texts,
   ``CHUNK_CHARS`` characters) analyzed by a process pool whose workers build their detector
@@ -19,6 +20,7 @@ Speed, from cheapest to most effective:
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import contextvars
 import functools
@@ -57,6 +59,8 @@ from presidio_analyzer.predefined_recognizers import IbanRecognizer
 from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import ConflictResolutionStrategy, OperatorConfig
 from spacy.attrs import IDX, LOWER
+from thinc.api import NumpyOps
+from threadpoolctl import ThreadpoolController
 
 from ftdata_pipeline.config.models import CustomRecognizerConfig, RedactConfig
 from ftdata_pipeline.config.safe_regex import spans
@@ -120,6 +124,36 @@ NER_MODEL_CONFIGURATION: dict[str, Any] = {
 KEEP_PIPES = ("ner",)
 
 
+def _numpy_matmul(nlp) -> None:
+    """Run the kept pipes' matrix products through numpy's BLAS instead of BLIS.
+
+    thinc multiplies with BLIS by default. On the 2-core AVX2 machine the benchmarks run on,
+    BLIS's sgemm took about 4x OpenBLAS's single-threaded time on the NER's shapes, and the
+    NER pipe ran 1.3-1.45x faster with numpy's (``benchmarks/results/ner_blas.md``). The
+    entities are the same (products differ in the last float bits at most). The transition
+    system's own per-step products stay in BLIS: thinc exposes no way to swap them from Python.
+    """
+    ops = NumpyOps(use_blis=False)
+    for pipe in KEEP_PIPES:
+        for node in nlp.get_pipe(pipe).model.walk():
+            node.ops = ops
+
+
+@functools.lru_cache(maxsize=1)
+def _blas() -> ThreadpoolController:
+    # Made after numpy is loaded (with the spaCy model), so it finds numpy's OpenBLAS.
+    return ThreadpoolController()
+
+
+def one_blas_thread():
+    """A context in which numpy's BLAS uses one thread.
+
+    Detection runs one process per core (the pool's workers and the step's own process), so
+    OpenBLAS's default of a thread per core would put two threads on every core, each
+    spinning while it waits for the other: the NER ran slower than with BLIS that way."""
+    return _blas().limit(limits=1, user_api="blas")
+
+
 class LazyKeywordArtifacts(NlpArtifacts):
     """Presidio's artifacts with ``keywords`` computed when first read.
 
@@ -139,7 +173,19 @@ class LazyKeywordArtifacts(NlpArtifacts):
 
     @functools.cached_property
     def keywords(self) -> list[str]:
-        return self.set_keywords(self.nlp_engine, self.lemmas, self.language)
+        return _Keywords(self.set_keywords(self.nlp_engine, self.lemmas, self.language))
+
+
+class _Keywords(list):
+    """A text's keywords, still a list, with membership read from a set: the context enhancer
+    asks ``lemma in keywords`` for every token it walks past."""
+
+    def __init__(self, items):
+        super().__init__(items)
+        self._members = frozenset(self)
+
+    def __contains__(self, item) -> bool:
+        return item in self._members
 
 
 def _lower_lemma_artifact(self: SpacyNlpEngine, doc, language: str) -> NlpArtifacts:
@@ -201,6 +247,7 @@ def _nlp_engine(language: str, ner_scope: str) -> NlpEngine:
     for pipe in nlp.pipe_names:
         if pipe not in KEEP_PIPES:
             nlp.disable_pipe(pipe)
+    _numpy_matmul(nlp)
     # Bound to this engine instance only (never patched on the class): the method is private
     # Presidio API, so tests pin the behaviour it must keep (context words, entity spans).
     if not isinstance(engine, SpacyNlpEngine):  # pragma: no cover - config above asks for spacy
@@ -223,6 +270,20 @@ class ContextEnhancer(LemmaContextAwareEnhancer):
 
     def enhance_using_context(self, text, raw_results, nlp_artifacts, recognizers, context=None):
         return _one_per_span(self._enhanced(text, raw_results, nlp_artifacts, recognizers, context))
+
+    @staticmethod
+    def _find_index_of_match_token(word, start, tokens, tokens_indices) -> int:
+        """Presidio's lookup of the token at ``start`` (the first token that starts there or
+        covers it) by bisection over the token offsets, not a walk over every token object.
+
+        Tokens do not overlap, so the only earlier token that can cover ``start`` is the last
+        one starting at or before it; otherwise it is the next token."""
+        i = bisect.bisect_right(tokens_indices, start) - 1
+        if i >= 0 and start < tokens_indices[i] + len(tokens[i]):
+            return i
+        if i + 1 < len(tokens_indices):
+            return i + 1
+        raise ValueError(f"no token at offset {start} of a text of {len(tokens)} tokens")
 
     def _enhanced(self, text, raw_results, nlp_artifacts, recognizers, context):
         with_context = {r.id for r in recognizers if r.context}
@@ -455,6 +516,10 @@ class Detector:
         """
         if not texts:
             return []
+        with one_blas_thread():
+            return self._analyze(texts)
+
+    def _analyze(self, texts: Sequence[str]) -> list[list[RecognizerResult]]:
         pieces = split_texts(list(texts))
         for recognizer in self._customs:
             recognizer.prime([p.text for p in pieces])

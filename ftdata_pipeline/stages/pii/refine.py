@@ -203,6 +203,7 @@ def keep(text: str, r: RecognizerResult, regions: list[tuple[int, int]]) -> bool
 
 _NAME_WORD = re.compile(r"[A-ZÀ-ÖØ-ÞĀ-Ž][a-zß-öø-ÿā-ž]+(?:[-'’][A-ZÀ-ÖØ-ÞĀ-Ž]?[a-zß-öø-ÿā-ž]+)?")
 _INITIAL = re.compile(r"[A-ZÀ-ÖØ-Þ]\.?")
+_WORD_RUN = re.compile(r"\w+")
 _PARTICLES = frozenset("van von der den de del della di da dos das du le la bin al ten ter".split())
 _CUE_WORDS = frozenset(
     """
@@ -289,10 +290,15 @@ def _propagate(text: str, people: list[RecognizerResult]) -> list[RecognizerResu
     if not words:
         return []
     covered = [(r.start, r.end) for r in people]
-    pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(words))) + r")\b", re.I)
+    # The words are letters only, so a whole-word occurrence is exactly a run of word
+    # characters equal to one of them, ignoring case: one scan with a fixed pattern, not a
+    # pattern compiled for every text's names.
+    wanted = {w.lower() for w in words}
     out = []
     meta = {"recognizer_name": "NamePropagation"}
-    for m in pattern.finditer(text):
+    for m in _WORD_RUN.finditer(text):
+        if m.group().lower() not in wanted:
+            continue
         if any(a <= m.start() and m.end() <= b for a, b in covered):
             continue
         out.append(RecognizerResult("PERSON", m.start(), m.end(), 0.6, None, meta))
