@@ -51,6 +51,7 @@ demo-data: setup
 benchmark: setup
 	$(BIN)/python benchmarks/neardup_benchmark.py --n 100000
 	$(BIN)/python benchmarks/pii_benchmark.py --n 5000
+	$(BIN)/python benchmarks/ner_blas_benchmark.py
 	$(BIN)/python benchmarks/curation_filters_benchmark.py
 
 # End to end over BENCH_N generated records, beside the alternatives -> benchmarks/RESULTS.md

@@ -46,6 +46,16 @@ def corpora() -> dict[str, list[str]]:
     }
 
 
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -87,7 +97,7 @@ def main() -> None:
         "# NER pipe: BLIS against numpy's BLAS",
         "",
         f"`python benchmarks/ner_blas_benchmark.py --rounds {args.rounds}` on "
-        f"{platform.processor() or platform.machine()}, Python {platform.python_version()}; "
+        f"{_cpu()}, Python {platform.python_version()}; "
         "one process, one BLAS thread, median of the alternated rounds.",
         "",
         "| sentences of | distinct sentences | products by | seconds | sentences/s "

@@ -146,6 +146,7 @@ def render(reports: list[dict], curation: list[dict] | None = None) -> str:
         ".venv/bin/python benchmarks/scale_benchmark.py --n 1000000 --data /tmp/tickets --skip-alternatives  # shards made before",
         ".venv/bin/python benchmarks/neardup_benchmark.py --n 100000   # results/neardup.md",
         ".venv/bin/python benchmarks/pii_benchmark.py --n 5000         # results/pii.md",
+        ".venv/bin/python benchmarks/ner_blas_benchmark.py             # results/ner_blas.md",
         ".venv/bin/python benchmarks/curation_scale.py --data /tmp/tickets --n 1000000  # curated stage alone",
         "```",
         "",

@@ -99,3 +99,30 @@ def test_failing_step_with_a_pool_exits_promptly(tmp_path):
     assert not out["success"]
     assert ("redact_with_pool", "STEP_FAILURE") in {(e["step"], e["type"]) for e in out["events"]}
     assert _exit_gap(out["events"], "redact_with_pool") < 15
+
+
+_UNGUARDED = """
+import json
+from ftdata_pipeline.config.models import RedactConfig
+from ftdata_pipeline.stages.pii.engine import Detector, detect_spans
+texts = [f"Ticket {i}: write to ann{i}@example.com. " + "The sync client stops at 99%. " * 20
+         for i in range(1200)]
+spans = detect_spans(Detector(RedactConfig(workers=2, parallel_min_texts=1)), texts)
+print(json.dumps(sum(any(t == "EMAIL_ADDRESS" for t, *_ in s) for s in spans)))
+"""
+
+
+def test_a_script_without_a_main_guard_falls_back_and_exits(tmp_path):
+    """Without ``if __name__ == "__main__":`` every worker re-runs the script and dies, so the
+    pool breaks. The calling process analyzes the rest itself, as documented, and must then
+    exit: chunks queued for the dead workers once blocked the queue's feeder thread, which
+    the interpreter joins at exit, so the script printed its result and never ended."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(_UNGUARDED)
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == 1200
+    assert "PII worker pool broke; analyzing in-process" in proc.stderr

@@ -129,9 +129,10 @@ def _numpy_matmul(nlp) -> None:
 
     thinc multiplies with BLIS by default. On the 2-core AVX2 machine the benchmarks run on,
     BLIS's sgemm took about 4x OpenBLAS's single-threaded time on the NER's shapes, and the
-    NER pipe ran 1.3-1.45x faster with numpy's (``benchmarks/results/ner_blas.md``). The
-    entities are the same (products differ in the last float bits at most). The transition
-    system's own per-step products stay in BLIS: thinc exposes no way to swap them from Python.
+    NER pipe ran about 1.4x faster with numpy's on ticket and presidio-evaluator sentences
+    (as fast on the long lines of package documentation, where the transition system's own
+    per-step products weigh more: they stay in BLIS, as thinc exposes no way to swap them from
+    Python); ``benchmarks/results/ner_blas.md``. The entities were the same on all three.
     """
     ops = NumpyOps(use_blis=False)
     for pipe in KEEP_PIPES:
@@ -703,6 +704,16 @@ def _stop_pool(pool: ProcessPoolExecutor, *, kill: bool) -> None:
         for proc in list((getattr(pool, "_processes", None) or {}).values()):
             if proc.is_alive():
                 proc.kill()
+    if kill or getattr(pool, "_broken", False):
+        # Chunks still queued for dead workers sit in the call queue's feeder thread, blocked
+        # on a pipe nobody reads; the interpreter joins that thread at exit, so the process
+        # never ended (a script without a __main__ guard computed its result, then hung).
+        # Python's own cleanup of a broken pool can fail before it unblocks the pipe (it sets
+        # an exception on futures already cancelled). Nothing in that queue will be read.
+        # (Taken before shutdown, which drops the executor's reference to it.)
+        queue = getattr(pool, "_call_queue", None)
+        if queue is not None:
+            queue.cancel_join_thread()
     pool.shutdown(wait=True, cancel_futures=True)
 
 
