@@ -36,15 +36,34 @@ _IDX = "_qidx"
 _BATCH = 100_000  # records per n-gram batch: the exploded words follow the batch
 
 
-def _top_ngram_fracs(df: pl.DataFrame, min_words: int) -> pl.DataFrame:
+_TOKENS = "_q_tokens"
+_WORD_COUNT = "_q_word_count"
+_STOP_COUNT = "_q_stop_count"
+
+
+def _token_scores(df: pl.DataFrame, min_words: int) -> pl.DataFrame:
+    """The word-based scores of a batch (word count, stop words, top n-grams), from one
+    tokenization of the prose: splitting into words is the dearest step of the rules."""
+    tokens = df.select(words(pl.col(PROSE)).alias(_TOKENS))
+    counts = tokens.select(
+        pl.col(_TOKENS).list.len().fill_null(0).alias(_WORD_COUNT),
+        pl.col(_TOKENS).list.eval(pl.element().is_in(list(STOP_WORDS))).list.sum().fill_null(0)
+        .alias(_STOP_COUNT),
+    )
+    return pl.concat([counts, _top_ngram_fracs(tokens, min_words)], how="horizontal")
+
+
+def _top_ngram_fracs(tokens: pl.DataFrame, min_words: int) -> pl.DataFrame:
     """Gopher's top-n-gram rule: share of word characters in the most frequent 2/3/4-gram.
 
-    One explode of all words; n-grams are built by shifting the exploded column (a gram is
-    valid when its last word still belongs to the same record). Records shorter than
-    ``min_words`` and records whose top gram occurs once score 0.
+    One explode of all words (``tokens``: a column of each record's words); n-grams are built
+    by shifting the exploded column (a gram is valid when its last word still belongs to the
+    same record). Records shorter than ``min_words`` and records whose top gram occurs once
+    score 0.
     """
+    df = tokens
     toks = (
-        df.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias(_IDX), words(pl.col(PROSE)).alias("w"))
+        df.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias(_IDX), pl.col(_TOKENS).alias("w"))
         .filter(pl.col("w").list.len() >= max(min_words, 1))
         .explode("w")
         .drop_nulls("w")
@@ -85,7 +104,10 @@ def add_quality_scores(df: pl.DataFrame, cfg: QualityConfig) -> pl.DataFrame:
         .str.replace_all(r"(?m)^[ \t]*\|?(?:[ \t]*:?-{3,}:?[ \t]*\|)+[ \t]*:?-*:?[ \t]*$", "")
         .str.replace_all(r"(?m)^[ \t]*(?:={3,}|-{3,}|\*{3,}|_{3,})[ \t]*$", "")  # underlines, rules
     )
-    tokens = words(pl.col(PROSE))
+    # row-wise scores: computed per batch of rows, their exploded grams never all in memory
+    scored = [_token_scores(df.slice(start, _BATCH), cfg.repetition_min_words)
+              for start in range(0, df.height, _BATCH)] or [_token_scores(df, 1)]
+    df = pl.concat([df, pl.concat(scored)], how="horizontal")
     raw_words = prose.str.count_matches(r"\S+")
     lines = pl.col(PROSE).str.split("\n").list.eval(
         pl.element().str.strip_chars().filter(pl.element().str.len_chars() > 0)
@@ -97,7 +119,7 @@ def add_quality_scores(df: pl.DataFrame, cfg: QualityConfig) -> pl.DataFrame:
         else pl.lit(False)
     )
     df = df.with_columns(
-        tokens.list.len().fill_null(0).alias(Q_WORDS),
+        pl.col(_WORD_COUNT).alias(Q_WORDS),
         pl.col(PROMPT).str.count_matches(r"\S+").alias(Q_PROMPT_WORDS),
         pl.col(PROMPT).str.len_chars().alias(Q_PROMPT_CHARS),
         pl.col(RESPONSE).str.count_matches(r"\S+").alias(Q_RESPONSE_WORDS),
@@ -114,13 +136,12 @@ def add_quality_scores(df: pl.DataFrame, cfg: QualityConfig) -> pl.DataFrame:
         .then(prose.str.count_matches(r"\S*\p{Alphabetic}\S*") / raw_words)
         .otherwise(0.0)
         .alias(Q_ALPHA),
-        tokens.list.eval(pl.element().is_in(list(STOP_WORDS))).list.sum().fill_null(0).alias(Q_STOP),
+        pl.col(_STOP_COUNT).alias(Q_STOP),
         refusal.fill_null(False).alias(Q_REFUSAL),
     )
-    # row-wise scores: computed per batch of rows, their exploded grams never all in memory
-    fracs = [_top_ngram_fracs(df.slice(start, _BATCH), cfg.repetition_min_words)
-             for start in range(0, df.height, _BATCH)] or [_top_ngram_fracs(df, 1)]
-    df = pl.concat([df, pl.concat(fracs)], how="horizontal")
+    # the n-gram scores go last, as before; the counts were moved into their places above
+    df = df.select(pl.exclude(*Q_TOP_NGRAM.values()), *Q_TOP_NGRAM.values()).drop(
+        _WORD_COUNT, _STOP_COUNT)
     # One number for "how clean is this text", used by near_dedup keep=best_quality: the
     # product of the repetition and ratio scores, each in [0, 1].
     return df.with_columns(
