@@ -8,6 +8,7 @@ propagation) is compared with the route it replaced, on text the project did not
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
@@ -19,7 +20,12 @@ from threadpoolctl import threadpool_info
 
 from ftdata_pipeline.config.models import RedactConfig
 from ftdata_pipeline.stages.pii import engine, independent_eval, sentence_ner
-from ftdata_pipeline.stages.pii.engine import ContextEnhancer, Detector, nlp_engine
+from ftdata_pipeline.stages.pii.engine import (
+    ContextEnhancer,
+    Detector,
+    multiply_with,
+    nlp_engine,
+)
 from ftdata_pipeline.stages.pii.evaluation import generate_examples
 from ftdata_pipeline.stages.pii.refine import _propagate
 
@@ -36,6 +42,18 @@ def _ner_nodes():
     return list(nlp_engine("en").get_nlp("en").get_pipe("ner").model.walk())
 
 
+@contextlib.contextmanager
+def _blis():
+    """The NER on thinc's default BLIS for the block, then back on the stage's ops."""
+    nlp = nlp_engine("en").get_nlp("en")
+    stage_ops = _ner_nodes()[0].ops
+    multiply_with(nlp, NumpyOps(use_blis=True))
+    try:
+        yield
+    finally:
+        multiply_with(nlp, stage_ops)
+
+
 def _entities(nlp, texts):
     return [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)]
 
@@ -47,15 +65,8 @@ def test_ner_multiplies_with_numpy_and_finds_what_blis_finds(independent_texts):
     sentences = list(dict.fromkeys(s for t in independent_texts for _, s in
                                    sentence_ner.sentences(t)))
     with_numpy = _entities(nlp, sentences)
-    blis = NumpyOps(use_blis=True)
-    kept = [n.ops for n in nodes]
-    try:
-        for node in nodes:
-            node.ops = blis
+    with _blis():
         with_blis = _entities(nlp, sentences)
-    finally:
-        for node, ops in zip(nodes, kept, strict=True):
-            node.ops = ops
     assert sum(map(len, with_numpy)) > 100  # the sample holds entities to compare
     assert with_numpy == with_blis
 
@@ -151,22 +162,16 @@ def test_detector_is_unchanged_by_the_shortcuts_on_independent_text(independent_
     routes put back (BLIS, Presidio's token walk, a plain keyword list)."""
     cfg = RedactConfig(workers=1)
     fast = Detector(cfg).spans(independent_texts)
-    nodes = _ner_nodes()
-    kept = [n.ops for n in nodes]
-    blis = NumpyOps(use_blis=True)
     saved = (ContextEnhancer.__dict__["_find_index_of_match_token"], engine._Keywords)
-    try:
-        for node in nodes:
-            node.ops = blis
-        ContextEnhancer._find_index_of_match_token = staticmethod(
-            LemmaContextAwareEnhancer._find_index_of_match_token)
-        engine._Keywords = list
-        sentence_ner.clear_all()
-        slow = Detector(cfg).spans(independent_texts)
-    finally:
-        for node, ops in zip(nodes, kept, strict=True):
-            node.ops = ops
-        ContextEnhancer._find_index_of_match_token, engine._Keywords = saved
-        sentence_ner.clear_all()
+    with _blis():
+        try:
+            ContextEnhancer._find_index_of_match_token = staticmethod(
+                LemmaContextAwareEnhancer._find_index_of_match_token)
+            engine._Keywords = list
+            sentence_ner.clear_all()
+            slow = Detector(cfg).spans(independent_texts)
+        finally:
+            ContextEnhancer._find_index_of_match_token, engine._Keywords = saved
+            sentence_ner.clear_all()
     assert sum(map(len, fast)) > 200
     assert fast == slow

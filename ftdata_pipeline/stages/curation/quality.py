@@ -37,8 +37,6 @@ _BATCH = 100_000  # records per n-gram batch: the exploded words follow the batc
 
 
 _TOKENS = "_q_tokens"
-_WORD_COUNT = "_q_word_count"
-_STOP_COUNT = "_q_stop_count"
 
 
 def _token_scores(df: pl.DataFrame, min_words: int) -> pl.DataFrame:
@@ -46,9 +44,9 @@ def _token_scores(df: pl.DataFrame, min_words: int) -> pl.DataFrame:
     tokenization of the prose: splitting into words is the dearest step of the rules."""
     tokens = df.select(words(pl.col(PROSE)).alias(_TOKENS))
     counts = tokens.select(
-        pl.col(_TOKENS).list.len().fill_null(0).alias(_WORD_COUNT),
+        pl.col(_TOKENS).list.len().fill_null(0).alias(Q_WORDS),
         pl.col(_TOKENS).list.eval(pl.element().is_in(list(STOP_WORDS))).list.sum().fill_null(0)
-        .alias(_STOP_COUNT),
+        .alias(Q_STOP),
     )
     return pl.concat([counts, _top_ngram_fracs(tokens, min_words)], how="horizontal")
 
@@ -61,15 +59,14 @@ def _top_ngram_fracs(tokens: pl.DataFrame, min_words: int) -> pl.DataFrame:
     same record). Records shorter than ``min_words`` and records whose top gram occurs once
     score 0.
     """
-    df = tokens
     toks = (
-        df.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias(_IDX), pl.col(_TOKENS).alias("w"))
+        tokens.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias(_IDX), pl.col(_TOKENS).alias("w"))
         .filter(pl.col("w").list.len() >= max(min_words, 1))
         .explode("w")
         .drop_nulls("w")
     )
     total = toks.group_by(_IDX).agg(pl.col("w").str.len_chars().sum().alias("_total"))
-    out = df.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias(_IDX))
+    out = tokens.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias(_IDX))
     for n, name in Q_TOP_NGRAM.items():
         parts = [pl.col("w").shift(-j) for j in range(n)]
         grams = toks.with_columns(
@@ -105,9 +102,10 @@ def add_quality_scores(df: pl.DataFrame, cfg: QualityConfig) -> pl.DataFrame:
         .str.replace_all(r"(?m)^[ \t]*(?:={3,}|-{3,}|\*{3,}|_{3,})[ \t]*$", "")  # underlines, rules
     )
     # row-wise scores: computed per batch of rows, their exploded grams never all in memory
-    scored = [_token_scores(df.slice(start, _BATCH), cfg.repetition_min_words)
-              for start in range(0, df.height, _BATCH)] or [_token_scores(df, 1)]
-    df = pl.concat([df, pl.concat(scored)], how="horizontal")
+    scored = pl.concat(
+        [_token_scores(df.slice(start, _BATCH), cfg.repetition_min_words)
+         for start in range(0, df.height, _BATCH)] or [_token_scores(df, 1)]
+    )
     raw_words = prose.str.count_matches(r"\S+")
     lines = pl.col(PROSE).str.split("\n").list.eval(
         pl.element().str.strip_chars().filter(pl.element().str.len_chars() > 0)
@@ -119,7 +117,7 @@ def add_quality_scores(df: pl.DataFrame, cfg: QualityConfig) -> pl.DataFrame:
         else pl.lit(False)
     )
     df = df.with_columns(
-        pl.col(_WORD_COUNT).alias(Q_WORDS),
+        scored.get_column(Q_WORDS),
         pl.col(PROMPT).str.count_matches(r"\S+").alias(Q_PROMPT_WORDS),
         pl.col(PROMPT).str.len_chars().alias(Q_PROMPT_CHARS),
         pl.col(RESPONSE).str.count_matches(r"\S+").alias(Q_RESPONSE_WORDS),
@@ -136,12 +134,10 @@ def add_quality_scores(df: pl.DataFrame, cfg: QualityConfig) -> pl.DataFrame:
         .then(prose.str.count_matches(r"\S*\p{Alphabetic}\S*") / raw_words)
         .otherwise(0.0)
         .alias(Q_ALPHA),
-        pl.col(_STOP_COUNT).alias(Q_STOP),
+        scored.get_column(Q_STOP),
         refusal.fill_null(False).alias(Q_REFUSAL),
     )
-    # the n-gram scores go last, as before; the counts were moved into their places above
-    df = df.select(pl.exclude(*Q_TOP_NGRAM.values()), *Q_TOP_NGRAM.values()).drop(
-        _WORD_COUNT, _STOP_COUNT)
+    df = pl.concat([df, scored.select(*Q_TOP_NGRAM.values())], how="horizontal")
     # One number for "how clean is this text", used by near_dedup keep=best_quality: the
     # product of the repetition and ratio scores, each in [0, 1].
     return df.with_columns(

@@ -134,7 +134,11 @@ def _numpy_matmul(nlp) -> None:
     per-step products weigh more: they stay in BLIS, as thinc exposes no way to swap them from
     Python); ``benchmarks/results/ner_blas.md``. The entities were the same on all three.
     """
-    ops = NumpyOps(use_blis=False)
+    multiply_with(nlp, NumpyOps(use_blis=False))
+
+
+def multiply_with(nlp, ops: NumpyOps) -> None:
+    """Give every model node of the kept pipes ``ops`` (benchmarks and tests swap BLIS back)."""
     for pipe in KEEP_PIPES:
         for node in nlp.get_pipe(pipe).model.walk():
             node.ops = ops
