@@ -4,8 +4,8 @@ Layout: ``<out_dir>/<format>/<split>.jsonl`` (+ ``<split>.provenance.jsonl`` for
 and ``<out_dir>/manifest.json``. Nothing time-dependent is written, so the same records and
 config give byte-identical files; the manifest's sha256 sums make that checkable.
 
-Every line is checked against its trainer's rules (the format's ``validate``) before anything
-is written. A record with a line that breaks them is left out of *every* format of the export
+Every line is checked against its trainer's rules (the format's ``validate``) before it is
+written; a split's lines are made and written a batch of records at a time. A record with a line that breaks them is left out of *every* format of the export
 (so one line number still serves all of a split's files) and returned as a reject with the
 format and the reason (rule ``format_invalid``); the manifest counts them.
 
@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,9 @@ PROVENANCE_SUFFIX = ".provenance.jsonl"
 REJECT_STAGE = "exports"
 FORMAT_INVALID = "format_invalid"
 EXTRA_SPLIT = "all"  # manifest split of a format's extra files (not per-split example lines)
+# Records turned into lines at one time: a split's lines are written as they are made, so
+# the export step holds one batch of lines, not every line of every format.
+EXPORT_BATCH = 5_000
 
 
 def _line(obj: dict[str, Any]) -> str:
@@ -121,7 +125,8 @@ def line_problems(fmt: Any, record: dict[str, Any], kind: str, instruction: str)
 
 
 def _render(frame: pl.DataFrame, kind: str, instruction: str, formats: list[Any]):
-    """Lines per format for one split, and the records left out with their reasons."""
+    """Lines per format for some records of a split, and the records left out with their
+    reasons."""
     lines: dict[str, tuple[list[str], list[str]]] = {f.NAME: ([], []) for f in formats}
     rejected: list[tuple[str, str]] = []  # (record_id, detail)
     for record in frame.iter_rows(named=True):
@@ -143,6 +148,60 @@ def _render(frame: pl.DataFrame, kind: str, instruction: str, formats: list[Any]
     return lines, rejected
 
 
+class _LineFile:
+    """An export file written as its lines come, its size and sha256 summed on the way."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(path, "wb")  # noqa: SIM115 - closed by close() or the writer's stack
+        self._sha = hashlib.sha256()
+        self.records = 0
+        self.bytes = 0
+
+    def write(self, lines: list[str]) -> None:
+        data = "".join(lines).encode("utf-8")
+        self._fh.write(data)
+        self._sha.update(data)
+        self.records += len(lines)
+        self.bytes += len(data)
+
+    def close(self) -> dict[str, Any]:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        return {"records": self.records, "bytes": self.bytes, "sha256": self._sha.hexdigest()}
+
+
+def _write_split(
+    frame: pl.DataFrame, part: Part, split: str, instruction: str, root: Path
+) -> tuple[list[tuple[str, str]], dict[str, tuple[str, dict[str, Any]]]]:
+    """Write one split's lines in every format of ``part``, ``EXPORT_BATCH`` records at a time
+    (only one batch's lines are in memory). Returns the records left out (id, detail) and,
+    per file written, its format and facts. A file is opened at its first line: a split whose
+    every record was left out has no file, as before any line is known."""
+    rejected: list[tuple[str, str]] = []
+    files: dict[str, _LineFile] = {}
+    formats: dict[str, str] = {}
+    with ExitStack() as stack:
+        for batch in frame.iter_slices(EXPORT_BATCH):
+            lines, batch_rejected = _render(batch, part.kind, instruction, part.formats)
+            rejected += batch_rejected
+            for fmt in part.formats:
+                examples, sidecar = lines[fmt.NAME]
+                outputs = [(f"{part.prefix}{fmt.NAME}/{split}.jsonl", examples)]
+                if fmt.STRICT:
+                    outputs.append((f"{part.prefix}{fmt.NAME}/{split}{PROVENANCE_SUFFIX}", sidecar))
+                for rel, content in outputs:
+                    if not content:
+                        continue
+                    if rel not in files:
+                        files[rel] = _LineFile(root / rel)
+                        stack.callback(files[rel]._fh.close)  # on failure; close() is idempotent
+                        formats[rel] = fmt.NAME
+                    files[rel].write(content)
+        return rejected, {rel: (formats[rel], f.close()) for rel, f in files.items()}
+
+
 def _parts(df: pl.DataFrame, recipe: RecipeConfig) -> list[Part]:
     """One part (all records, the recipe's formats) or, with ``rlhf``, one per RLHF step."""
     if recipe.rlhf is None:
@@ -161,20 +220,12 @@ def _write_tree(df: pl.DataFrame, recipe: RecipeConfig, root: Path, config_hash:
         step_file = {"step": part.step} if part.step else {}
         examples_written: dict[str, int] = {}
         for split, frame in _split_frames(part.records).items():
-            lines, split_rejected = _render(frame, part.kind, instruction, part.formats)
+            split_rejected, written_files = _write_split(frame, part, split, instruction, root)
             rejected.update(_owned(split_rejected, part.owners))
             examples_written[split] = frame.height - len(split_rejected)
-            if not examples_written[split]:
-                continue
-            for fmt in part.formats:
-                examples, sidecar = lines[fmt.NAME]
-                outputs = [(f"{part.prefix}{fmt.NAME}/{split}.jsonl", examples)]
-                if fmt.STRICT:
-                    outputs.append((f"{part.prefix}{fmt.NAME}/{split}{PROVENANCE_SUFFIX}", sidecar))
-                for rel, content in outputs:
-                    facts = _write_file(root / rel, content)
-                    files.append({"path": rel, "format": fmt.NAME, "split": split, **step_file,
-                                  **facts})
+            for rel, (fmt_name, facts) in written_files.items():
+                files.append({"path": rel, "format": fmt_name, "split": split, **step_file,
+                              **facts})
         # Files a format wants beside its split files (LLaMA-Factory's dataset_info.json),
         # staged and published with them; split "all" in the manifest, and not example lines.
         splits_written = [s for s in SPLITS if examples_written.get(s)]

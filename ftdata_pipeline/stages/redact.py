@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import struct
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -39,6 +41,11 @@ DENSITY_RULE = "pii_density"
 
 MEMO_MAX_TEXTS = 500_000  # bound on memoized texts per detection config (memory, long runs)
 APPLY_BATCH = 8192  # texts whose spans are Python tuples at one time while operators apply
+# Records read, flattened, detected and redacted at one time: bounds the stage's working set
+# (input rows, texts, spans, redacted texts) whatever the size of the input. Large enough that
+# the pool's wind-down at the end of each batch (workers idle while the last chunks finish)
+# costs little.
+REDACT_ROWS = 50_000
 
 
 class SpanMemo:
@@ -251,6 +258,9 @@ def redact(
     cfg: RedactConfig,
     redactor: PiiRedactor | None = None,
     scan_only_sources: frozenset[str] = frozenset(),
+    *,
+    batch_rows: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> StageResult:
     """Replace PII in all text fields and message contents; add ``pii_entities`` per record.
 
@@ -261,15 +271,86 @@ def redact(
     Records of ``scan_only_sources`` (sources declared ``contains_pii: false``) are scanned but
     left as they are: what the scan finds there is counted per source and entity type and
     reported as a warning (the independent ``no_residual_pii`` check still applies to them).
+
+    The records are read and processed ``batch_rows`` (``REDACT_ROWS``) at a time: only one
+    batch's input rows, flattened texts, spans and redacted texts are in memory at once, next
+    to the redacted records kept so far. Every record is redacted on its own, so the output
+    is the same for any batch size; a text met again in a later batch is answered from the
+    memo. ``progress(records_done, records_total)`` is called after each batch.
     """
-    df = records.collect()
+    redactor = redactor or get_redactor(cfg)
+    size = max(1, batch_rows or REDACT_ROWS)
+    rows_in = records.select(pl.len()).collect().item()
+    kept: list[pl.DataFrame] = []
+    rejects: list[pl.DataFrame] = []
+    scanned = 0
+    entities: Counter[str] = Counter()
+    undeclared: dict[str, Counter[str]] = {}
+    # one pass even over no rows: the empty output still has the stage's columns
+    for start in range(0, max(rows_in, 1), size):
+        # A slice of a Parquet scan (the stored curated stage) reads only that slice's rows.
+        batch = _redact_batch(records.slice(start, size).collect(), cfg, redactor,
+                              scan_only_sources)
+        kept.append(batch.kept)
+        rejects.extend(batch.rejects)
+        scanned += batch.texts_scanned
+        entities.update(batch.entities)
+        for source, found in batch.undeclared.items():
+            undeclared.setdefault(source, Counter()).update(found)
+        if progress is not None:
+            progress(min(start + size, rows_in), rows_in)
+    out = pl.concat(kept) if len(kept) > 1 else kept[0]
+    del kept
+
+    stats = {
+        "texts_scanned": scanned,
+        "entities": dict(sorted(entities.items())),
+        "operators": {e: redactor.operators.describe(e) for e in sorted(entities)},
+        "records_with_pii": int((out[PII_COUNT_COLUMN] > 0).sum()),
+        "evaluation": evaluation_figures(cfg),
+    }
+    if scan_only_sources:
+        stats["scan_only_sources"] = sorted(scan_only_sources)
+        stats["undeclared_pii"] = {k: dict(sorted(v.items())) for k, v in sorted(undeclared.items())}
+        stats["warnings"] = [
+            f"source {src!r} is declared contains_pii: false but the scan found "
+            f"{sum(found.values())} possible PII span(s) ("
+            + ", ".join(f"{e}: {n}" for e, n in sorted(found.items()))
+            + "); they were left unredacted as declared - review the source or set "
+            "contains_pii: true"
+            for src, found in sorted(undeclared.items())
+        ]
+    if cfg.max_pii_density is not None:
+        stats["records_dropped_pii_density"] = sum(r.height for r in rejects)
+    return StageResult(
+        kept=out,
+        rejected=concat_rejects(rejects, out),
+        rows_in=rows_in,
+        stats=stats,
+    )
+
+
+@dataclass
+class _Redacted:
+    """One batch of records redacted: the records kept, the dense ones set aside, and what
+    was found (spans per entity type; per scan-only source and type)."""
+
+    kept: pl.DataFrame
+    rejects: list[pl.DataFrame]
+    texts_scanned: int
+    entities: dict[str, int]
+    undeclared: dict[str, dict[str, int]]
+
+
+def _redact_batch(
+    df: pl.DataFrame, cfg: RedactConfig, redactor: PiiRedactor, scan_only_sources: frozenset[str]
+) -> _Redacted:
     columns = df.columns
     text_fields = [f for f in TEXT_FIELDS if f in columns]
     with_messages = "messages" in columns
     df = df.with_row_index(_ROW)
 
     flat = _flatten_texts(df, text_fields, with_messages).sort(_ROW, _FIELD, _TURN)
-    redactor = redactor or get_redactor(cfg)
     # Each distinct text is analyzed and redacted once; the flat rows point at it by index
     # and hold no text of their own: with large inputs every copy of the texts counts.
     distinct = flat.select(pl.col(_TEXT).unique(maintain_order=True)).with_row_index(_TID)
@@ -291,7 +372,6 @@ def redact(
     )
     entity_counts, undeclared = _entity_counts(df, flat, found)
     del found
-    rows_in = df.height
 
     out = df
     del df
@@ -329,33 +409,12 @@ def redact(
             ).drop(_DENSITY)
         )
         out = out.filter(~dense)
-    out = out.select(*columns, PII_COUNT_COLUMN)
-
-    stats = {
-        "texts_scanned": flat.height,
-        "entities": dict(sorted(entity_counts.items())),
-        "operators": {e: redactor.operators.describe(e) for e in sorted(entity_counts)},
-        "records_with_pii": int((out[PII_COUNT_COLUMN] > 0).sum()),
-        "evaluation": evaluation_figures(cfg),
-    }
-    if scan_only_sources:
-        stats["scan_only_sources"] = sorted(scan_only_sources)
-        stats["undeclared_pii"] = {k: dict(sorted(v.items())) for k, v in sorted(undeclared.items())}
-        stats["warnings"] = [
-            f"source {src!r} is declared contains_pii: false but the scan found "
-            f"{sum(found.values())} possible PII span(s) ("
-            + ", ".join(f"{e}: {n}" for e, n in sorted(found.items()))
-            + "); they were left unredacted as declared - review the source or set "
-            "contains_pii: true"
-            for src, found in sorted(undeclared.items())
-        ]
-    if cfg.max_pii_density is not None:
-        stats["records_dropped_pii_density"] = sum(r.height for r in rejects)
-    return StageResult(
-        kept=out,
-        rejected=concat_rejects(rejects, out),
-        rows_in=rows_in,
-        stats=stats,
+    return _Redacted(
+        kept=out.select(*columns, PII_COUNT_COLUMN),
+        rejects=rejects,
+        texts_scanned=flat.height,
+        entities=entity_counts,
+        undeclared=undeclared,
     )
 
 

@@ -82,13 +82,13 @@ def test_checks_pass_on_a_good_export_then_format_valid_blocks_a_bad_line(pipeli
 
 def test_manifest_verified_blocks_a_file_that_does_not_match(pipeline, monkeypatch):
     _, before, rerun_exports, out = pipeline
-    real = writer._write_file
+    real = writer._LineFile.close
 
-    def wrong_sha(path, lines):
-        facts = real(path, lines)
-        return {**facts, "sha256": "0" * 64} if path.name == "train.jsonl" else facts
+    def wrong_sha(self):
+        facts = real(self)
+        return {**facts, "sha256": "0" * 64} if self._fh.name.endswith("/train.jsonl") else facts
 
-    monkeypatch.setattr(writer, "_write_file", wrong_sha)
+    monkeypatch.setattr(writer._LineFile, "close", wrong_sha)
     result, checks, after = rerun_exports()
     assert not result.success
     assert not checks["manifest_verified"].passed

@@ -139,16 +139,16 @@ def test_failure_mid_write_keeps_previous_export(tmp_path, monkeypatch):
     write_exports(_frame(), _recipe(), out, config_hash="one")
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
-    real_write = writer._write_file
+    real_write = writer._LineFile.write
     calls = []
 
-    def failing_write(path, lines):
-        calls.append(path)
+    def failing_write(self, lines):
+        calls.append(lines)
         if len(calls) == 3:
             raise OSError("disk full")
-        return real_write(path, lines)
+        return real_write(self, lines)
 
-    monkeypatch.setattr(writer, "_write_file", failing_write)
+    monkeypatch.setattr(writer._LineFile, "write", failing_write)
     with pytest.raises(OSError, match="disk full"):
         write_exports(_frame(), _recipe(), out, config_hash="two")
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
@@ -188,3 +188,48 @@ def test_records_without_split_are_an_error(tmp_path):
 def test_format_not_supporting_kind_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="does not support kind 'chat_sft'"):
         write_exports(_frame(), _recipe(["trl_text"]), tmp_path / "exports", config_hash="x")
+
+
+def test_lines_are_written_a_batch_at_a_time_with_the_same_bytes(tmp_path, monkeypatch):
+    """A split's lines are made and written EXPORT_BATCH records at a time: same files,
+    manifest and rejects as in one go, a record left out in a late batch included, and no
+    file for a split whose every record is left out."""
+    def conv(i, answered=True):
+        turns = [{"role": "user", "content": f"Frage {i}"}]
+        return turns + ([{"role": "assistant", "content": f"Antwort {i}"}] if answered else [])
+
+    n = 12
+    frame = conform(pl.DataFrame(
+        {
+            "record_id": [f"r{i:02d}" for i in range(n)],
+            "source": ["chats"] * n,
+            "source_key": [str(i) for i in range(n)],
+            # r07 (train, third batch of 3) and both test records have no answer to train on
+            "messages": [conv(i, answered=i not in (7, 10, 11)) for i in range(n)],
+            "split": ["train"] * 8 + ["validation"] * 2 + ["test"] * 2,
+        },
+        schema_overrides={"messages": pl.List(MESSAGE)},
+    ))
+    whole = writer.stage_exports(frame, _recipe(), tmp_path / "one", config_hash="h")
+    whole.publish()
+
+    batches = []
+    real_render = writer._render
+
+    def render(batch, *args):
+        batches.append(batch.height)
+        return real_render(batch, *args)
+
+    monkeypatch.setattr(writer, "EXPORT_BATCH", 3)
+    monkeypatch.setattr(writer, "_render", render)
+    staged = writer.stage_exports(frame, _recipe(), tmp_path / "three", config_hash="h")
+    staged.publish()
+    assert max(batches) == 3 and sum(batches) == n
+    one, three = tmp_path / "one", tmp_path / "three"
+    files = {p.relative_to(one): p.read_bytes() for p in one.rglob("*") if p.is_file()}
+    assert files == {p.relative_to(three): p.read_bytes() for p in three.rglob("*") if p.is_file()}
+    assert not any(str(p).startswith(("openai_chat/test", "trl_messages/test")) for p in files)
+    assert staged.manifest["splits"] == {"train": 7, "validation": 2}
+    assert staged.rejected["record_id"].to_list() == ["r07", "r10", "r11"]
+    assert staged.rejected.equals(whole.rejected) and staged.kept.equals(whole.kept)
+    assert verify_exports(three) == []

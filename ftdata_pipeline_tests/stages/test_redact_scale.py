@@ -242,3 +242,38 @@ def test_detections_do_not_depend_on_the_process_hash_seed():
     for text, found in zip(texts[: 3 * len(names)], spans, strict=False):
         name = text.rsplit("\n", 1)[1]
         assert ["PERSON", len(text) - len(name), len(text)] in [s[:3] for s in found], text
+
+
+def test_records_are_read_and_redacted_in_batches_with_the_same_output(tmp_path, monkeypatch):
+    """The stage takes its input a batch of rows at a time (bounded working set); batch
+    boundaries change no byte of the kept or rejected records nor any figure."""
+    from ftdata_pipeline.stages import redact as stage
+
+    path = tmp_path / "curated.parquet"
+    _records(45).write_parquet(path)
+    scan_only = frozenset({"docs"})
+    cfg = SERIAL.model_copy(update={"max_pii_density": 4.0})
+    clear_memos()
+    whole = redact(pl.scan_parquet(path), cfg, PiiRedactor(cfg), scan_only, batch_rows=1000)
+    assert 0 < whole.rejected.height < 45 and whole.stats["undeclared_pii"]["docs"]
+
+    heights, seen = [], []
+    real_batch = stage._redact_batch
+
+    def batch(df, *args):
+        heights.append(df.height)
+        return real_batch(df, *args)
+
+    monkeypatch.setattr(stage, "_redact_batch", batch)
+    clear_memos()  # a text repeated across batches is analyzed in the first, then remembered
+    batched = redact(pl.scan_parquet(path), cfg, PiiRedactor(cfg), scan_only, batch_rows=7,
+                     progress=lambda done, total: seen.append((done, total)))
+    assert heights == [7] * 6 + [3]
+    assert seen == [(min(k, 45), 45) for k in range(7, 50, 7)]
+    for a, b in ((batched.kept, whole.kept), (batched.rejected, whole.rejected)):
+        assert a.write_ipc(None).getvalue() == b.write_ipc(None).getvalue()
+    assert batched.stats == whole.stats and batched.rows_in == whole.rows_in == 45
+
+    # no rows: one empty batch, the stage's columns all the same
+    empty = redact(pl.scan_parquet(path).head(0), cfg, PiiRedactor(cfg), batch_rows=7)
+    assert empty.kept.schema == whole.kept.schema and empty.kept.is_empty()
