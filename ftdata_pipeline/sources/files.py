@@ -5,6 +5,8 @@ the bad lines (malformed JSON, not an object, not UTF-8), which fail the source 
 ``on_bad_rows: quarantine``, are set aside with their line number and reason. CSV is read with
 the standard library's C ``csv`` reader rather than Polars: Polars pads a row with too few
 fields silently and cannot say which physical line a row came from, and both matter here.
+It reads the file as a stream and turns its rows into Polars columns ``CSV_BATCH`` rows at a
+time, so the Python strings of only one batch are alive at once.
 A UTF-8 byte-order mark is skipped in both. Annotation tools' exports (``label_studio``,
 ``argilla``) are read by their importers into annotation rows.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from ftdata_pipeline.sources.base import RawRead, SourceError, register, resolve
 
 BOM = b"\xef\xbb\xbf"
 MAX_LINES_SHOWN = 5
+CSV_BATCH = 50_000  # CSV rows held as Python strings at one time
 
 
 def _shown(lines: list[int]) -> str:
@@ -105,62 +109,89 @@ def read_jsonl(name: str, path: Path, on_bad_rows: str, limit: int | None = None
     return RawRead(frame, bad, {"rows_quarantined": len(bad)})
 
 
-def read_csv(name: str, path: Path, on_bad_rows: str, limit: int | None = None) -> RawRead:
-    # A sample reads 10 lines per wanted row (room for multi-line quoted fields), not the file.
-    data = _head(path, None if limit is None else limit * 10 + 1)
-    if data.startswith(BOM):
-        data = data[len(BOM):]
-    # surrogateescape keeps undecodable bytes as lone surrogates, so one bad line is found
-    # and reported by number instead of refusing the whole file.
-    text = data.decode("utf-8", errors="surrogateescape")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header: list[str] | None = None
-    rows: list[list[str]] = []
-    bad: list[dict[str, Any]] = []
-    short = 0
-    lines = text.split("\n")
-    start = 1
-    for row in reader:
-        line, start = start, reader.line_num + 1
-        if not row:
-            continue
-        undecodable = any(_has_surrogate(v) for v in row)
-        if header is None:
-            if undecodable:
-                raise SourceError(f"source {name!r}: {path}: the header line is not UTF-8 text")
-            header = row
-            if len(set(header)) != len(header):
-                raise SourceError(f"source {name!r}: {path}: the header repeats a column name")
-            continue
-        reason = None
-        if undecodable:
-            reason = "not UTF-8 text"
-        elif len(row) < len(header):
-            short += 1
-            reason = f"too few fields ({len(row)} of {len(header)})"
-        elif len(row) > len(header):
-            reason = f"too many fields ({len(row)} of {len(header)})"
-        if limit is not None and len(rows) + len(bad) >= limit:
-            break
-        if reason:
-            raw = "\n".join(lines[line - 1 : reader.line_num])
-            bad.append(_quarantine(name, path, line, reason,
-                                   raw.encode("utf-8", errors="surrogateescape")))
-            continue
-        rows.append(row)
-    if header is None:
-        return RawRead(pl.DataFrame())
-    if bad and on_bad_rows == "fail":
-        raise _bad_rows_error(name, path, "csv", bad)
+class _TakenLines:
+    """The lines the ``csv`` reader takes from a text file, kept until its row is complete:
+    a bad row is quarantined with its exact text (a quoted field may span lines)."""
+
+    def __init__(self, lines: Iterator[str]):
+        self._lines = lines
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _TakenLines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.taken.append(line)
+        return line
+
+
+def _csv_frame(header: list[str], rows: list[list[str]]) -> pl.DataFrame:
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in header]
-    frame = pl.DataFrame(
+    return pl.DataFrame(
         {h: pl.Series(h, col, dtype=pl.String) for h, col in zip(header, columns, strict=True)}
     ).with_columns(
         # As Polars' reader does: an empty field is missing.
         pl.when(pl.col(h) != "").then(pl.col(h)).alias(h) for h in header
     )
+
+
+def read_csv(name: str, path: Path, on_bad_rows: str, limit: int | None = None) -> RawRead:
+    # The file is read as a stream and its rows become Polars columns CSV_BATCH rows at a time:
+    # held as Python lists of strings, a whole file takes ~12x its size in memory.
+    # surrogateescape keeps undecodable bytes as lone surrogates, so one bad line is found
+    # and reported by number instead of refusing the whole file; utf-8-sig drops a BOM.
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+        lines = _TakenLines(fh)
+        reader = csv.reader(lines)
+        header: list[str] | None = None
+        frames: list[pl.DataFrame] = []
+        rows: list[list[str]] = []
+        n_rows = 0
+        bad: list[dict[str, Any]] = []
+        short = 0
+        start = 1
+        for row in reader:
+            line, start = start, reader.line_num + 1
+            taken, lines.taken = lines.taken, []
+            if not row:
+                continue
+            undecodable = any(_has_surrogate(v) for v in row)
+            if header is None:
+                if undecodable:
+                    raise SourceError(f"source {name!r}: {path}: the header line is not UTF-8 text")
+                header = row
+                if len(set(header)) != len(header):
+                    raise SourceError(f"source {name!r}: {path}: the header repeats a column name")
+                continue
+            reason = None
+            if undecodable:
+                reason = "not UTF-8 text"
+            elif len(row) < len(header):
+                short += 1
+                reason = f"too few fields ({len(row)} of {len(header)})"
+            elif len(row) > len(header):
+                reason = f"too many fields ({len(row)} of {len(header)})"
+            if limit is not None and n_rows + len(bad) >= limit:
+                break
+            if reason:
+                raw = "".join(taken).removesuffix("\n")  # the row's lines, as in the file
+                bad.append(_quarantine(name, path, line, reason,
+                                       raw.encode("utf-8", errors="surrogateescape")))
+                continue
+            rows.append(row)
+            n_rows += 1
+            if len(rows) == CSV_BATCH:
+                frames.append(_csv_frame(header, rows))
+                rows = []
+    if header is None:
+        return RawRead(pl.DataFrame())
+    if bad and on_bad_rows == "fail":
+        raise _bad_rows_error(name, path, "csv", bad)
+    if rows or not frames:
+        frames.append(_csv_frame(header, rows))
     counts = {"rows_quarantined": len(bad), "csv_rows_short": short} if bad else {}
-    return RawRead(frame, bad, counts)
+    return RawRead(pl.concat(frames) if len(frames) > 1 else frames[0], bad, counts)
 
 
 def _has_surrogate(value: str) -> bool:
