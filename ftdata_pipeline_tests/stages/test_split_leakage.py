@@ -452,3 +452,40 @@ def test_shared_source_grouping_keeps_near_duplicates_together_in_every_dataset(
     # without the source-level grouping, pinned near-duplicates fall where their hash says
     apart = split(first.lazy(), recipe(), shared_sources=shared).stats
     assert apart["near_duplicates"]["pairs"] > 0
+
+
+def test_shingle_matrix_holds_one_text_s_shingles_at_a_time(monkeypatch):
+    """The matrix is built from each text's shingles as the text is reached (never every
+    text's shingle strings at once), with alphabetical columns as before."""
+    import weakref
+
+    from ftdata_pipeline.stages.split import similarity
+
+    class Shingles(list):
+        pass
+
+    alive: set[int] = set()
+    most = [0]
+    real = similarity.shingles
+
+    def tracked(text, k):
+        out = Shingles(real(text, k))
+        alive.add(id(out))
+        weakref.finalize(out, alive.discard, id(out))
+        most[0] = max(most[0], len(alive))
+        return out
+
+    monkeypatch.setattr(similarity, "shingles", tracked)
+    rng = random.Random(5)
+    words = "refund order late parcel broken screen invoice account password reset".split()
+    texts = [" ".join(rng.choices(words, k=rng.randint(0, 12))) for _ in range(60)] + ["", "!!"]
+    x = shingle_matrix(texts, 3)
+    assert most[0] <= 2  # this text's shingles (and at most the previous one's)
+
+    vocab = sorted({s for t in texts for s in real(t, 3)})
+    expected = np.zeros((len(texts), len(vocab)), dtype=np.float32)
+    for row, t in enumerate(texts):
+        for s in real(t, 3):
+            expected[row, vocab.index(s)] = 1
+    assert (x.toarray() == expected).all()
+    assert shingle_matrix(["", "!!", "  "], 3).shape == (3, 0)

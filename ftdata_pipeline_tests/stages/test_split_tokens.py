@@ -188,3 +188,15 @@ def test_preference_pair_counts_both_sequences() -> None:
     c = tok.chat([user, {"role": "assistant", "content": row["chosen"]}])
     r = tok.chat([user, {"role": "assistant", "content": row["rejected"]}])
     assert kept["n_tokens"][0] == c + r and kept["n_tokens_seq"][0] == max(c, r)
+
+
+def test_remembered_token_counts_are_bounded(monkeypatch) -> None:
+    """Counting every text of a large dataset must not keep every text: the cache of
+    counts is cleared at its bound, and counts stay those of the encoder."""
+    from ftdata_pipeline.stages.split import tokens
+
+    monkeypatch.setattr(tokens, "MAX_CACHED_LENGTHS", 10)
+    tok = load_tokenizer(TokensConfig(tokenizer="o200k_base"))
+    texts = [f"ticket {i} about a refund of order {i * 7}" for i in range(35)]
+    assert [tok.count(t) for t in texts] == [len(tok.encode(t)) for t in texts]
+    assert 0 < len(tok._lengths) <= 10

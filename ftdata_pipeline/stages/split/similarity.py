@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import re
 
@@ -90,16 +91,16 @@ def shingles(text: str, k: int) -> list[str]:
 
 
 def shingle_matrix(texts: list[str], k: int) -> sp.csr_matrix:
-    """Binary (n_texts x n_shingles) matrix of ``shingles``; an empty text matches nothing."""
-    docs = [shingles(t, k) for t in texts]
-    if not any(docs):
+    """Binary (n_texts x n_shingles) matrix of ``shingles``; an empty text matches nothing.
+
+    The vectorizer makes each text's shingles as it reaches the text: the shingle strings of
+    one text are alive at a time, not those of every text (at 500k texts, gigabytes).
+    """
+    # a text has a shingle exactly when it has a word
+    if not any(_WORD.search(t.lower()) for t in texts):
         return sp.csr_matrix((len(texts), 0), dtype=np.float32)
-    vectorizer = CountVectorizer(analyzer=_identity, binary=True, dtype=np.float32)
-    return vectorizer.fit_transform(docs).tocsr()
-
-
-def _identity(doc: list[str]) -> list[str]:
-    return doc
+    vectorizer = CountVectorizer(analyzer=partial(shingles, k=k), binary=True, dtype=np.float32)
+    return vectorizer.fit_transform(texts).tocsr()
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from ftdata_pipeline.formats.common import chat_messages
 
 OPENAI_ENCODINGS = ("o200k_base", "cl100k_base")
 N_TOKENS, N_TOKENS_SEQ = "n_tokens", "n_tokens_seq"
+MAX_CACHED_LENGTHS = 50_000  # strings whose token count is remembered, at most
 Messages = list[dict[str, str]]
 
 
@@ -49,6 +50,10 @@ class Tokenizer:
     def count(self, text: str) -> int:
         n = self._lengths.get(text)
         if n is None:
+            if len(self._lengths) >= MAX_CACHED_LENGTHS:
+                # Bounded: the repeated strings (roles, system prompts) come back at once, and
+                # a cache of every text would hold a second copy of the dataset's texts.
+                self._lengths.clear()
             n = self._lengths[text] = len(self.encode(text))
         return n
 
