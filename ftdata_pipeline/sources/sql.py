@@ -11,6 +11,27 @@ import polars as pl
 from ftdata_pipeline.governance.versions import frame_hash
 from ftdata_pipeline.sources.base import RawRead, SourceError, register
 
+SQL_BATCH = 50_000  # result rows fetched, and held as Python values, at one time
+
+
+def _fetch(conn: Any, query: Any) -> pl.DataFrame:
+    """The query's result, fetched ``SQL_BATCH`` rows at a time through a server-side cursor
+    where the driver has one: only one batch of rows is Python values at once (a whole
+    result as Python rows takes several times its size). It is the frame one read gives:
+    batches are joined with the types inferred over all rows (a column null throughout one
+    batch takes the others' type)."""
+    streamed = conn.execution_options(stream_results=True)
+    frames = list(pl.read_database(query, streamed, iter_batches=True, batch_size=SQL_BATCH,
+                                   infer_schema_length=None))
+    if len(frames) == 1:
+        return frames[0]
+    if frames and all(len({f.schema[c] for f in frames} - {pl.Null}) <= 1
+                      for c in frames[0].columns):
+        return pl.concat(frames, how="vertical_relaxed")
+    # No row (no batch tells the columns), or one column with different types in different
+    # batches (SQLite lets a column mix them): one read infers them over every row.
+    return pl.read_database(query, conn, infer_schema_length=None)
+
 
 class SqlKind:
     name = "sql"
@@ -53,7 +74,7 @@ class SqlKind:
         engine = sa.create_engine(url)
         try:
             with engine.connect() as conn:
-                return RawRead(pl.read_database(sa.text(query), conn, infer_schema_length=None))
+                return RawRead(_fetch(conn, sa.text(query)))
         except SQLAlchemyError as exc:
             # The driver's own message ("no such table: x") is about the query, not the data.
             reason = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
