@@ -40,6 +40,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     deployment = _deployment_problems()
     if deployment:
         raise ConfigError("\n".join(deployment))
+    from ftdata_pipeline.config.shared_splits import shared_split_problems
+
+    split_errors, split_notes = shared_split_problems(project)
+    if split_errors:
+        raise ConfigError("\n".join(split_errors))
+    for note in split_notes:
+        print(f"note: {note}")
     if not args.skip_data:
         from ftdata_pipeline.config.data_checks import check_against_data
         from ftdata_pipeline.config.loader import default_config_dir

@@ -1448,3 +1448,11 @@ class ProjectConfig(Strict):
     sources: dict[str, AnySourceConfig]
     recipes: dict[str, RecipeConfig]
     root: str = Field(description="project root that relative paths are resolved against")
+
+    def readers(self) -> dict[str, set[str]]:
+        """Source name -> the recipes reading it."""
+        out: dict[str, set[str]] = {}
+        for recipe in self.recipes.values():
+            for src in recipe.sources:
+                out.setdefault(src, set()).add(recipe.name)
+        return out

@@ -16,17 +16,9 @@ from ftdata_pipeline.records import SOURCE, SOURCE_KEY
 from ftdata_pipeline.stages.split import cross_dataset_conflicts
 
 
-def _readers(project: ProjectConfig) -> dict[str, set[str]]:
-    readers: dict[str, set[str]] = {}
-    for other in project.recipes.values():
-        for src in other.sources:
-            readers.setdefault(src, set()).add(other.name)
-    return readers
-
-
 def shared_sources(recipe: RecipeConfig, project: ProjectConfig) -> frozenset[str]:
     """The recipe's sources that at least one other recipe also reads."""
-    readers = _readers(project)
+    readers = project.readers()
     return frozenset(s for s in recipe.sources if len(readers.get(s, ())) > 1)
 
 
@@ -34,7 +26,7 @@ def cross_dataset_report(
     kept: pl.DataFrame, recipe: RecipeConfig, project: ProjectConfig, storage: PipelineStorage
 ) -> dict:
     """``cross_dataset_conflicts`` against each other dataset's stored split, if any."""
-    readers = _readers(project)
+    readers = project.readers()
     others: dict[str, pl.DataFrame] = {}
     for name in sorted({d for s in recipe.sources for d in readers.get(s, ())} - {recipe.name}):
         path = storage.asset_path([name, "split"], restricted=False)
