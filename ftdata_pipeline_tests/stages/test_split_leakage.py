@@ -454,6 +454,30 @@ def test_shared_source_grouping_keeps_near_duplicates_together_in_every_dataset(
     assert apart["near_duplicates"]["pairs"] > 0
 
 
+def test_a_shared_source_is_grouped_alone_whatever_other_sources_a_dataset_reads() -> None:
+    """Dataset A reads tickets and a mail source that copies 100 of them; dataset B reads the
+    tickets only. Both pin the tickets: each ticket's split must be the same in both, though
+    A's tickets have links into the mail source that B never sees."""
+    raw = tickets(near_pairs=0)
+    mail = raw.head(100).with_columns(
+        pl.lit("mail").alias("source"),
+        pl.format("M{}", pl.col("source_key")).alias("source_key"),
+    ).with_columns(
+        pl.col("source_key").map_elements(lambda k: records.stable_id("mail", k),
+                                          return_dtype=pl.String).alias("record_id"),
+        pl.format("hm{}", pl.col("source_key")).alias("content_hash"),
+    )
+    both = frozenset({"tickets", "mail"})
+    a = split(pl.concat([raw, mail]).lazy(), recipe(), shared_sources=both,
+              shared_raw={"tickets": raw, "mail": mail}).kept
+    b = split(raw.lazy(), recipe("pretraining"), shared_sources=frozenset({"tickets"}),
+              shared_raw={"tickets": raw}).kept
+    joined = a.filter(pl.col("source") == "tickets").join(
+        b, on=["source", "source_key"], suffix="_other")
+    assert joined.height == raw.height
+    assert (joined["split"] == joined["split_other"]).all()
+
+
 def test_shingle_matrix_holds_one_text_s_shingles_at_a_time(monkeypatch):
     """The matrix is built from each text's shingles as the text is reached (never every
     text's shingle strings at once), with alphabetical columns as before."""

@@ -186,15 +186,21 @@ def source_group_keys(raw: dict[str, pl.DataFrame], cfg: SplitConfig) -> pl.Data
     """(source, source_key, group key) over *all* rows of shared sources, whatever a dataset kept.
 
     The same grouping as a dataset's (identity, same prompt, near-duplicate input), computed
-    from the source alone, so every dataset reading the source derives the same key for a
+    from each source alone, so every dataset reading the source derives the same key for a
     record, and with it the same split, while near-duplicates of the source stay together.
+    Each source is grouped on its own: grouped together, a record's key would depend on which
+    other shared sources a dataset happens to read (a link to a near-duplicate there, the size
+    cap), and two datasets could pin it to different splits.
     """
-    frames = [conform(f).select(RECORD_ID, SOURCE, SOURCE_KEY, "conversation_id", "text",
-                                "prompt", "messages")
-              for _, f in sorted(raw.items())]
-    if not frames:
+    parts = [_one_source_group_keys(frame, cfg) for _, frame in sorted(raw.items())]
+    if not parts:
         return pl.DataFrame(schema={SOURCE: pl.String, SOURCE_KEY: pl.String, GROUP_KEY: pl.String})
-    df = conform(pl.concat(frames, how="diagonal_relaxed")).sort(RECORD_ID)
+    return pl.concat(parts)
+
+
+def _one_source_group_keys(frame: pl.DataFrame, cfg: SplitConfig) -> pl.DataFrame:
+    df = conform(conform(frame).select(RECORD_ID, SOURCE, SOURCE_KEY, "conversation_id", "text",
+                                       "prompt", "messages")).sort(RECORD_ID)
     user = input_text("chat_sft")
     df = identity_groups(df)
     df, _ = similarity_groups(
