@@ -50,7 +50,8 @@ def test_summary_before_any_run(tmp_path, monkeypatch, capsys):
     assert "exports: not materialized yet" in capsys.readouterr().out
 
 
-def _shared_source_configs(tmp_path: Path, seed: int, cross_dataset: str) -> Path:
+def _shared_source_configs(tmp_path: Path, seed: int, cross_dataset: str,
+                           shared_sources: str = "pin") -> Path:
     """The demo configs with ticket_intents' split seed (and cross_dataset mode) set."""
     configs = tmp_path / "configs"
     shutil.copytree(ROOT / "configs", configs)
@@ -58,6 +59,7 @@ def _shared_source_configs(tmp_path: Path, seed: int, cross_dataset: str) -> Pat
     data = yaml.safe_load(recipe.read_text())
     assert data["split"]["seed"] == 7
     data["split"]["seed"] = seed
+    data["split"]["shared_sources"] = shared_sources
     data["split"].setdefault("leakage", {})["cross_dataset"] = cross_dataset
     recipe.write_text(yaml.safe_dump(data))
     return configs
@@ -81,6 +83,11 @@ def test_validate_finds_datasets_that_split_a_shared_source_differently(tmp_path
     assert main(["--config-dir", str(configs), "validate", "--skip-data"]) == 2
     err = capsys.readouterr().err
     assert "split.seed" in err and "ticket_intents sets split.leakage.cross_dataset: block" in err
+
+    configs = _shared_source_configs(tmp_path / "free", 7, "block", shared_sources="stratify")
+    assert main(["--config-dir", str(configs), "validate", "--skip-data"]) == 2
+    err = capsys.readouterr().err
+    assert "ticket_intents set split.shared_sources: stratify" in err
 
 
 def test_demo_datasets_sharing_a_source_split_it_alike():

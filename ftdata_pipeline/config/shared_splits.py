@@ -6,7 +6,8 @@ group depend on the recipe's split settings (seed, ratios, grouping). Recipes th
 one of them put the same record, or the same prompt, in different splits: a model trained on
 one dataset is then tested on its own training data by the other. ``ftdata validate`` says so
 before any run: as an error where one of the recipes makes the ``cross_dataset_splits`` check
-blocking (a run would fail on it), else as a note.
+blocking (a run would fail on it), else as a note. So does a recipe that lets stratification
+move a shared source's records (``shared_sources: stratify``).
 """
 
 from __future__ import annotations
@@ -33,23 +34,35 @@ def shared_split_problems(project: ProjectConfig) -> tuple[list[str], list[str]]
     errors: list[str] = []
     notes: list[str] = []
     for source, names in sorted(project.readers().items()):
-        pinned = sorted(n for n in names if project.recipes[n].split.shared_sources == "pin")
-        if len(pinned) < 2:
+        if len(names) < 2:
             continue
-        blocking = [n for n in pinned if project.recipes[n].split.leakage.cross_dataset == "block"]
-        for key, setting in PIN_SETTINGS.items():
-            values = {n: setting(project.recipes[n].split) for n in pinned}
-            if len({json.dumps(v) for v in values.values()}) == 1:
-                continue
-            shown = "; ".join(f"{n}: {json.dumps(values[n])}" for n in pinned)
-            message = (
-                f"source {source!r} is read by datasets {', '.join(pinned)} "
-                f"(split.shared_sources: pin) with different {key} ({shown}): the same record "
-                f"or prompt can be train in one and test in another; give them the same {key}"
-            )
+        readers = sorted(names)
+        blocking = [n for n in readers
+                    if project.recipes[n].split.leakage.cross_dataset == "block"]
+
+        def report(message: str) -> None:
             if blocking:
                 errors.append(f"{message} ({', '.join(blocking)} sets "
                               "split.leakage.cross_dataset: block, so a run would fail)")
             else:
                 notes.append(message)
+
+        free = [n for n in readers if project.recipes[n].split.shared_sources == "stratify"]
+        if free:
+            report(f"source {source!r} is read by datasets {', '.join(readers)}, and "
+                   f"{', '.join(free)} set split.shared_sources: stratify: stratification "
+                   "can move its records to other splits than the other datasets give them")
+        pinned = [n for n in readers if n not in free]
+        if len(pinned) < 2:
+            continue
+        for key, setting in PIN_SETTINGS.items():
+            values = {n: setting(project.recipes[n].split) for n in pinned}
+            if len({json.dumps(v) for v in values.values()}) == 1:
+                continue
+            shown = "; ".join(f"{n}: {json.dumps(values[n])}" for n in pinned)
+            report(
+                f"source {source!r} is read by datasets {', '.join(pinned)} "
+                f"(split.shared_sources: pin) with different {key} ({shown}): the same record "
+                f"or prompt can be train in one and test in another; give them the same {key}"
+            )
     return errors, notes
