@@ -478,6 +478,47 @@ def test_a_shared_source_is_grouped_alone_whatever_other_sources_a_dataset_reads
     assert (joined["split"] == joined["split_other"]).all()
 
 
+def test_records_made_from_several_rows_follow_their_conversation_s_source_group() -> None:
+    """A dataset of the source's rows (responses) and a dataset of records built from two rows
+    each (preference pairs "R1>R2", no row of the source) pin every prompt alike, also where
+    the source-level grouping merged near-duplicate prompts of different conversations."""
+    rng = random.Random(3)
+    prompts = [sentence(rng) for _ in range(200)]
+    for i in range(60):  # conversation 100+i asks what i asks, one word changed
+        prompts[100 + i] = list(prompts[i])
+        prompts[100 + i][12] = f"other{i}"
+    rows = [{"conversation_id": f"P{c:03d}", "source_key": f"P{c:03d}-R{r}",
+             "prompt": " ".join(prompts[c]), "response": f"answer {r} to {c}"}
+            for c in range(200) for r in (1, 2)]
+    raw = records.conform(pl.DataFrame(rows).with_columns(
+        pl.lit("answers").alias("source"),
+        pl.col("source_key").map_elements(lambda k: records.stable_id("answers", k),
+                                          return_dtype=pl.String).alias("record_id"),
+    ))
+    responses = raw.with_columns(pl.col("prompt").alias("text"))
+    pairs = records.conform(
+        raw.group_by("conversation_id").agg(pl.col("source_key").sort(), pl.col("prompt").first())
+        .select(
+            pl.lit("answers").alias("source"), "conversation_id",
+            pl.col("source_key").list.join(">").alias("source_key"),
+            pl.col("prompt").alias("text"),
+        ).with_columns(
+            pl.col("source_key").map_elements(lambda k: records.stable_id("answers", k),
+                                              return_dtype=pl.String).alias("record_id"))
+    )
+    shared = frozenset({"answers"})
+    a = split(responses.lazy(), recipe("pretraining"), shared_sources=shared,
+              shared_raw={"answers": raw})
+    b = split(pairs.lazy(), recipe("pretraining"), shared_sources=shared,
+              shared_raw={"answers": raw})
+    assert a.stats["pinned_records"] == raw.height and b.stats["pinned_records"] == 200
+    by_prompt = a.kept.select("conversation_id", "split").unique().join(
+        b.kept.select("conversation_id", pl.col("split").alias("pair_split")),
+        on="conversation_id")
+    assert by_prompt.height == 200
+    assert (by_prompt["split"] == by_prompt["pair_split"]).all()
+
+
 def test_shingle_matrix_holds_one_text_s_shingles_at_a_time(monkeypatch):
     """The matrix is built from each text's shingles as the text is reached (never every
     text's shingle strings at once), with alphabetical columns as before."""

@@ -183,7 +183,8 @@ def similarity_groups(
 
 
 def source_group_keys(raw: dict[str, pl.DataFrame], cfg: SplitConfig) -> pl.DataFrame:
-    """(source, source_key, group key) over *all* rows of shared sources, whatever a dataset kept.
+    """(source, source_key, conversation_id, group key) over *all* rows of shared sources,
+    whatever a dataset kept.
 
     The same grouping as a dataset's (identity, same prompt, near-duplicate input), computed
     from each source alone, so every dataset reading the source derives the same key for a
@@ -194,7 +195,8 @@ def source_group_keys(raw: dict[str, pl.DataFrame], cfg: SplitConfig) -> pl.Data
     """
     parts = [_one_source_group_keys(frame, cfg) for _, frame in sorted(raw.items())]
     if not parts:
-        return pl.DataFrame(schema={SOURCE: pl.String, SOURCE_KEY: pl.String, GROUP_KEY: pl.String})
+        return pl.DataFrame(schema={SOURCE: pl.String, SOURCE_KEY: pl.String,
+                                    "conversation_id": pl.String, GROUP_KEY: pl.String})
     return pl.concat(parts)
 
 
@@ -208,4 +210,4 @@ def _one_source_group_keys(frame: pl.DataFrame, cfg: SplitConfig) -> pl.DataFram
         inputs=pl.coalesce(pl.col("text"), pl.col("prompt"), user).fill_null(""),
         prompts=pl.coalesce(pl.col("prompt"), first_prompt("chat_sft"), pl.col("text")),
     )
-    return df.select(SOURCE, SOURCE_KEY, GROUP_KEY)
+    return df.select(SOURCE, SOURCE_KEY, "conversation_id", GROUP_KEY)

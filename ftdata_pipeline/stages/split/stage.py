@@ -148,9 +148,20 @@ def split(
             {s: (f.collect() if isinstance(f, pl.LazyFrame) else f)
              for s, f in shared_raw.items() if s in shared_sources},
             cfg,
-        ).rename({GROUP_KEY: "_source_group"})
-        df = df.join(source_keys, on=[SOURCE, SOURCE_KEY], how="left", maintain_order="left")
-        pin_key = pl.coalesce(pl.col("_source_group"), pl.col(GROUP_KEY))
+        )
+        # A record made from several source rows (a preference pair "R1>R3") is no row of
+        # the source: it takes the source-level group of its conversation, which every row of
+        # that conversation is in. Else a pair would fall back to its own identity group and
+        # a dataset of pairs could split a prompt otherwise than one of its responses.
+        by_conversation = (
+            source_keys.filter(pl.col("conversation_id").is_not_null())
+            .group_by(SOURCE, "conversation_id").agg(pl.col(GROUP_KEY).min().alias("_conv_group"))
+        )
+        df = df.join(
+            source_keys.select(SOURCE, SOURCE_KEY, pl.col(GROUP_KEY).alias("_source_group")),
+            on=[SOURCE, SOURCE_KEY], how="left", maintain_order="left",
+        ).join(by_conversation, on=[SOURCE, "conversation_id"], how="left", maintain_order="left")
+        pin_key = pl.coalesce(pl.col("_source_group"), pl.col("_conv_group"), pl.col(GROUP_KEY))
     is_shared = pl.col(SOURCE).is_in(sorted(shared_sources)) & pl.lit(pinned)
     df = df.with_columns(
         # one pin per identity group: its smallest shared record's source-level key
@@ -160,7 +171,7 @@ def split(
         .then(hash_split(unit_interval(cfg.seed, pl.col("_pin_key")), cfg.ratios))
         .otherwise(pl.lit(None, dtype=pl.String))
         .alias(PINNED)
-    ).drop("_pin_key", "_source_group", strict=False)
+    ).drop("_pin_key", "_source_group", "_conv_group", strict=False)
     df, grouping = similarity_groups(df, kind, cfg, pin_column=PINNED)
     # Hashed once per group, not per record.
     keys = df.select(GROUP_KEY).unique().with_columns(
