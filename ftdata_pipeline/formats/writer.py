@@ -5,9 +5,10 @@ and ``<out_dir>/manifest.json``. Nothing time-dependent is written, so the same 
 config give byte-identical files; the manifest's sha256 sums make that checkable.
 
 Every line is checked against its trainer's rules (the format's ``validate``) before it is
-written; a split's lines are made and written a batch of records at a time. A record with a line that breaks them is left out of *every* format of the export
-(so one line number still serves all of a split's files) and returned as a reject with the
-format and the reason (rule ``format_invalid``); the manifest counts them.
+written; a split's lines are made and written a batch of records at a time. A record with a
+line that breaks them is left out of *every* format of the export (so one line number still
+serves all of a split's files) and returned as a reject with the format and the reason (rule
+``format_invalid``); the manifest counts them.
 
 Writing is two steps, so checks can run on the staged files before they are published:
 ``stage_exports`` builds the complete new export in a temp directory, ``StagedExport.publish``
@@ -55,16 +56,6 @@ def _provenance(record: dict[str, Any]) -> dict[str, Any]:
     if record.get("teacher"):  # distilled examples name the model that wrote the answer
         out["teacher"] = record["teacher"]
     return out
-
-
-def _write_file(path: Path, lines: list[str]) -> dict[str, Any]:
-    data = "".join(lines).encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return {"records": len(lines), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 _fsync_dir = publish.fsync_dir
@@ -153,7 +144,7 @@ class _LineFile:
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "wb")  # noqa: SIM115 - closed by close() or the writer's stack
+        self._fh = open(path, "wb")  # noqa: SIM115 - closed by close() or abort()
         self._sha = hashlib.sha256()
         self.records = 0
         self.bytes = 0
@@ -170,6 +161,21 @@ class _LineFile:
         os.fsync(self._fh.fileno())
         self._fh.close()
         return {"records": self.records, "bytes": self.bytes, "sha256": self._sha.hexdigest()}
+
+    def abort(self) -> None:
+        """Let go of the file after a failure (the staging directory is removed anyway)."""
+        self._fh.close()
+
+
+def _write_file(path: Path, lines: list[str]) -> dict[str, Any]:
+    """A whole file at once (the manifest, a format's extra files)."""
+    out = _LineFile(path)
+    try:
+        out.write(lines)
+    except BaseException:
+        out.abort()
+        raise
+    return out.close()
 
 
 def _write_split(
@@ -196,7 +202,7 @@ def _write_split(
                         continue
                     if rel not in files:
                         files[rel] = _LineFile(root / rel)
-                        stack.callback(files[rel]._fh.close)  # on failure; close() is idempotent
+                        stack.callback(files[rel].abort)  # on failure (after close: no-op)
                         formats[rel] = fmt.NAME
                     files[rel].write(content)
         return rejected, {rel: (formats[rel], f.close()) for rel, f in files.items()}

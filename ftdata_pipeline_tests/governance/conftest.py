@@ -6,10 +6,9 @@ skipped without the binaries, unless CI is set, where it fails.
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-import sqlalchemy as sa
+
+from ftdata_pipeline_tests.postgres import create_database, drop_database
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -21,13 +20,8 @@ def catalog_url(request, tmp_path):
         yield f"sqlite:///{tmp_path / 'catalog.db'}"
         return
     server = request.getfixturevalue("postgres_server")
-    name = f"catalog_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    name = create_database(server, "catalog")
     try:
         yield f"{server}/{name}"
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(server, name)

@@ -3,14 +3,13 @@ and give the frame a single read gives, on SQLite and on a real PostgreSQL serve
 
 from __future__ import annotations
 
-import uuid
-
 import polars as pl
 import pytest
 import sqlalchemy as sa
 
 from ftdata_pipeline.sources import sql
 from ftdata_pipeline.sources.sql import SqlKind
+from ftdata_pipeline_tests.postgres import create_database, drop_database
 from ftdata_pipeline_tests.stages.test_raw import source
 
 # ids with the typed columns null throughout the first batches: their types come from later
@@ -27,16 +26,11 @@ def db_url(request, tmp_path):
         yield f"sqlite:///{tmp_path / 'rows.db'}"
         return
     server = request.getfixturevalue("postgres_server")
-    name = f"rows_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    name = create_database(server, "rows")
     try:
         yield f"{server}/{name}"
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(server, name)
 
 
 def _fill(url: str) -> None:
