@@ -336,10 +336,10 @@ def build_dataset_assets(
     def run_redact(context, curated: pl.LazyFrame) -> StageResult:
         # sources declared free of PII are scanned, not redacted (a warning if PII is found)
         scan_only = frozenset(s for s in recipe.sources if not project.sources[s].contains_pii)
-        # The step owns its PII worker pool: stopped when the step ends, however it ends.
         def progress(done: int, total: int) -> None:
             context.log.info(f"{name}/redacted: {done:,} of {total:,} records redacted")
 
+        # The step owns its PII worker pool: stopped when the step ends, however it ends.
         with worker_pools():
             return redact(curated, recipe.redact, get_redactor(recipe.redact), scan_only,
                           progress=progress)

@@ -94,7 +94,7 @@ def shingle_matrix(texts: list[str], k: int) -> sp.csr_matrix:
     """Binary (n_texts x n_shingles) matrix of ``shingles``; an empty text matches nothing.
 
     The vectorizer makes each text's shingles as it reaches the text: the shingle strings of
-    one text are alive at a time, not those of every text (at 500k texts, gigabytes).
+    one text are alive at a time, not those of every text (they grow with the input).
     """
     # a text has a shingle exactly when it has a word
     if not any(_WORD.search(t.lower()) for t in texts):
