@@ -612,13 +612,29 @@ def _all_texts(df: pl.DataFrame) -> pl.Series:
     return texts if texts is not None else pl.Series("t", [], dtype=pl.String)
 
 
-def residual_pii_counts(df: pl.DataFrame) -> dict[str, int]:
+def residual_pii_counts(
+    df: pl.DataFrame | pl.LazyFrame, batch_rows: int | None = None
+) -> dict[str, int]:
     """Regex count of obvious PII left in a (redacted) frame, per type; all types present.
 
     Independent of Presidio on purpose, so a blind spot of one is not a blind spot of both.
     IP addresses are IPv4 and IPv6; street addresses are numbered streets and PO boxes.
     Placeholders such as ``<EMAIL_ADDRESS>`` never match.
+
+    Counted ``batch_rows`` records at a time (default ``REDACT_ROWS``) and summed: every
+    pass below copies the texts, so a whole frame at once cost several copies of all of them.
     """
+    batch_rows = batch_rows or REDACT_ROWS
+    lazy = df.lazy()
+    total = lazy.select(pl.len()).collect().item()
+    counts = dict.fromkeys(RESIDUAL_TYPES, 0)
+    for start in range(0, total, batch_rows):
+        for pii_type, n in _residual_in(lazy.slice(start, batch_rows).collect()).items():
+            counts[pii_type] += n
+    return counts
+
+
+def _residual_in(df: pl.DataFrame) -> dict[str, int]:
     texts = _all_texts(df)
     counts: dict[str, int] = {}
 

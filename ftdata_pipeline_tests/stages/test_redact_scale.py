@@ -277,3 +277,32 @@ def test_records_are_read_and_redacted_in_batches_with_the_same_output(tmp_path,
     # no rows: one empty batch, the stage's columns all the same
     empty = redact(pl.scan_parquet(path).head(0), cfg, PiiRedactor(cfg), batch_rows=7)
     assert empty.kept.schema == whole.kept.schema and empty.kept.is_empty()
+
+
+def test_residual_pii_is_counted_a_batch_of_records_at_a_time(monkeypatch):
+    """The no-residual-PII check counts per batch of records and sums: every regex pass
+    copies the texts, so the whole frame at once held several copies of all of them."""
+    from ftdata_pipeline.stages import redact as stage
+
+    leaks = [
+        "write to jane.doe@example.com today", "card 4111 1111 1111 1111 on file",
+        "IBAN GB82 WEST 1234 5698 7654 32", "from 192.168.10.20 and 2001:db8::8a2e:370:7334",
+        "SSN 219-09-9999 given", "call (415) 555-0132 back", "lives at 42 Main Street",
+        "nothing to see here",
+    ]
+    rows = [{"record_id": f"r{i}", "prompt": leaks[i % len(leaks)],
+             "messages": [{"role": "user", "content": leaks[(i * 3) % len(leaks)]}]}
+            for i in range(23)]
+    df = pl.DataFrame(rows)
+    whole = stage.residual_pii_counts(df, batch_rows=10_000)
+    assert all(whole[t] > 0 for t in stage.RESIDUAL_TYPES)
+
+    seen: list[int] = []
+    real = stage._residual_in
+    monkeypatch.setattr(stage, "_residual_in", lambda frame: seen.append(frame.height)
+                        or real(frame))
+    assert stage.residual_pii_counts(df, batch_rows=5) == whole
+    assert seen == [5, 5, 5, 5, 3]
+    assert stage.residual_pii_counts(df.lazy(), batch_rows=7) == whole
+    empty = stage.residual_pii_counts(df.clear(), batch_rows=5)
+    assert empty == dict.fromkeys(stage.RESIDUAL_TYPES, 0)

@@ -56,7 +56,7 @@ _BLOCK = 2048  # rows per block of the product at most
 # templated text a large share of all pairs share a common prefix shingle; this bounds the
 # block's temporaries (~8M pairs, a few hundred MB) whatever the number of rows.
 _BLOCK_PAIRS = 8_000_000
-_VERIFY = 250_000  # candidate pairs verified at a time (row copies of both sides)
+_VERIFY = 50_000  # candidate pairs verified at a time (row copies of both sides: ~100 MB)
 # Slack for the filters: a pair whose computed Jaccard reaches the threshold must never be
 # dropped by a bound that rounds the other way.
 _EPS = 1e-6
@@ -113,23 +113,43 @@ class _Prefixes:
 
 
 def _prefixes(x: sp.csr_matrix, threshold: float) -> _Prefixes:
+    """Each row's prefix, with the columns renumbered by rank (rarest shingle first).
+
+    In rank numbering a row's sorted indices are its shingles rarest first, so its prefix is
+    its first entries: no sort of all entries, and the temporaries are one byte or four per
+    entry (a lexsort over (row, rank) took ~48 bytes per entry, the split stage's largest
+    allocation). The products only compare prefixes with prefixes, so any fixed numbering of
+    the columns gives the same pairs.
+    """
     n_rows, n_cols = x.shape
     lengths = np.diff(x.indptr)
     # global order: rarest shingle first, ties by column (any fixed order is correct)
     freq = np.bincount(x.indices, minlength=n_cols)
-    rank = np.empty(n_cols, dtype=np.int64)
-    rank[np.lexsort((np.arange(n_cols), freq))] = np.arange(n_cols)
-    rows = np.repeat(np.arange(n_rows), lengths)
-    order = np.lexsort((rank[x.indices], rows))  # each row's shingles, rarest first
-    position = np.arange(x.nnz) - np.repeat(x.indptr[:-1], lengths)
+    rank = np.empty(n_cols, dtype=np.int32)
+    rank[np.lexsort((np.arange(n_cols), freq))] = np.arange(n_cols, dtype=np.int32)
+    ranked = sp.csr_matrix(
+        (np.ones(x.nnz, dtype=np.int8), rank[x.indices], x.indptr.copy()), shape=x.shape
+    )
+    del rank
+    ranked.sort_indices()
     prefix = lengths - np.ceil(threshold * lengths - _EPS).astype(np.int64) + 1
-    inside = position < np.repeat(prefix, lengths)
-    cells = order[inside]
+    size = np.minimum(prefix, lengths)  # an empty row has an empty prefix
+    # entries inside their row's prefix: +1 where a row starts, -1 where its prefix ends
+    starts = x.indptr[:-1].astype(np.int64)
+    delta = np.zeros(x.nnz + 1, dtype=np.int8)
+    np.add.at(delta, starts[size > 0], 1)
+    np.add.at(delta, (starts + size)[size > 0], -1)
+    inside = np.cumsum(delta[:-1], dtype=np.int8).astype(bool)
+    del delta
+    indptr = np.zeros(n_rows + 1, dtype=x.indptr.dtype)  # int64 would widen the indices
+    np.cumsum(size, out=indptr[1:])
+    indices = ranked.indices[inside]
     matrix = sp.csr_matrix(
-        (np.ones(cells.size, dtype=x.dtype), (rows[cells], x.indices[cells])), shape=x.shape
+        (np.ones(indices.size, dtype=x.dtype), indices, indptr), shape=x.shape
     )
     last = np.full(n_rows, -1, dtype=np.int64)
-    np.maximum.at(last, rows[cells], rank[x.indices[cells]])
+    filled = size > 0
+    last[filled] = ranked.indices[(starts + size - 1)[filled]]
     return _Prefixes(matrix, last, np.maximum(lengths - prefix, 0))
 
 
