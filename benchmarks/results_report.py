@@ -17,11 +17,44 @@ def _machine(m: dict) -> list[str]:
     ]
 
 
+def _mode(r: dict) -> str:
+    return ("each step in its own process" if r.get("step_processes")
+            else "every step in the run's process")
+
+
+def _peaks(reports: list[dict]) -> list[str]:
+    """One line per run: how the peak of the process tree grows with the input."""
+    lines = [
+        "## Peak memory by input size",
+        "",
+        "Peak RSS of the whole process tree (the run, its step processes and the redaction "
+        "pool), and the step during which it was reached:",
+        "",
+        "| records | steps run | wall, s | peak RSS, MB | peak vs the size above | "
+        "step at the peak |",
+        "|---:|---|---:|---:|---:|---|",
+    ]
+    previous: dict[bool, dict] = {}
+    for r in reports:
+        p = r["pipeline"]
+        top = max(p["stages"], key=lambda s: s["peak_rss_mb"] or 0)
+        mode = bool(r.get("step_processes"))
+        before = previous.get(mode)
+        growth = "—" if before is None else (
+            f"{p['peak_tree_rss_mb'] / before['pipeline']['peak_tree_rss_mb'] - 1:+.0%} "
+            f"for {r['n'] / before['n']:.0f}x the records")
+        previous[mode] = r
+        lines.append(f"| {r['n']:,} | {_mode(r)} | {p['wall_s']:,.1f} | "
+                     f"{p['peak_tree_rss_mb']:,.0f} | {growth} | {top['step']} |")
+    return lines + [""]
+
+
 def _run(r: dict) -> list[str]:
     p = r["pipeline"]
     load_b = ", ".join(f"{x:.1f}" for x in r["load_before"])
     lines = [
-        f"## {r['n']:,} records ({r['shards']} shard(s) of up to {r['shard_size']:,})",
+        f"## {r['n']:,} records ({r['shards']} shard(s) of up to {r['shard_size']:,}), "
+        f"{_mode(r)}",
         "",
         f"`{r['command']}` — run at {r['when_utc']} UTC. Load average (1/5/15 min) before: "
         f"{load_b}; mean 1-minute load during the pipeline: {r['load_during_mean']:.1f} "
@@ -30,7 +63,8 @@ def _run(r: dict) -> list[str]:
         f"Planted in the input: {', '.join(f'{k} {v}' for k, v in r['planted'].items())}.",
         f"Rows out: {', '.join(f'{k} {_n(v)}' for k, v in p['rows_out'].items())}.",
         "",
-        f"**Pipeline (`ftdata materialize --dataset bench_corpus`): {p['wall_s']:,.1f} s wall "
+        f"**Pipeline (`ftdata materialize --dataset bench_corpus"
+        f"{' --step-processes' if r.get('step_processes') else ''}`): {p['wall_s']:,.1f} s wall "
         f"(process start, Definitions, every step and check), peak RSS of the process tree "
         f"{p['peak_tree_rss_mb']:,.0f} MB (up to {p['max_processes']} processes).**",
         "",
@@ -166,6 +200,7 @@ def render(reports: list[dict], curation: list[dict] | None = None) -> str:
                   "each run show how much other work was running. Figures taken under load",
                   "understate what an idle machine does, and the parallel parts (the redaction",
                   "pool) suffer most.", ""]
+    lines += _peaks(reports) if reports else []
     lines += _curation(curation or [])
     for r in reports:
         lines += _run(r)

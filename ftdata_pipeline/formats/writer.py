@@ -45,6 +45,7 @@ EXTRA_SPLIT = "all"  # manifest split of a format's extra files (not per-split e
 # Records turned into lines at one time: a split's lines are written as they are made, so
 # the export step holds one batch of lines, not every line of every format.
 EXPORT_BATCH = 5_000
+VERIFY_CHUNK = 1 << 20  # bytes of an export file read at a time when it is verified
 
 
 def _line(obj: dict[str, Any]) -> str:
@@ -391,10 +392,14 @@ def verify_exports(out_dir: Path) -> list[str]:
         if not path.is_file():
             problems.append(f"{entry['path']}: missing")
             continue
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        # read in chunks: a training file can be larger than the memory a step should take
+        digest, records = hashlib.sha256(), 0
+        with open(path, "rb") as fh:
+            while chunk := fh.read(VERIFY_CHUNK):
+                digest.update(chunk)
+                records += chunk.count(b"\n")
+        if digest.hexdigest() != entry["sha256"]:
             problems.append(f"{entry['path']}: sha256 mismatch")
-        records = data.count(b"\n")
         if records != entry["records"]:
             problems.append(
                 f"{entry['path']}: {records} records on disk, manifest says {entry['records']}"

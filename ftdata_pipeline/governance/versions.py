@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 
 CHUNK = 1 << 20
+HASH_ROWS = 50_000  # rows of a LazyFrame read and hashed at a time
 
 
 class _HashingSink(io.RawIOBase):
@@ -30,14 +31,25 @@ class _HashingSink(io.RawIOBase):
         return len(data)
 
 
-def frame_hash(df: pl.DataFrame) -> str:
+def frame_hash(df: pl.DataFrame | pl.LazyFrame, batch_rows: int = HASH_ROWS) -> str:
     """sha256 of the frame's Arrow IPC bytes (schema + values; no timestamps in the format).
 
     The bytes are hashed as Polars writes them: a buffer of the whole IPC stream (and the
     copy ``getvalue`` makes) cost about 1.6x the frame's size at the peak of every stage.
+    A LazyFrame (a stage's output spilled to disk) is read and hashed ``batch_rows`` rows at a
+    time, one IPC stream per batch into the same digest: the same rows give the same hash
+    whatever the files' layout (not the eager frame's hash: a different byte layout).
     """
     sink = _HashingSink()
-    df.write_ipc(sink, compression="uncompressed")
+    if isinstance(df, pl.LazyFrame):
+        total = int(df.select(pl.len()).collect().item())
+        for start in range(0, max(total, 1), batch_rows):
+            # One record batch per slice, however the files cut it, in the oldest IPC layout:
+            # its strings are offsets + bytes, where string views keep the reader's buffers.
+            batch = df.slice(start, batch_rows).collect().rechunk()
+            batch.write_ipc(sink, compression="uncompressed", compat_level=pl.CompatLevel.oldest())
+    else:
+        df.write_ipc(sink, compression="uncompressed")
     return sink.digest.hexdigest()
 
 

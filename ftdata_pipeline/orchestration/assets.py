@@ -233,8 +233,13 @@ def _stage_asset(
     owners: list[str] | None = None,
     definition_metadata: dict | None = None,
     partitions_def=None,
+    spills: bool = False,
 ):
-    """Build one stage asset of a dataset; ``run_stage(context, **inputs) -> StageResult``."""
+    """Build one stage asset of a dataset; ``run_stage(context, **inputs) -> StageResult``.
+
+    ``spills``: ``run_stage`` also gets ``spill``, an empty directory for the output it writes
+    as it goes (its ``kept`` is then a scan of it); removed once the output is stored and
+    checked, however the step ends."""
     plan = CheckPlan(key=stage_key(recipe.name, stage), stage=stage, recipe=recipe, kind=recipe.kind,
                      partitions_def=partitions_def)
 
@@ -256,11 +261,18 @@ def _stage_asset(
     )
     def _stage(context: AssetExecutionContext, **inputs: pl.LazyFrame):
         storage: PipelineStorage = context.resources.storage
+        if not spills:
+            yield from _store(context, storage, inputs, {})
+            return
+        with storage.spill_dir(recipe.name, stage) as spill:
+            yield from _store(context, storage, inputs, {"spill": spill})
+
+    def _store(context, storage: PipelineStorage, inputs: dict, extra: dict):
         upstream_columns = {
             ins[n].key: v.collect_schema().names() for n, v in inputs.items() if v is not None
         }
         with step_errors(restricted=restricted or stage == "redacted"):
-            result: StageResult = run_stage(context, **inputs)
+            result: StageResult = run_stage(context, **inputs, **extra)
         partition = context.partition_key if partitions_def is not None else None
         storage.write_rejects(
             recipe.name, stage, result.rejected, restricted=stage in RESTRICTED_REJECT_STAGES,
@@ -288,7 +300,7 @@ def _stage_asset(
                     result, cfg_hash=cfg_hash, preview=not restricted, kind=recipe.kind
                 ),
                 "dagster/column_lineage": stage_column_lineage(
-                    stage, result.kept.columns, upstream_columns
+                    stage, result.kept.collect_schema().names(), upstream_columns
                 ),
                 **({} if partition is None else {
                     "partition": partition, UNCHANGED: bool(result.stats.get(UNCHANGED)),
@@ -333,7 +345,7 @@ def build_dataset_assets(
             pl.concat(frames, how="diagonal_relaxed"), recipe, sources, root=Path(project.root)
         )
 
-    def run_redact(context, curated: pl.LazyFrame) -> StageResult:
+    def run_redact(context, curated: pl.LazyFrame, spill: Path | None = None) -> StageResult:
         # sources declared free of PII are scanned, not redacted (a warning if PII is found)
         scan_only = frozenset(s for s in recipe.sources if not project.sources[s].contains_pii)
         def progress(done: int, total: int) -> None:
@@ -342,7 +354,7 @@ def build_dataset_assets(
         # The step owns its PII worker pool: stopped when the step ends, however it ends.
         with worker_pools():
             return redact(curated, recipe.redact, get_redactor(recipe.redact), scan_only,
-                          progress=progress)
+                          progress=progress, spill=spill)
 
     def run_curate_partition(context, **raws: pl.LazyFrame) -> StageResult:
         """One partition, deduplicated also against what the other partitions kept."""
@@ -411,10 +423,11 @@ def build_dataset_assets(
         split_ins.update({f"shared_{src}": AssetIn(raw_key(src)) for src in sorted(shared)})
 
     def run_split(context, labeled: pl.LazyFrame, reference: pl.LazyFrame | None = None,
-                  **shared_raw: pl.LazyFrame):
+                  spill: Path | None = None, **shared_raw: pl.LazyFrame):
         result = split(
             labeled, recipe, shared_sources=shared, root=project.root, reference=reference,
             shared_raw={k.removeprefix("shared_"): v for k, v in shared_raw.items()},
+            spill=spill,
         )
         # One split per record across datasets: compare with the other datasets' latest split.
         result.stats["cross_dataset"] = cross_dataset_report(
@@ -432,7 +445,7 @@ def build_dataset_assets(
             recipe, cfg_hash, "redacted", {"curated": AssetIn(stage_key(name, "curated"))},
             restricted=False, run_stage=redact_step, **common,
             description="Records with PII replaced by typed placeholders (Presidio)",
-            **parted,
+            **parted, spills=partitions_def is None,  # a partition is redacted in memory
         ),
         _stage_asset(
             recipe, cfg_hash, "labeled", label_ins, restricted=False, run_stage=run_label, **common,
@@ -440,7 +453,7 @@ def build_dataset_assets(
         ),
         _stage_asset(
             recipe, cfg_hash, "split", split_ins,
-            restricted=False, run_stage=run_split, **common,
+            restricted=False, run_stage=run_split, **common, spills=True,
             description="Group-aware train/validation/test split",
         ),
         _exports_asset(recipe, cfg_hash, **common),

@@ -120,7 +120,7 @@ def _suite_result(
 
 def run_checks(
     plan: CheckPlan,
-    df: pl.DataFrame,
+    df: pl.DataFrame | pl.LazyFrame,
     *,
     rows_in: int | None = None,
     rows_rejected: int = 0,
@@ -133,8 +133,9 @@ def run_checks(
     yield _suite_result(DEFAULT_SUITE, df, plan.default_expectations(), f"{suite_prefix}_default")
     if plan.stage != "raw":
         if one_row_per_input:
-            accounted = rows_in == df.height + rows_rejected
-            meta = {"rows_in": rows_in, "rows_out": df.height, "rows_rejected": rows_rejected}
+            rows_out = int(df.lazy().select(pl.len()).collect().item())
+            accounted = rows_in == rows_out + rows_rejected
+            meta = {"rows_in": rows_in, "rows_out": rows_out, "rows_rejected": rows_rejected}
         else:
             # Outputs are preference pairs: every input response is in a pair or rejected.
             # The responses used are counted from the pairs themselves (their source keys).

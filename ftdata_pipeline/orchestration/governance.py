@@ -130,7 +130,7 @@ class CatalogResource(ConfigurableResource):
     ) -> None:
         self.catalog().record_stage(
             run_id=run_id, asset_key=f"{dataset}/{stage}", stage=stage, dataset=dataset,
-            rows_in=result.rows_in, rows_kept=result.rows_kept, rows_out=result.kept.height,
+            rows_in=result.rows_in, rows_kept=result.rows_kept, rows_out=result.rows_out,
             rows_rejected=result.rows_rejected, drops=result.drop_counts(),
             data_version=version,
         )

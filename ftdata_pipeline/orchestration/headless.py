@@ -5,8 +5,13 @@ launched from the webserver: the workspace's code location (``workspace.yaml``),
 job. Such runs appear in the UI's Overview and Runs with their job and tags and can be
 re-executed from there. ``execute_in_process`` would make runs without any origin.
 
-The run itself executes in this process (the in-process executor: no process start per step),
-from the reconstructable job of ``ftdata_pipeline.definitions``.
+The run itself executes in this process, from the reconstructable job of
+``ftdata_pipeline.definitions``. Its steps run in this process too (the in-process executor:
+no process start per step), or each in a process of its own as in a run launched from the UI
+(``step_processes``, Dagster's multiprocess executor). On large datasets the latter keeps the
+peak down: what a step allocated goes back to the system when its process ends, where one
+process running every step keeps its heap at the high-water mark of the steps before.
+A deployment executor (``FTDATA_EXECUTOR``: Dask, Celery, ...) always runs the steps itself.
 """
 
 from __future__ import annotations
@@ -35,13 +40,9 @@ from ftdata_pipeline.config.loader import project_root
 # Definitions(...) objects load as a repository with this name.
 REPOSITORY_NAME = "__repository__"
 DEFS_ATTRIBUTE = "defs"
-# Headless runs run their steps in this process, and print progress lines instead of Dagster's
-# DEBUG event stream (the events are all in the instance, for the UI). A re-execution from the
-# UI keeps this config.
-HEADLESS_RUN_CONFIG = {
-    "execution": {"config": {"in_process": {}}},
-    "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-}
+# Headless runs print progress lines instead of Dagster's DEBUG event stream (the events are all
+# in the instance, for the UI). A re-execution from the UI keeps the run's config.
+_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 SOURCE_TAG = "ftdata/launched_by"
 
 
@@ -89,6 +90,17 @@ def workspace_location(workspace: Path | None = None) -> CodeLocation:
     raise ValueError(f"{workspace}: load_from: no python_module entry")
 
 
+def headless_run_config(step_processes: bool = False, environ=None) -> dict:
+    """Run config of a headless run: its steps in this process, or each in its own process
+    (``step_processes``); none for a deployment executor, which takes no such choice."""
+    from ftdata_pipeline.orchestration.executors import executor_from_env
+
+    if executor_from_env(environ) is not None:  # FTDATA_EXECUTOR names the executor
+        return dict(_QUIET)
+    mode = "multiprocess" if step_processes else "in_process"
+    return {"execution": {"config": {mode: {}}}, **_QUIET}
+
+
 def _fresh_definitions(module: str) -> None:
     """Rebuild the definitions module when it was imported under other settings (another
     ``--config-dir`` or FTDATA_HOME in the same process), so the run uses the current ones."""
@@ -112,10 +124,12 @@ def run_job(
     tags: dict[str, str] | None = None,
     location: CodeLocation | None = None,
     on_event: Callable | None = None,
+    step_processes: bool = False,
 ) -> HeadlessRun:
     """Create a run of ``job_name`` with the code location's origin and execute it here.
 
-    ``on_event(dagster_event)`` sees every event as it happens (progress lines)."""
+    ``on_event(dagster_event)`` sees every event as it happens (progress lines);
+    ``step_processes``: each step in a process of its own (see the module docstring)."""
     location = location or workspace_location()
     _fresh_definitions(location.module)
     recon_repo = ReconstructableRepository.for_module(
@@ -125,7 +139,7 @@ def run_job(
     job_def = recon_job.get_definition()
     run = instance.create_run_for_job(
         job_def,
-        run_config=HEADLESS_RUN_CONFIG,
+        run_config=headless_run_config(step_processes),
         tags={**job_def.tags, SOURCE_TAG: f"ftdata materialize ({os.environ.get('USER', '?')})",
               **(tags or {})},
         remote_job_origin=location.job_origin(job_name),

@@ -1,8 +1,10 @@
-"""Parquet IO manager for Polars frames: eager frames out, lazy frames in.
+"""Parquet IO manager for Polars frames: frames out, lazy frames in.
 
 dagster-polars 0.27 breaks with Polars 2.x (``scan_parquet(rechunk=)`` was removed), and we want
 Polars 2, so this small IO manager does the one thing we need: write a ``pl.DataFrame`` to
-Parquet atomically, and hand downstream assets a ``pl.LazyFrame`` over it. Assets whose metadata
+Parquet atomically, and hand downstream assets a ``pl.LazyFrame`` over it. An asset may also
+return a ``pl.LazyFrame`` (a scan of what it spilled to disk as it went): it is streamed into
+the file, never collected. Assets whose metadata
 says ``ftdata/zone: restricted`` (they hold raw PII) go under the owner-only restricted root.
 A partitioned asset stores each partition in its own file (``<asset path>/<partition>.parquet``,
 written atomically); a downstream step reads the partitions it depends on (all of them for an
@@ -31,13 +33,13 @@ class PolarsParquetIOManager(ConfigurableIOManager):
             list(context.asset_key.path), restricted=restricted, partition=partition
         )
 
-    def handle_output(self, context: OutputContext, obj: pl.DataFrame) -> None:
+    def handle_output(self, context: OutputContext, obj: pl.DataFrame | pl.LazyFrame) -> None:
         if obj is None:
             return
-        if not isinstance(obj, pl.DataFrame):
+        if not isinstance(obj, (pl.DataFrame, pl.LazyFrame)):
             raise TypeError(
                 f"asset {context.asset_key.to_user_string()} returned {type(obj).__name__}; "
-                "this IO manager stores polars DataFrames"
+                "this IO manager stores polars DataFrames and LazyFrames"
             )
         restricted = _is_restricted(context)
         partition = context.asset_partition_key if context.has_asset_partitions else None

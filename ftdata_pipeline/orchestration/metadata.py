@@ -56,11 +56,11 @@ def column_description(name: str) -> str | None:
     return None
 
 
-def column_schema(df: pl.DataFrame) -> TableSchema:
+def column_schema(df: pl.DataFrame | pl.LazyFrame) -> TableSchema:
     return TableSchema(
         columns=[
             TableColumn(name, str(dtype), description=column_description(name))
-            for name, dtype in df.schema.items()
+            for name, dtype in df.collect_schema().items()
         ]
     )
 
@@ -90,23 +90,31 @@ def _markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def frame_metadata(df: pl.DataFrame, *, preview: bool, kind: str | None = None) -> dict[str, Any]:
+def frame_metadata(
+    df: pl.DataFrame | pl.LazyFrame, *, preview: bool, kind: str | None = None
+) -> dict[str, Any]:
+    """Row count, schema, rows per source and a preview; of a LazyFrame (a stage's output
+    spilled to disk) without reading more than the source column and the preview's rows."""
+    lazy = df.lazy()
+    columns = lazy.collect_schema().names()
+    height = int(lazy.select(pl.len()).collect().item())
     meta: dict[str, Any] = {
-        "dagster/row_count": df.height,
+        "dagster/row_count": height,
         "dagster/column_schema": column_schema(df),
     }
-    if SOURCE in df.columns:
-        per_source = df.group_by(SOURCE).len().sort(SOURCE)
+    if SOURCE in columns:
+        per_source = lazy.group_by(SOURCE).len().sort(SOURCE).collect()
         meta["lineage"] = MetadataValue.json(
             {
-                "provenance_columns": [c for c in PROVENANCE_COLUMNS if c in df.columns],
+                "provenance_columns": [c for c in PROVENANCE_COLUMNS if c in columns],
                 "rows_per_source": dict(
                     zip(per_source[SOURCE].to_list(), per_source["len"].to_list(), strict=True)
                 ),
             }
         )
-    if preview and df.height:
-        meta["preview"] = MetadataValue.md(_preview(df.select(preview_columns(df, kind))))
+    if preview and height:
+        head = lazy.head(PREVIEW_ROWS).collect()
+        meta["preview"] = MetadataValue.md(_preview(head.select(preview_columns(head, kind))))
     return meta
 
 
@@ -196,7 +204,7 @@ def stage_counts(stage: str, result: StageResult) -> dict[str, Any]:
         "rows_in": result.rows_in,
         "rows_kept": result.rows_kept,
         "rows_rejected": result.rows_rejected,
-        "rows_out": result.kept.height,
+        "rows_out": result.rows_out,
         "drops": result.drop_counts(),
         "stats": result.stats,
     }

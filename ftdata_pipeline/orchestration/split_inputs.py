@@ -23,7 +23,8 @@ def shared_sources(recipe: RecipeConfig, project: ProjectConfig) -> frozenset[st
 
 
 def cross_dataset_report(
-    kept: pl.DataFrame, recipe: RecipeConfig, project: ProjectConfig, storage: PipelineStorage
+    kept: pl.DataFrame | pl.LazyFrame, recipe: RecipeConfig, project: ProjectConfig,
+    storage: PipelineStorage,
 ) -> dict:
     """``cross_dataset_conflicts`` against each other dataset's stored split, if any."""
     readers = project.readers()

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -73,13 +76,20 @@ def stored_partitions(folder: Path) -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
-def atomic_write_parquet(df: pl.DataFrame, path: Path, *, private: bool = False) -> None:
+def atomic_write_parquet(
+    df: pl.DataFrame | pl.LazyFrame, path: Path, *, private: bool = False
+) -> None:
+    """Write ``df`` to ``path`` through a temporary file renamed into place. A LazyFrame is
+    streamed into the file (Polars' streaming sink): never in memory as a whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         # statistics off: they embed nothing run-specific today, but keep files minimal and stable
-        df.write_parquet(tmp, compression="zstd", statistics=False)
+        if isinstance(df, pl.LazyFrame):
+            df.sink_parquet(tmp, compression="zstd", statistics=False)
+        else:
+            df.write_parquet(tmp, compression="zstd", statistics=False)
         os.chmod(tmp, 0o600 if private else 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -160,6 +170,20 @@ class PipelineStorage(ConfigurableResource):
         )
 
     # stats: counts only (never content), for the card and the CLI summary
+    @contextmanager
+    def spill_dir(self, dataset: str, stage: str) -> Iterator[Path]:
+        """An empty directory for a stage's output written as it goes; removed at exit.
+
+        Beside the stored output it becomes (same file system, same zone: the stages that
+        spill write redacted data)."""
+        parent = self.root / ".spill" / dataset
+        parent.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(dir=parent, prefix=f"{stage}-"))
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
     def stats_path(self, dataset: str, stage: str) -> Path:
         return self.root / "stats" / dataset / f"{stage}.json"
 

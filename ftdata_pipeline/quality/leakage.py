@@ -15,12 +15,16 @@ GROUP_KEYS = ("conversation_id", "dup_cluster_id", "content_hash")
 LEAKAGE_SCHEMA = {"key_type": pl.String, "key": pl.String, "n_splits": pl.Int64}
 
 
-def split_leakage(df: pl.DataFrame) -> pl.DataFrame:
-    """(key_type, key, n_splits) for every non-null grouping key, sorted by key_type and key."""
-    if "split" not in df.columns:
+def split_leakage(df: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """(key_type, key, n_splits) for every non-null grouping key, sorted by key_type and key.
+
+    Of a LazyFrame only the key columns and the split are read."""
+    names = df.collect_schema().names()
+    if "split" not in names:
         raise ValueError("split_leakage needs a 'split' column")
+    lazy = df.lazy()
     frames = [
-        df.filter(pl.col(key).is_not_null() & pl.col("split").is_not_null())
+        lazy.filter(pl.col(key).is_not_null() & pl.col("split").is_not_null())
         .group_by(key)
         .agg(pl.col("split").n_unique().cast(pl.Int64).alias("n_splits"))
         .select(
@@ -29,11 +33,11 @@ def split_leakage(df: pl.DataFrame) -> pl.DataFrame:
             "n_splits",
         )
         for key in GROUP_KEYS
-        if key in df.columns
+        if key in names
     ]
     if not frames:
         return pl.DataFrame(schema=LEAKAGE_SCHEMA)
-    return pl.concat(frames).sort("key_type", "key")
+    return pl.concat(frames).sort("key_type", "key").collect()
 
 
 def leaking_keys(leakage: pl.DataFrame) -> dict[str, int]:

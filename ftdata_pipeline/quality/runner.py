@@ -109,21 +109,28 @@ def _number(value: Any) -> float | int | None:
     return value
 
 
-def _value_frame(df: pl.DataFrame, columns: list[str]) -> pd.DataFrame:
+def _height(df: pl.DataFrame | pl.LazyFrame) -> int:
+    return int(df.lazy().select(pl.len()).collect().item())
+
+
+def _value_frame(df: pl.DataFrame | pl.LazyFrame, columns: list[str]) -> pd.DataFrame:
+    # only these columns are read (of a LazyFrame: from its files)
+    names = df.collect_schema().names()
     exprs = [
-        pl.col(c) if c in df.columns else DERIVED_COLUMNS[c][1].alias(c) for c in columns
+        pl.col(c) if c in names else DERIVED_COLUMNS[c][1].alias(c) for c in columns
     ]
     if not exprs:
-        return pd.DataFrame(index=pd.RangeIndex(df.height))
-    return df.select(exprs).to_pandas()
+        return pd.DataFrame(index=pd.RangeIndex(_height(df)))
+    return df.lazy().select(exprs).collect().to_pandas()
 
 
-def _schema_frame(df: pl.DataFrame) -> pd.DataFrame:
+def _schema_frame(df: pl.DataFrame | pl.LazyFrame) -> pd.DataFrame:
     # Column-name checks need the columns, not their contents: null stand-ins keep content
     # (and list columns GX cannot handle) out of GX entirely.
-    if not df.columns:
-        return pd.DataFrame(index=pd.RangeIndex(df.height))
-    return df.select(pl.repeat(None, df.height).alias(c) for c in df.columns).to_pandas()
+    names, height = df.collect_schema().names(), _height(df)
+    if not names:
+        return pd.DataFrame(index=pd.RangeIndex(height))
+    return pl.select(pl.repeat(None, height).alias(c) for c in names).to_pandas()
 
 
 def _validate(pdf: pd.DataFrame, expectations: list, suite_name: str):
@@ -147,7 +154,7 @@ def _raised(exception_info: dict | None) -> bool:
 
 
 def run_expectations(
-    df: pl.DataFrame, expectations: list[ExpectationConfig], *, suite_name: str
+    df: pl.DataFrame | pl.LazyFrame, expectations: list[ExpectationConfig], *, suite_name: str
 ) -> SuiteOutcome:
     """Validate ``df`` against ``expectations`` with GX; return counts-only outcomes.
 
@@ -155,8 +162,9 @@ def run_expectations(
     instead of raising. ``row_condition`` columns are not converted, so conditions are not
     supported.
     """
-    available = set(df.columns) | {
-        name for name, (source, _) in DERIVED_COLUMNS.items() if source in df.columns
+    names = df.collect_schema().names()
+    available = set(names) | {
+        name for name, (source, _) in DERIVED_COLUMNS.items() if source in names
     }
     outcomes: dict[int, ExpectationOutcome] = {}
     value_exps: list = []

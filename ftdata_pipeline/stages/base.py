@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import polars as pl
@@ -20,9 +21,12 @@ class StageResult:
     hold for every stage, and both sides are measured, never derived from each other:
     ``rows_kept`` is ``kept.height``, or, for a stage whose output rows are derived from its
     inputs (rankings -> preference pairs), ``inputs_kept``: the input rows it used, counted.
+
+    ``kept`` is a LazyFrame when the stage wrote its output to disk batch by batch as it went
+    (a scan of those files): then nothing downstream needs the whole output in memory.
     """
 
-    kept: pl.DataFrame
+    kept: pl.DataFrame | pl.LazyFrame
     rejected: pl.DataFrame
     rows_in: int
     stats: dict[str, Any] = field(default_factory=dict)
@@ -32,9 +36,16 @@ class StageResult:
     def rows_rejected(self) -> int:
         return self.rejected.height
 
+    @cached_property
+    def rows_out(self) -> int:
+        """Rows of ``kept`` (of a scan: counted from the files, without reading the rows)."""
+        if isinstance(self.kept, pl.LazyFrame):
+            return int(self.kept.select(pl.len()).collect().item())
+        return self.kept.height
+
     @property
     def rows_kept(self) -> int:
-        return self.kept.height if self.inputs_kept is None else self.inputs_kept
+        return self.rows_out if self.inputs_kept is None else self.inputs_kept
 
     def drop_counts(self) -> dict[str, int]:
         """Rows dropped per rule, sorted by rule name."""

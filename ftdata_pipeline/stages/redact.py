@@ -13,6 +13,7 @@ import struct
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
@@ -261,6 +262,7 @@ def redact(
     *,
     batch_rows: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    spill: Path | None = None,
 ) -> StageResult:
     """Replace PII in all text fields and message contents; add ``pii_entities`` per record.
 
@@ -277,11 +279,18 @@ def redact(
     to the redacted records kept so far. Every record is redacted on its own, so the output
     is the same for any batch size; a text met again in a later batch is answered from the
     memo. ``progress(records_done, records_total)`` is called after each batch.
+
+    With ``spill`` (an empty directory), each batch's redacted records are written there as
+    they are made and ``kept`` is a scan of those files: the output is never in memory as a
+    whole. The caller removes the directory once the output is stored.
     """
     redactor = redactor or get_redactor(cfg)
     size = max(1, batch_rows or REDACT_ROWS)
     rows_in = records.select(pl.len()).collect().item()
     kept: list[pl.DataFrame] = []
+    parts: list[Path] = []
+    template: pl.DataFrame | None = None  # the output's columns, for empty reject frames
+    with_pii = 0
     rejects: list[pl.DataFrame] = []
     scanned = 0
     entities: Counter[str] = Counter()
@@ -291,7 +300,13 @@ def redact(
         # A slice of a Parquet scan (the stored curated stage) reads only that slice's rows.
         batch = _redact_batch(records.slice(start, size).collect(), cfg, redactor,
                               scan_only_sources)
-        kept.append(batch.kept)
+        template = batch.kept.clear() if template is None else template
+        with_pii += int((batch.kept[PII_COUNT_COLUMN] > 0).sum())
+        if spill is None:
+            kept.append(batch.kept)
+        else:
+            parts.append(spill / f"part-{len(parts):06d}.parquet")
+            batch.kept.write_parquet(parts[-1], compression="zstd", statistics=False)
         rejects.extend(batch.rejects)
         scanned += batch.texts_scanned
         entities.update(batch.entities)
@@ -299,14 +314,17 @@ def redact(
             undeclared.setdefault(source, Counter()).update(found)
         if progress is not None:
             progress(min(start + size, rows_in), rows_in)
-    out = pl.concat(kept) if len(kept) > 1 else kept[0]
+    if spill is None:
+        out = pl.concat(kept) if len(kept) > 1 else kept[0]
+    else:
+        out = pl.scan_parquet(parts)
     del kept
 
     stats = {
         "texts_scanned": scanned,
         "entities": dict(sorted(entities.items())),
         "operators": {e: redactor.operators.describe(e) for e in sorted(entities)},
-        "records_with_pii": int((out[PII_COUNT_COLUMN] > 0).sum()),
+        "records_with_pii": with_pii,
         "evaluation": evaluation_figures(cfg),
     }
     if scan_only_sources:
@@ -324,7 +342,7 @@ def redact(
         stats["records_dropped_pii_density"] = sum(r.height for r in rejects)
     return StageResult(
         kept=out,
-        rejected=concat_rejects(rejects, out),
+        rejected=concat_rejects(rejects, template),
         rows_in=rows_in,
         stats=stats,
     )

@@ -115,6 +115,43 @@ def test_verify_reports_tampering_and_missing_files(tmp_path):
     assert verify_exports(tmp_path / "nowhere") == ["manifest.json: missing"]
 
 
+def test_verify_reads_files_in_chunks_with_the_same_findings(tmp_path, monkeypatch):
+    """Export files are hashed and their lines counted a chunk at a time (a training file can
+    be larger than a step's memory); chunk edges change nothing, a change anywhere is found."""
+    from ftdata_pipeline.formats import writer
+
+    out = tmp_path / "exports"
+    write_exports(_frame(), _recipe(), out, config_hash="abc")
+    reads: list[int] = []
+    real_open = open
+
+    class Recorder:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def read(self, size=-1):
+            reads.append(size)
+            return self.fh.read(size)
+
+    monkeypatch.setattr(writer, "VERIFY_CHUNK", 7)
+    monkeypatch.setattr("builtins.open", lambda path, mode="r", *a, **k: Recorder(
+        real_open(path, mode, *a, **k)) if mode == "rb" else real_open(path, mode, *a, **k))
+    assert verify_exports(out) == []
+    assert reads and set(reads) == {7}
+    monkeypatch.setattr("builtins.open", real_open)
+
+    path = out / "trl_messages/train.jsonl"
+    data = path.read_bytes()
+    path.write_bytes(data[:-3] + b"X" + data[-2:])  # one byte near the end
+    assert verify_exports(out) == ["trl_messages/train.jsonl: sha256 mismatch"]
+
+
 def test_rerun_is_byte_identical(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     write_exports(_frame(), _recipe(), a, config_hash="abc")

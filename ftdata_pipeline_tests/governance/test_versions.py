@@ -43,3 +43,20 @@ def test_frame_hash_does_not_buffer_the_stream():
     finally:
         tracemalloc.stop()
     assert peak < stream * 0.75, (peak, stream)
+
+
+def test_a_lazy_frame_is_hashed_in_batches_whatever_its_files(tmp_path):
+    """A stage output spilled to disk is hashed from its files a batch of rows at a time:
+    the same rows give the same hash however they were cut into files."""
+    df = _frame(1_000)
+    for k, (start, length) in enumerate([(0, 300), (300, 450), (750, 250)]):
+        df.slice(start, length).write_parquet(tmp_path / f"a-{k}.parquet")
+    for k, start in enumerate(range(0, 1_000, 100)):
+        df.slice(start, 100).write_parquet(tmp_path / f"b-{k:02d}.parquet")
+    three = pl.scan_parquet(sorted(tmp_path.glob("a-*.parquet")))
+    ten = pl.scan_parquet(sorted(tmp_path.glob("b-*.parquet")))
+    assert frame_hash(three, batch_rows=128) == frame_hash(ten, batch_rows=128)
+    assert frame_hash(three, batch_rows=128) == frame_hash(df.lazy(), batch_rows=128)
+    changed = df.with_columns(pl.when(pl.int_range(pl.len()) == 999).then(0.5)
+                              .otherwise(pl.col("score")).alias("score"))
+    assert frame_hash(changed.lazy(), batch_rows=128) != frame_hash(three, batch_rows=128)

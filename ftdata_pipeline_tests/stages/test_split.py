@@ -253,3 +253,29 @@ def test_leakage_report_counts_values_in_several_splits() -> None:
         "dup_cluster_ids": 1,  # d
         "content_hashes": 1,  # h1
     }
+
+
+@pytest.mark.parametrize("kind", ["pretraining", "classification"])
+def test_spilled_output_is_the_sorted_output_one_split_at_a_time(tmp_path, kind, monkeypatch):
+    """With a spill directory the split is written one file per split (rows already in id
+    order, so no sorted copy of the frame) and ``kept`` scans them: the same rows, order,
+    rejects and stats as the in-memory result."""
+    from ftdata_pipeline.stages.split import stage
+
+    df = synthetic(700).sample(fraction=1.0, shuffle=True, seed=1)
+    cfg = recipe(kind, seed=5)
+    eager = split(df.lazy(), cfg, shared_sources=SHARED)
+    spilled = split(df.lazy(), cfg, shared_sources=SHARED, spill=tmp_path / "a")
+    assert isinstance(spilled.kept, pl.LazyFrame)
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        "test.parquet", "train.parquet", "validation.parquet"]
+    assert spilled.kept.collect().equals(eager.kept)
+    assert spilled.rows_out == eager.kept.height
+    assert spilled.rejected.equals(eager.rejected) and spilled.stats == eager.stats
+
+    # rows out of id order are sorted one split at a time, to the same result
+    real = stage.conform
+    monkeypatch.setattr(stage, "conform", lambda f, *a: real(f, *a).reverse()
+                        if isinstance(f, pl.DataFrame) and "split" in f.columns else real(f, *a))
+    reordered = split(df.lazy(), cfg, shared_sources=SHARED, spill=tmp_path / "b")
+    assert reordered.kept.collect().equals(eager.kept)

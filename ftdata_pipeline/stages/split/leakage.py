@@ -169,7 +169,9 @@ def prompt_leaks(df: pl.DataFrame, kind: str) -> dict:
     return out
 
 
-def cross_dataset_conflicts(df: pl.DataFrame, others: dict[str, pl.DataFrame]) -> dict:
+def cross_dataset_conflicts(
+    df: pl.DataFrame | pl.LazyFrame, others: dict[str, pl.DataFrame]
+) -> dict:
     """Records of this dataset that another dataset puts in another split.
 
     ``others``: dataset name -> its split output (needs source, source_key, split). Records
@@ -177,7 +179,8 @@ def cross_dataset_conflicts(df: pl.DataFrame, others: dict[str, pl.DataFrame]) -
     records that are train in one dataset and test in the other (either way): a model trained
     on one dataset is tested on its own training data by the other.
     """
-    mine = df.select(SOURCE, SOURCE_KEY, pl.col("split").alias("_here")).unique([SOURCE, SOURCE_KEY])
+    mine = (df.lazy().select(SOURCE, SOURCE_KEY, pl.col("split").alias("_here"))
+            .unique([SOURCE, SOURCE_KEY]).collect())
     report: dict[str, dict] = {}
     for name in sorted(others):
         theirs = others[name].select(SOURCE, SOURCE_KEY, pl.col("split").alias("_there")).unique(

@@ -11,6 +11,8 @@ against production inputs and bias.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 
 from ftdata_pipeline.config.models import RecipeConfig
@@ -101,6 +103,7 @@ def split(
     root: str = ".",
     reference: pl.DataFrame | pl.LazyFrame | None = None,
     shared_raw: dict[str, pl.DataFrame | pl.LazyFrame] | None = None,
+    spill: Path | None = None,
 ) -> StageResult:
     """Reject incomplete examples, size, group and assign splits (see module docstring).
 
@@ -110,7 +113,8 @@ def split(
     recipe's reference source (production inputs), compared with the result.
     ``shared_raw``: the raw rows of the shared sources; a shared record's split then follows
     its group over the whole source (near-duplicates and same prompts of the source together),
-    else its identity group.
+    else its identity group. ``spill``: an empty directory; the output is written there one
+    split at a time and ``kept`` is a scan of it (no sorted copy of the whole frame in memory).
     """
     cfg = recipe.split
     kind = recipe.kind
@@ -240,6 +244,31 @@ def split(
         stats["labels"] = labels
 
     order = [RECORD_ID, SOURCE, SOURCE_KEY]
-    kept = conform(out).sort(["split", *order], nulls_last=True)
-    rejected = concat_rejects(rejects, kept.clear()).sort(order, nulls_last=True)
+    out = conform(out)
+    rejected = concat_rejects(rejects, out.clear()).sort(order, nulls_last=True)
+    if spill is None:
+        kept = out.sort(["split", *order], nulls_last=True)
+    else:
+        kept = _spill_by_split(out, order, spill)
     return StageResult(kept=kept, rejected=rejected, rows_in=rows_in, stats=stats)
+
+
+def _spill_by_split(out: pl.DataFrame, order: list[str], spill: Path) -> pl.LazyFrame:
+    """``out`` sorted by (split, *order), written one split at a time: a scan of the files.
+
+    The rows are already in ``order`` (sorted on entry, kept in order since), so each split's
+    rows are a filter streamed to its file; sorting the whole frame would copy it. Should a
+    step ever reorder them, each split is sorted on its own instead.
+    """
+    ids = out.select(order)
+    in_order = ids.equals(ids.sort(order, nulls_last=True))
+    del ids
+    spill.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for name in sorted(out["split"].unique().to_list()):  # the sort's order of split names
+        rows = out.lazy().filter(pl.col("split") == name)
+        if not in_order:
+            rows = rows.sort(order, nulls_last=True)
+        parts.append(spill / f"{name}.parquet")
+        rows.sink_parquet(parts[-1], compression="zstd", statistics=False)
+    return pl.scan_parquet(parts) if parts else out.clear().lazy()
