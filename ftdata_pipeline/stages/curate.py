@@ -64,6 +64,10 @@ _WORKING = (
     decontaminate.CONTAMINATED_BY, decontaminate.CONTAMINATED_GRAMS, *VIEW_COLUMNS,
     PRIOR_EXACT, PRIOR_NEAR, SIGNATURE,
 )
+# Views only the per-record rules read (the near-duplicate step reads NEAR).
+_BATCH_VIEWS = tuple(c for c in VIEW_COLUMNS if c != NEAR)
+# Records the per-record rules judge at a time (see curate()).
+CURATE_ROWS = 50_000
 
 
 def _shape(lf: pl.LazyFrame, recipe: RecipeConfig) -> pl.LazyFrame:
@@ -290,6 +294,25 @@ def _near_dedup(
     return df, {"verified_pairs_joining": verified, "clusters": clusters}
 
 
+def _per_record_rules(
+    df: pl.DataFrame, cfg: CurateConfig, kind: str, grams, run
+) -> pl.DataFrame:
+    """Views, quality, language, stop words, harm and decontamination of some records."""
+    df = add_views(df, kind)
+    df = add_prose(df, all_is_code=bool(set(cfg.code_fields) & set(_CONTENT_FIELDS[kind])))
+    if cfg.quality.enabled:
+        df = run(quality.add_quality_scores(df, cfg.quality), quality.quality_filters(cfg.quality, kind))
+    if cfg.language.enabled:
+        df = run(language.add_language(df, cfg.language), language.language_filters(cfg.language))
+    if cfg.quality.enabled:
+        df = run(df, quality.stop_words_filter(cfg.quality, language.english_expr(df)))
+    if cfg.harmful.enabled:
+        df = run(safety.add_harm(df, cfg.harmful), safety.harmful_filters(cfg.harmful))
+    if grams is not None:
+        df = run(decontaminate.add_contamination(df, grams), decontaminate.decontamination_filters())
+    return df
+
+
 def curate(
     records: pl.LazyFrame,
     recipe: RecipeConfig,
@@ -339,25 +362,35 @@ def curate(
         )
         df = run(df, [dedup])
 
-    df = add_views(df, kind)
-    df = add_prose(df, all_is_code=bool(set(cfg.code_fields) & set(_CONTENT_FIELDS[kind])))
-    if cfg.quality.enabled:
-        df = run(quality.add_quality_scores(df, cfg.quality), quality.quality_filters(cfg.quality, kind))
-    if cfg.language.enabled:
-        df = run(language.add_language(df, cfg.language), language.language_filters(cfg.language))
-    if cfg.quality.enabled:
-        df = run(df, quality.stop_words_filter(cfg.quality, language.english_expr(df)))
-    harmful_flagged = 0
-    if cfg.harmful.enabled:
-        df = run(safety.add_harm(df, cfg.harmful), safety.harmful_filters(cfg.harmful))
-        if safety.Q_HARMFUL_FLAG in df.columns:
-            harmful_flagged = int(df[safety.Q_HARMFUL_FLAG].sum() or 0)
-    eval_items = 0
+    eval_items, grams = 0, None
     if cfg.decontamination.eval_sets:
         evals = decontaminate.load_eval_texts(cfg.decontamination, root)
         eval_items = evals["eval_id"].n_unique()
         grams = decontaminate.eval_grams(evals, cfg.decontamination)
-        df = run(decontaminate.add_contamination(df, grams), decontaminate.decontamination_filters())
+    # The per-record rules (views, quality, language, harm, contamination) judge each record on
+    # its own, so they run CURATE_ROWS records at a time: their views of the texts, scores and
+    # temporaries exist for one batch (on a million tickets the whole frame's peaked at
+    # 3.8 GB). Only the near-duplicate view of the records they keep stays for the last step.
+    kept_parts: list[pl.DataFrame] = []
+    harmful_flagged = 0
+    for start in range(0, max(df.height, 1), CURATE_ROWS):
+        part_steps: dict[str, dict[str, int]] = {}
+        first_reject = len(rejects)
+        part = _per_record_rules(df.slice(start, CURATE_ROWS), cfg, kind, grams,
+                                 lambda frame, filters: run_filters(frame, filters, part_steps,
+                                                                    rejects))
+        for name, counts in part_steps.items():
+            total = steps.setdefault(name, {"in": 0, "dropped": 0})
+            total["in"] += counts["in"]
+            total["dropped"] += counts["dropped"]
+        # rejects leave the stage without working columns: drop the batch's views now
+        rejects[first_reject:] = [r.drop(_BATCH_VIEWS, strict=False) for r in rejects[first_reject:]]
+        if safety.Q_HARMFUL_FLAG in part.columns:
+            harmful_flagged += int(part[safety.Q_HARMFUL_FLAG].sum() or 0)
+        kept_parts.append(part.drop(_BATCH_VIEWS, strict=False))
+    del df
+    df = pl.concat(kept_parts, how="vertical") if len(kept_parts) > 1 else kept_parts[0]
+    del kept_parts
     near_stats: dict = {}
     if cfg.near_dedup.enabled and cfg.dedup != "none":
         df, near_stats = _near_dedup(df, cfg, partition)

@@ -246,3 +246,33 @@ def test_neardup_bounded_batches_give_the_clusters_of_every_candidate(monkeypatc
     # the reported pairs connect exactly the clusters
     again = neardup.connected_components(texts.len(), results[0].pair_i, results[0].pair_j)
     assert again.tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("language", [False, True])
+def test_per_record_rules_run_in_batches_with_the_same_result(corpus, tmp_path, monkeypatch,
+                                                              language) -> None:
+    """The per-record rules (views, quality, language, harm, contamination) run a batch of
+    records at a time: kept rows, rejects (with their columns) and every count equal the
+    whole-frame run's, and each batch's views are gone before the next one is made."""
+    from ftdata_pipeline.stages import curate as stage
+
+    df, _, _ = corpus
+    data = recipe(tmp_path).model_dump(mode="json", exclude_unset=True)
+    data["curate"]["language"] = {"enabled": language}
+    data["curate"]["harmful"] = {"model": True, "words": ["zzzbadword"]}
+    cfg = RecipeConfig.model_validate(data)
+    whole = curate(df.lazy(), cfg, root=tmp_path)
+    seen: list[int] = []
+    real = stage._per_record_rules
+    monkeypatch.setattr(stage, "_per_record_rules",
+                        lambda part, *a: seen.append(part.height) or real(part, *a))
+    monkeypatch.setattr(stage, "CURATE_ROWS", 37)
+    batched = curate(df.lazy(), cfg, root=tmp_path)
+    assert len(seen) > 5 and max(seen) == 37
+    assert batched.kept.equals(whole.kept)
+    assert batched.rejected.equals(whole.rejected)
+    assert batched.stats == whole.stats
+    assert list(batched.stats["steps"]) == list(whole.stats["steps"])
+
+    empty = curate(df.clear().lazy(), cfg, root=tmp_path)
+    assert empty.kept.height == 0 and empty.stats["steps"]["too_few_words"]["in"] == 0

@@ -588,3 +588,22 @@ def test_prefixes_are_the_rarest_shingles_of_each_row_in_a_few_bytes_per_entry()
         assert sorted(got.tolist()) == ranks[:n]  # columns are numbered by rank
         assert pre.last[row] == (ranks[n - 1] if n else -1)
         assert pre.rest[row] == max(len(ranks) - n, 0)
+
+
+def test_shingle_matrix_reads_a_polars_column_a_batch_of_texts_at_a_time(monkeypatch):
+    """A column's texts become Python strings a batch at a time; the matrix is the list's."""
+    from ftdata_pipeline.stages.split import similarity
+
+    rng = random.Random(8)
+    words = "refund order late parcel broken screen invoice account".split()
+    texts = [" ".join(rng.choices(words, k=rng.randint(0, 9))) for _ in range(95)]
+    monkeypatch.setattr(similarity, "_TEXT_BATCH", 10)
+    sliced: list[int] = []
+    real_slice = pl.Series.slice
+    monkeypatch.setattr(pl.Series, "slice", lambda self, offset, length=None: sliced.append(
+        length) or real_slice(self, offset, length))
+    x = shingle_matrix(pl.Series(texts), 3)
+    assert sliced and set(sliced) == {10}
+    y = shingle_matrix(texts, 3)
+    assert x.shape == y.shape and (x != y).nnz == 0
+    assert shingle_matrix(pl.Series(["", "!!"]), 3).shape == (2, 0)

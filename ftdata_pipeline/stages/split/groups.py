@@ -142,7 +142,7 @@ def similarity_groups(
     if cfg.group_near_duplicates is not None:
         add(1.0, *_chain(keys, "_input"))  # identical inputs: similarity 1
         inputs = keys.group_by("_input").agg(pl.col("_g").min()).sort("_input")
-        x = shingle_matrix(inputs["_input"].to_list(), cfg.leakage.shingle_words)
+        x = shingle_matrix(inputs["_input"], cfg.leakage.shingle_words)
         pairs = similar_pairs(x, cfg.group_near_duplicates)
         owner = inputs["_g"].to_numpy().astype(np.int64)
         add(pairs.sim, owner[pairs.i], owner[pairs.j])

@@ -84,7 +84,7 @@ def near_duplicate_leaks(df: pl.DataFrame, kind: str, cfg: LeakageConfig) -> dic
     held, train = np.isin(split, EVAL_SPLITS), split == "train"
     n_held = np.bincount(u[held], minlength=texts.height)
     n_train = np.bincount(u[train], minlength=texts.height)
-    x = shingle_matrix(texts["_text"].to_list(), cfg.shingle_words)
+    x = shingle_matrix(texts["_text"], cfg.shingle_words)
     pairs = similar_pairs(
         x, cfg.near_duplicate_threshold, rows=np.flatnonzero(n_held), cols=np.flatnonzero(n_train)
     )

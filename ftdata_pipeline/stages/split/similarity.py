@@ -38,13 +38,14 @@ approximate it (MinHash LSH) or compute every pair (scikit-learn's pairwise metr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 
 import re
 
 import numpy as np
+import polars as pl
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 
@@ -56,6 +57,7 @@ _BLOCK = 2048  # rows per block of the product at most
 # templated text a large share of all pairs share a common prefix shingle; this bounds the
 # block's temporaries (~8M pairs, a few hundred MB) whatever the number of rows.
 _BLOCK_PAIRS = 8_000_000
+_TEXT_BATCH = 10_000  # texts of a Polars column that are Python strings at once
 _VERIFY = 50_000  # candidate pairs verified at a time (row copies of both sides: ~100 MB)
 # Slack for the filters: a pair whose computed Jaccard reaches the threshold must never be
 # dropped by a bound that rounds the other way.
@@ -90,17 +92,27 @@ def shingles(text: str, k: int) -> list[str]:
     return [" ".join(words[p : p + k]) for p in range(len(words) - k + 1)]
 
 
-def shingle_matrix(texts: list[str], k: int) -> sp.csr_matrix:
+def shingle_matrix(texts: Sequence[str] | pl.Series, k: int) -> sp.csr_matrix:
     """Binary (n_texts x n_shingles) matrix of ``shingles``; an empty text matches nothing.
 
     The vectorizer makes each text's shingles as it reaches the text: the shingle strings of
-    one text are alive at a time, not those of every text (they grow with the input).
+    one text are alive at a time, not those of every text (they grow with the input). A
+    Polars column is read ``_TEXT_BATCH`` texts at a time, so its texts are not all Python
+    strings at once either.
     """
     # a text has a shingle exactly when it has a word
-    if not any(_WORD.search(t.lower()) for t in texts):
+    if not any(_WORD.search(t.lower()) for t in _iter_texts(texts)):
         return sp.csr_matrix((len(texts), 0), dtype=np.float32)
     vectorizer = CountVectorizer(analyzer=partial(shingles, k=k), binary=True, dtype=np.float32)
-    return vectorizer.fit_transform(texts).tocsr()
+    return vectorizer.fit_transform(_iter_texts(texts)).tocsr()
+
+
+def _iter_texts(texts: Sequence[str] | pl.Series) -> Iterator[str]:
+    if not isinstance(texts, pl.Series):
+        yield from texts
+        return
+    for start in range(0, len(texts), _TEXT_BATCH):
+        yield from texts.slice(start, _TEXT_BATCH).to_list()
 
 
 @dataclass(frozen=True)
