@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +59,16 @@ def atomic_write_bytes(path: Path, data: bytes, *, private: bool = False) -> Non
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def partition_file_name(partition: str) -> str:
@@ -174,11 +185,18 @@ class PipelineStorage(ConfigurableResource):
     def spill_dir(self, dataset: str, stage: str) -> Iterator[Path]:
         """An empty directory for a stage's output written as it goes; removed at exit.
 
-        Beside the stored output it becomes (same file system, same zone: the stages that
-        spill write redacted data)."""
+        Under FTDATA_HOME, like the stored output it becomes (same file system, same zone:
+        the stages that spill write redacted data). Its name holds the host and process id,
+        so the folders a killed step left behind are removed by the next step on that host.
+        """
         parent = self.root / ".spill" / dataset
         parent.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(dir=parent, prefix=f"{stage}-"))
+        host = socket.gethostname()
+        for left in parent.glob(f"*@{host}@*"):
+            pid = left.name.split("@")[2]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(left, ignore_errors=True)
+        path = Path(tempfile.mkdtemp(dir=parent, prefix=f"{stage}@{host}@{os.getpid()}@"))
         try:
             yield path
         finally:

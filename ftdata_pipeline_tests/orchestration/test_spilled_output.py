@@ -124,3 +124,27 @@ def test_a_failing_redacted_step_leaves_no_spill(tmp_path, monkeypatch):
     assert not result.success and len(calls) == 3
     assert not any((home / ".spill" / DATASET).iterdir())
     assert not (home / "storage" / DATASET / "redacted.parquet").exists()
+
+
+def test_spill_folders_of_dead_processes_are_removed_by_the_next_step(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    storage = PipelineStorage(home=str(tmp_path))
+    parent = tmp_path / ".spill" / DATASET
+    parent.mkdir(parents=True)
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    host = socket.gethostname()
+    dead = parent / f"redacted@{host}@{done.stdout.strip()}@abc"
+    live = parent / f"split@{host}@{os.getppid()}@def"  # a running process's folder
+    other_host = parent / f"split@elsewhere@{done.stdout.strip()}@ghi"
+    for folder in (dead, live, other_host):
+        folder.mkdir()
+        (folder / "part-000000.parquet").write_bytes(b"x")
+    with storage.spill_dir(DATASET, "redacted") as path:
+        assert path.exists() and not any(path.iterdir())
+        assert not dead.exists() and live.exists() and other_host.exists()
+    assert not path.exists()
