@@ -287,7 +287,10 @@ def normalize_series(s: pl.Series, cfg: CurateConfig, code: bool = False) -> pl.
 
 def normalize_text(expr: pl.Expr, cfg: CurateConfig, code: bool = False) -> pl.Expr:
     """Vectorized text normalization per the recipe's flags (null stays null)."""
-    return expr.map_batches(lambda s: normalize_series(s, cfg, code), return_dtype=pl.String)
+    # elementwise: each text on its own, so the streaming engine may hand it a part of the
+    # column at a time (the whole column's segments at once cost ~3x the frame's size)
+    return expr.map_batches(lambda s: normalize_series(s, cfg, code), return_dtype=pl.String,
+                            is_elementwise=True)
 
 
 def _normalize_messages(s: pl.Series, cfg: CurateConfig, code: bool) -> pl.Series:
@@ -304,7 +307,8 @@ def _normalize_messages(s: pl.Series, cfg: CurateConfig, code: bool) -> pl.Serie
 def normalize_messages(expr: pl.Expr, cfg: CurateConfig, code: bool = False) -> pl.Expr:
     """Normalize every turn's content; roles, nulls and empty lists are unchanged."""
     return expr.map_batches(
-        lambda s: _normalize_messages(s, cfg, code), return_dtype=pl.List(MESSAGE)
+        lambda s: _normalize_messages(s, cfg, code), return_dtype=pl.List(MESSAGE),
+        is_elementwise=True,
     )
 
 
