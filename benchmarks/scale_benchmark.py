@@ -1,6 +1,6 @@
 """End-to-end scale run: materialize a dataset over N generated records, beside the alternatives.
 
-    python benchmarks/scale_benchmark.py --n 10000 [--shard-size 50000] [--work DIR]
+    python benchmarks/scale_benchmark.py --n 10000 [--shard-size 50000] [--work DIR] [--step-processes]
     python benchmarks/scale_benchmark.py --report      # rebuild benchmarks/RESULTS.md only
 
 1. ``generate_records.py`` writes N demo-shaped support tickets as JSONL shards.
@@ -9,7 +9,9 @@
    support_corpus.yaml`` reading those sources (the KB articles left out, the curation date
    pinned, the eval set path made absolute).
 3. ``ftdata --config-dir <tmp> materialize --dataset bench_corpus`` runs in a child process with
-   its own FTDATA_HOME and DAGSTER_HOME (a SQLite instance). A sampler thread sums the RSS of
+   its own FTDATA_HOME and DAGSTER_HOME (a SQLite instance); with ``--step-processes`` each step
+   runs in a process of its own, as in a run launched from the UI (results in
+   ``scale_<n>_step_processes.json``). A sampler thread sums the RSS of
    that process and all its descendants (the redaction pool's workers included) every 0.2 s;
    per-step wall times come from the run's STEP_START / STEP_SUCCESS events in the instance,
    records per stage from the stage stats files. A step's time includes its asset checks.

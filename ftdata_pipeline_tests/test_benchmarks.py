@@ -87,3 +87,23 @@ def test_curation_scale_measures_the_stage_alone_and_renders(tmp_path):
     assert report["curate_peak_rss_mb"] > 0
     md = results_report.render([], [report])
     assert "## The curated stage alone" in md and "| 500 |" in md
+
+
+def test_peak_table_compares_each_size_with_the_one_above_in_the_same_mode():
+    import results_report
+
+    def run(n, peak, steps, top="bench_corpus__split"):
+        return {"n": n, "step_processes": steps, "pipeline": {
+            "wall_s": n / 1000, "peak_tree_rss_mb": peak,
+            "stages": [{"step": "raw", "peak_rss_mb": 10}, {"step": top, "peak_rss_mb": peak}]}}
+
+    lines = results_report._peaks([run(10_000, 1000, False), run(100_000, 1200, False),
+                                  run(1_000_000, 3000, True, "bench_corpus__curated"),
+                                  run(2_000_000, 3300, True, "bench_corpus__curated")])
+    rows = [line for line in lines if line.startswith("| 1") or line.startswith("| 2")]
+    assert "| — |" in rows[0] and "+20% for 10x the records" in rows[1]
+    assert "| — |" in rows[2]  # the first run of the other mode has nothing to compare with
+    assert "+10% for 2x the records" in rows[3] and "each step in its own process" in rows[3]
+    assert rows[3].endswith("bench_corpus__curated |")
+    assert scale_benchmark.result_name(2_000_000, True) == "scale_2000000_step_processes.json"
+    assert scale_benchmark.result_name(10_000, False) == "scale_10000.json"
