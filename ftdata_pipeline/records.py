@@ -163,6 +163,13 @@ def empty_rejects() -> pl.DataFrame:
     return pl.DataFrame(schema=REJECT_SCHEMA)
 
 
+def row_count(df: pl.DataFrame | pl.LazyFrame) -> int:
+    """Rows of a frame; of a LazyFrame (a scan) counted without reading the rows."""
+    if isinstance(df, pl.DataFrame):
+        return df.height
+    return int(df.select(pl.len()).collect().item())
+
+
 def conform(df: pl.DataFrame | pl.LazyFrame, schema: dict[str, pl.DataType] = RECORD_SCHEMA):
     """Add missing canonical columns as nulls, cast to the canonical types, order columns.
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import polars as pl
 
+from ftdata_pipeline.records import row_count
+
 CHUNK = 1 << 20
 HASH_ROWS = 50_000  # rows of a LazyFrame read and hashed at a time
 
@@ -42,7 +44,7 @@ def frame_hash(df: pl.DataFrame | pl.LazyFrame, batch_rows: int = HASH_ROWS) -> 
     """
     sink = _HashingSink()
     if isinstance(df, pl.LazyFrame):
-        total = int(df.select(pl.len()).collect().item())
+        total = row_count(df)
         for start in range(0, max(total, 1), batch_rows):
             # One record batch per slice, however the files cut it, in the oldest IPC layout:
             # its strings are offsets + bytes, where string views keep the reader's buffers.

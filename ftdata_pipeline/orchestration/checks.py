@@ -18,6 +18,7 @@ from ftdata_pipeline.config.models import ExpectationConfig, RecipeConfig
 from ftdata_pipeline.orchestration.split_checks import split_check_results, split_check_specs
 from ftdata_pipeline.quality.leakage import leakage_expectations, split_leakage
 from ftdata_pipeline.quality.runner import run_expectations
+from ftdata_pipeline.records import row_count
 from ftdata_pipeline.quality.suites import default_expectations
 
 DEFAULT_SUITE = "default_suite"
@@ -133,7 +134,7 @@ def run_checks(
     yield _suite_result(DEFAULT_SUITE, df, plan.default_expectations(), f"{suite_prefix}_default")
     if plan.stage != "raw":
         if one_row_per_input:
-            rows_out = int(df.lazy().select(pl.len()).collect().item())
+            rows_out = row_count(df)
             accounted = rows_in == rows_out + rows_rejected
             meta = {"rows_in": rows_in, "rows_out": rows_out, "rows_rejected": rows_rejected}
         else:

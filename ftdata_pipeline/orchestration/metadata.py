@@ -18,6 +18,7 @@ from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 from ftdata_pipeline.config.models import RecipeConfig, SourceConfig
 from ftdata_pipeline.governance.card_split import rlhf_section
 from ftdata_pipeline.records import (
+    row_count,
     COLUMN_DESCRIPTIONS,
     KIND_REQUIRED_FIELDS,
     PROVENANCE_COLUMNS,
@@ -97,7 +98,7 @@ def frame_metadata(
     spilled to disk) without reading more than the source column and the preview's rows."""
     lazy = df.lazy()
     columns = lazy.collect_schema().names()
-    height = int(lazy.select(pl.len()).collect().item())
+    height = row_count(df)
     meta: dict[str, Any] = {
         "dagster/row_count": height,
         "dagster/column_schema": column_schema(df),

@@ -19,6 +19,7 @@ import polars as pl
 from ftdata_pipeline.config.models import ExpectationConfig
 from ftdata_pipeline.quality.expectations import resolve_expectation, snake_name
 from ftdata_pipeline.quality.suites import N_MESSAGES
+from ftdata_pipeline.records import row_count
 
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
 COLUMN_KWARGS = ("column", "column_A", "column_B")
@@ -109,10 +110,6 @@ def _number(value: Any) -> float | int | None:
     return value
 
 
-def _height(df: pl.DataFrame | pl.LazyFrame) -> int:
-    return int(df.lazy().select(pl.len()).collect().item())
-
-
 def _value_frame(df: pl.DataFrame | pl.LazyFrame, columns: list[str]) -> pd.DataFrame:
     # only these columns are read (of a LazyFrame: from its files)
     names = df.collect_schema().names()
@@ -120,14 +117,14 @@ def _value_frame(df: pl.DataFrame | pl.LazyFrame, columns: list[str]) -> pd.Data
         pl.col(c) if c in names else DERIVED_COLUMNS[c][1].alias(c) for c in columns
     ]
     if not exprs:
-        return pd.DataFrame(index=pd.RangeIndex(_height(df)))
+        return pd.DataFrame(index=pd.RangeIndex(row_count(df)))
     return df.lazy().select(exprs).collect().to_pandas()
 
 
 def _schema_frame(df: pl.DataFrame | pl.LazyFrame) -> pd.DataFrame:
     # Column-name checks need the columns, not their contents: null stand-ins keep content
     # (and list columns GX cannot handle) out of GX entirely.
-    names, height = df.collect_schema().names(), _height(df)
+    names, height = df.collect_schema().names(), row_count(df)
     if not names:
         return pd.DataFrame(index=pd.RangeIndex(height))
     return pl.select(pl.repeat(None, height).alias(c) for c in names).to_pandas()

@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from ftdata_pipeline.records import REJECT_SCHEMA
+from ftdata_pipeline.records import REJECT_SCHEMA, row_count
 
 REJECT_COLUMNS = ("stage", "rule", "score", "detail")
 
@@ -39,9 +39,7 @@ class StageResult:
     @cached_property
     def rows_out(self) -> int:
         """Rows of ``kept`` (of a scan: counted from the files, without reading the rows)."""
-        if isinstance(self.kept, pl.LazyFrame):
-            return int(self.kept.select(pl.len()).collect().item())
-        return self.kept.height
+        return row_count(self.kept)
 
     @property
     def rows_kept(self) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from ftdata_pipeline.config.models import RedactConfig
-from ftdata_pipeline.records import MESSAGE, TEXT_FIELDS
+from ftdata_pipeline.records import MESSAGE, TEXT_FIELDS, row_count
 from ftdata_pipeline.stages.base import StageResult, concat_rejects, reject
 from ftdata_pipeline.stages.pii.engine import (  # noqa: F401  (re-exported for callers)
     NER_MODEL_CONFIGURATION,
@@ -644,7 +644,7 @@ def residual_pii_counts(
     """
     batch_rows = batch_rows or REDACT_ROWS
     lazy = df.lazy()
-    total = lazy.select(pl.len()).collect().item()
+    total = row_count(lazy)
     counts = dict.fromkeys(RESIDUAL_TYPES, 0)
     for start in range(0, total, batch_rows):
         for pii_type, n in _residual_in(lazy.slice(start, batch_rows).collect()).items():
