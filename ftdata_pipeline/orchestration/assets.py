@@ -264,7 +264,7 @@ def _stage_asset(
         if not spills:
             yield from _store(context, storage, inputs, {})
             return
-        with storage.spill_dir(recipe.name, stage) as spill:
+        with storage.spill_dir(recipe.name, stage, restricted=restricted) as spill:
             yield from _store(context, storage, inputs, {"spill": spill})
 
     def _store(context, storage: PipelineStorage, inputs: dict, extra: dict):
@@ -338,11 +338,12 @@ def build_dataset_assets(
     # sources cut into partitions: curated and redacted run once per partition
     partitions_def = recipe_partitions(recipe, project)
 
-    def run_curate(context, **raws: pl.LazyFrame) -> StageResult:
+    def run_curate(context, spill: Path | None = None, **raws: pl.LazyFrame) -> StageResult:
         frames = [raws[f"raw_{src}"] for src in recipe.sources]
         sources = {src: project.sources[src] for src in recipe.sources}
         return curate(
-            pl.concat(frames, how="diagonal_relaxed"), recipe, sources, root=Path(project.root)
+            pl.concat(frames, how="diagonal_relaxed"), recipe, sources, root=Path(project.root),
+            spill=spill,
         )
 
     def run_redact(context, curated: pl.LazyFrame, spill: Path | None = None) -> StageResult:
@@ -439,7 +440,7 @@ def build_dataset_assets(
         _stage_asset(
             recipe, cfg_hash, "curated", raw_ins, restricted=True, run_stage=curate_step, **common,
             description="Normalized, filtered and exact-deduplicated records (still holds PII)",
-            **parted,
+            **parted, spills=partitions_def is None,  # a partition is curated in memory
         ),
         _stage_asset(
             recipe, cfg_hash, "redacted", {"curated": AssetIn(stage_key(name, "curated"))},

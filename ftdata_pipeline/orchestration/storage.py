@@ -182,14 +182,15 @@ class PipelineStorage(ConfigurableResource):
 
     # stats: counts only (never content), for the card and the CLI summary
     @contextmanager
-    def spill_dir(self, dataset: str, stage: str) -> Iterator[Path]:
+    def spill_dir(self, dataset: str, stage: str, *, restricted: bool = False) -> Iterator[Path]:
         """An empty directory for a stage's output written as it goes; removed at exit.
 
-        Under FTDATA_HOME, like the stored output it becomes (same file system, same zone:
-        the stages that spill write redacted data). Its name holds the host and process id,
-        so the folders a killed step left behind are removed by the next step on that host.
+        Under FTDATA_HOME, like the stored output it becomes: same file system, same zone (a
+        stage holding raw PII spills inside the owner-only restricted zone). Its name holds
+        the host and process id, so the folders a killed step left behind are removed by the
+        next step on that host.
         """
-        parent = self.root / ".spill" / dataset
+        parent = (self.restricted_root() if restricted else self.root) / ".spill" / dataset
         parent.mkdir(parents=True, exist_ok=True)
         host = socket.gethostname()
         for left in parent.glob(f"*@{host}@*"):

@@ -22,19 +22,19 @@ class StageResult:
     ``rows_kept`` is ``kept.height``, or, for a stage whose output rows are derived from its
     inputs (rankings -> preference pairs), ``inputs_kept``: the input rows it used, counted.
 
-    ``kept`` is a LazyFrame when the stage wrote its output to disk batch by batch as it went
-    (a scan of those files): then nothing downstream needs the whole output in memory.
+    ``kept`` (and ``rejected``) is a LazyFrame when the stage wrote it to disk batch by batch
+    as it went (a scan of those files): then nothing downstream needs it whole in memory.
     """
 
     kept: pl.DataFrame | pl.LazyFrame
-    rejected: pl.DataFrame
+    rejected: pl.DataFrame | pl.LazyFrame
     rows_in: int
     stats: dict[str, Any] = field(default_factory=dict)
     inputs_kept: int | None = None
 
-    @property
+    @cached_property
     def rows_rejected(self) -> int:
-        return self.rejected.height
+        return row_count(self.rejected)
 
     @cached_property
     def rows_out(self) -> int:
@@ -47,9 +47,9 @@ class StageResult:
 
     def drop_counts(self) -> dict[str, int]:
         """Rows dropped per rule, sorted by rule name."""
-        if self.rejected.is_empty():
+        if not self.rows_rejected:
             return {}
-        counts = self.rejected.group_by("rule").len().sort("rule")
+        counts = self.rejected.lazy().group_by("rule").len().sort("rule").collect()
         return dict(zip(counts["rule"].to_list(), counts["len"].to_list(), strict=True))
 
 

@@ -10,6 +10,12 @@
 6. near-duplicate removal (MinHash + LSH) last, so it only clusters surviving records and a
    record dropped for a cheaper, clearer reason is never reported as "near duplicate".
 
+Steps 1-3 run in a first pass over the input, ``CURATE_ROWS`` records at a time; exact dedup
+then needs only the content hashes; step 4-5 run in a second pass and leave each record's
+MinHash signature; near dedup clusters the signatures and a third pass applies it. Records
+between passes, kept rows and rejects are written as they are made (``stages/spill.py``), so
+memory holds one batch plus thin per-record state (key ranks, hashes, signatures).
+
 Every check is a named ``Filter``; its name is the reject ``rule`` and the key of its counts in
 ``stats["steps"]``. A record is rejected by the first rule it fails, so
 ``rows_in == rows_kept + rows_rejected`` by construction. Scores stay on kept rows as ``q_*``
@@ -33,7 +39,7 @@ from ftdata_pipeline.records import (
     conform,
     sha256_hex,
 )
-from ftdata_pipeline.stages.base import StageResult, concat_rejects
+from ftdata_pipeline.stages.base import REJECT_COLUMNS, StageResult, reject
 from ftdata_pipeline.stages.curation import decontaminate, governance, language, neardup, quality, safety
 from ftdata_pipeline.stages.curation.index import PRIOR_EXACT, PRIOR_NEAR, SIGNATURE, PartitionDedup
 from ftdata_pipeline.stages.curation.filtering import STAGE, Filter, run_filters
@@ -43,6 +49,7 @@ from ftdata_pipeline.stages.curation.normalize import (
     normalize_text,
 )
 from ftdata_pipeline.stages.curation.views import NEAR, VIEW_COLUMNS, add_prose, add_views
+from ftdata_pipeline.stages.spill import BUCKET, SEQ, Parts, SortedRows
 
 __all__ = ["STAGE", "curate", "normalize_text"]
 
@@ -58,15 +65,15 @@ _CONTENT_FIELDS = {
 # Working columns; dropped before anything leaves the stage.
 _CHARS, _WORDS, _TURNS, _PROMPT_CHARS = "_chars", "_words", "_turns", "_prompt_chars"
 _CHANGED, _CONTROLS = "_normalized_changed", "_control_chars"
-_NEAR_SIM, _NEAR_REP = "_near_sim", "_near_rep"
+_NEAR_SIM, _NEAR_REP, _POS = "_near_sim", "_near_rep", "_dedup_pos"
 _WORKING = (
     _CHARS, _WORDS, _TURNS, _PROMPT_CHARS, _CHANGED, _CONTROLS, _NEAR_SIM, _NEAR_REP,
     decontaminate.CONTAMINATED_BY, decontaminate.CONTAMINATED_GRAMS, *VIEW_COLUMNS,
     PRIOR_EXACT, PRIOR_NEAR, SIGNATURE,
 )
-# Views only the per-record rules read (the near-duplicate step reads NEAR).
-_BATCH_VIEWS = tuple(c for c in VIEW_COLUMNS if c != NEAR)
-# Records the per-record rules judge at a time (see curate()).
+# The output order (of kept and rejected rows).
+_ORDER = (RECORD_ID, SOURCE, SOURCE_KEY)
+# Records read, judged and written at a time (see curate()).
 CURATE_ROWS = 50_000
 
 
@@ -225,13 +232,8 @@ def _length_filters(kind: str, cfg: CurateConfig) -> list[Filter]:
 
 
 def _add_hashes(df: pl.DataFrame, kind: str) -> pl.DataFrame:
-    """content_hash, dup_cluster_id (first record per hash) and, for preference, prompt ids.
-
-    The frame is sorted by (source, source_key, record_id), so ``first()`` picks the record
-    that exact dedup keeps.
-    """
+    """content_hash and, for preference, prompt ids (dup_cluster_id: see ``_exact_clusters``)."""
     df = df.with_columns(sha256_hex(_canonical(_content_parts(kind))).alias("content_hash"))
-    df = df.with_columns(pl.col(RECORD_ID).first().over("content_hash").alias("dup_cluster_id"))
     if kind == "preference":
         # Ranked responses without a prompt id are grouped by their prompt, so all pairs of one
         # prompt can later be built together and kept in one split.
@@ -240,58 +242,117 @@ def _add_hashes(df: pl.DataFrame, kind: str) -> pl.DataFrame:
     return df
 
 
+def _key_ranks(lf: pl.LazyFrame) -> tuple[int, np.ndarray, np.ndarray]:
+    """Input rows; per input row its position in the dedup order and its output sort bucket.
+
+    Read from the key columns alone (about 100 bytes a record). The dedup order (source,
+    source_key, record_id) decides which duplicate is kept, whatever the input order; the
+    output order is ``_ORDER``, written bucket by bucket (``spill.SortedRows``).
+    """
+    keys = (
+        lf.select(RECORD_ID, SOURCE, SOURCE_KEY)
+        .with_row_index(SEQ)
+        .with_columns(pl.col(SEQ).cast(pl.Int64))
+        .collect()
+    )
+    n = keys.height
+    rank = np.arange(n, dtype=np.int64)
+    pos = np.empty(n, dtype=np.int64)
+    pos[keys.sort(SOURCE, SOURCE_KEY, RECORD_ID, SEQ, nulls_last=True)[SEQ].to_numpy()] = rank
+    bucket = np.empty(n, dtype=np.int64)
+    bucket[keys.sort(*_ORDER, SEQ, nulls_last=True)[SEQ].to_numpy()] = rank // CURATE_ROWS
+    return n, pos, bucket
+
+
+def _exact_clusters(hashes: pl.DataFrame, pos: np.ndarray) -> pl.DataFrame:
+    """(SEQ, dup_cluster_id): per content hash, the first record in the dedup order."""
+    return (
+        hashes.with_columns(pl.Series(_POS, pos[hashes[SEQ].to_numpy()]))
+        .sort(_POS)
+        .select(SEQ, pl.col(RECORD_ID).first().over("content_hash").alias("dup_cluster_id"))
+    )
+
+
+def _priority(df: pl.DataFrame, cfg: CurateConfig) -> np.ndarray:
+    """Which member of a near-duplicate cluster is kept: higher first, then the earliest."""
+    keep = cfg.near_dedup.keep
+    if keep == "longest":
+        return df[NEAR].str.len_chars().fill_null(0).to_numpy().astype(np.float64)
+    if keep == "best_quality" and quality.Q_QUALITY in df.columns:
+        return df[quality.Q_QUALITY].fill_null(0.0).to_numpy().astype(np.float64)
+    return np.zeros(df.height)
+
+
+class _NearInputs:
+    """What near dedup needs of the records that reach it: ids and MinHash signatures (448
+    bytes a record at the default settings), never their texts. Gathered part by part, then
+    put in the dedup order, where a cluster's lowest index is its earliest record."""
+
+    def __init__(self, cfg: CurateConfig) -> None:
+        self.nd = cfg.near_dedup
+        self.cfg = cfg
+        self.parts: list[tuple[np.ndarray, pl.Series, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add(self, df: pl.DataFrame) -> None:
+        sig, has = neardup.signatures(df[NEAR], self.nd.shingle_words, self.nd.num_perm, self.nd.seed)
+        self.parts.append((df[SEQ].to_numpy(), df[RECORD_ID], sig, has, _priority(df, self.cfg)))
+
+    def in_dedup_order(self, pos: np.ndarray):
+        seqs = np.concatenate([p[0] for p in self.parts]) if self.parts else np.zeros(0, np.int64)
+        order = np.argsort(pos[seqs], kind="stable")
+        dest = np.empty(order.size, dtype=np.int64)
+        dest[order] = np.arange(order.size)
+        sig = np.empty((order.size, self.nd.num_perm), dtype=np.uint32)
+        has = np.zeros(order.size, dtype=bool)
+        priority = np.zeros(order.size)
+        ids: list[pl.Series] = []
+        offset = 0
+        while self.parts:  # one copy of the signatures at a time
+            _, part_ids, part_sig, part_has, part_priority = self.parts.pop(0)
+            rows = dest[offset : offset + part_ids.len()]
+            sig[rows], has[rows], priority[rows] = part_sig, part_has, part_priority
+            ids.append(part_ids)
+            offset += part_ids.len()
+        all_ids = pl.concat(ids) if ids else pl.Series(RECORD_ID, [], dtype=pl.String)
+        return seqs[order], all_ids.gather(order), sig, has, priority
+
+
 def _near_dedup(
-    df: pl.DataFrame, cfg: CurateConfig, partition: PartitionDedup | None = None
+    inputs: _NearInputs, pos: np.ndarray, cfg: CurateConfig, partition: PartitionDedup | None
 ) -> tuple[pl.DataFrame, dict]:
-    """Cluster near duplicates; set dup_cluster_id and the working columns the filter reads.
+    """Cluster near duplicates: per record (SEQ), its cluster's kept record and similarity.
 
     With ``partition``, the rows are clustered together with what other partitions kept
-    (``curation/index.py``); rows whose cluster an earlier partition keeps get ``PRIOR_NEAR``.
+    (``curation/index.py``); rows whose cluster an earlier partition keeps get ``PRIOR_NEAR``,
+    and every row its ``SIGNATURE`` for the index.
     """
     nd = cfg.near_dedup
-    if nd.keep == "longest":
-        priority = df[NEAR].str.len_chars().fill_null(0).to_numpy().astype(np.float64)
-    elif nd.keep == "best_quality" and quality.Q_QUALITY in df.columns:
-        priority = df[quality.Q_QUALITY].fill_null(0.0).to_numpy().astype(np.float64)
-    else:
-        priority = np.zeros(df.height)
+    seqs, ids, sig, has, priority = inputs.in_dedup_order(pos)
+    n = seqs.size
+    extra: list[pl.Series] = []
     if partition is not None:
-        rep, sim, prior_ref, sig, verified = partition.cluster(df[NEAR], nd, priority)
-        df = df.with_columns(
+        rep, sim, prior_ref, verified = partition.cluster(sig, has, nd, priority)
+        extra = [
             pl.Series(PRIOR_NEAR, prior_ref.tolist(), dtype=pl.String),
             pl.Series(SIGNATURE, sig),  # (rows, num_perm) -> an Array column, no Python lists
-        )
+        ]
         clusters_of = rep
     else:
-        result = neardup.find_near_duplicates(
-            df[NEAR],
-            shingle_words=nd.shingle_words,
-            num_perm=nd.num_perm,
-            bands=nd.bands,
-            rows=nd.rows,
-            threshold=nd.threshold,
-            seed=nd.seed,
+        found = neardup.cluster_signatures(
+            sig, has, bands=nd.bands, rows=nd.rows, threshold=nd.threshold
         )
-        rep = neardup.representatives(result.labels, priority)
-        sim = (neardup.jaccard_estimate(result.signatures, np.arange(df.height), rep)
-               if df.height else np.zeros(0))
-        clusters_of, verified = result.labels, int(result.pair_i.size)
-    idx = np.arange(df.height)
-    ids = df[RECORD_ID]
-    df = df.with_columns(
-        pl.Series(_NEAR_REP, ids.gather(rep), dtype=pl.String),
+        rep = neardup.representatives(found.labels, priority)
+        sim = neardup.jaccard_estimate(sig, np.arange(n), rep) if n else np.zeros(0)
+        clusters_of, verified = found.labels, int(found.pair_i.size)
+    near = pl.DataFrame([
+        pl.Series(SEQ, seqs, dtype=pl.Int64),
+        ids.gather(rep).alias(_NEAR_REP),
         pl.Series(_NEAR_SIM, sim, dtype=pl.Float64),
-    ).with_columns(
-        # Exact-dedup clusters are already collapsed to one survivor each: the near cluster's
-        # representative now stands for all of them.
-        pl.when(pl.col(_NEAR_REP) != pl.col(RECORD_ID))
-        .then(pl.col(_NEAR_REP))
-        .otherwise(pl.col("dup_cluster_id"))
-        .alias("dup_cluster_id")
-    )
-    clusters = int(np.unique(clusters_of[rep != idx]).size) if df.height else 0
+        *extra,
+    ])
+    clusters = int(np.unique(clusters_of[rep != np.arange(n)]).size) if n else 0
     # verified pairs that joined two clusters (pairs inside a cluster are not re-verified)
-    return df, {"verified_pairs_joining": verified, "clusters": clusters}
+    return near, {"verified_pairs_joining": verified, "clusters": clusters}
 
 
 def _per_record_rules(
@@ -320,90 +381,138 @@ def curate(
     *,
     root: Path | None = None,
     partition: PartitionDedup | None = None,
+    spill: Path | None = None,
 ) -> StageResult:
     """Curate a recipe's records (see module docstring).
 
     ``sources`` (name -> config) enables the licence and retention gates; ``root`` resolves
     relative eval-set paths (default: the working directory). ``partition``: the records are
     one partition of the dataset, deduplicated also against what other partitions kept; its
-    ``kept_entries`` are set to this partition's index entries.
+    ``kept_entries`` are set to this partition's index entries. ``spill``: an empty directory
+    (restricted: it holds raw records); the records between passes and the output are written
+    there, and ``kept`` and ``rejected`` are scans of it. Without it they stay in memory.
+
+    Memory: the records are read, judged and written ``CURATE_ROWS`` at a time, in three
+    passes (per-record rules; exact dedup; near dedup). Between passes only thin state is held:
+    each record's key ranks, the content hashes and the MinHash signatures. On a million
+    tickets the whole-frame version peaked at 3.7 GB, most of it texts and their views.
     """
     cfg, kind = recipe.curate, recipe.kind
     lf = conform(records)
-    lf = _normalize(_shape(lf, recipe), cfg)
-    # Deterministic regardless of input order; this order also decides which duplicate is kept.
-    df = lf.collect().sort(SOURCE, SOURCE_KEY, RECORD_ID, nulls_last=True)
-    rows_in = df.height
-    normalized_changed = int(df[_CHANGED].sum() or 0)
-    control_chars_removed = int(df[_CONTROLS].sum() or 0)
+    rows_in, pos, bucket = _key_ranks(lf)
     as_of, as_of_from = governance.resolve_as_of(cfg)
     refused = governance.refused_sources(recipe.governance, sources)
+    folder = (lambda name: spill / name) if spill is not None else (lambda name: None)
+    kept_rows = SortedRows(folder("kept"), list(_ORDER))
+    rejected_rows = SortedRows(folder("rejected"), list(_ORDER))
 
     steps: dict[str, dict[str, int]] = {
         "shape": {"in": rows_in, "dropped": 0},
         "normalize": {"in": rows_in, "dropped": 0},
     }
-    rejects: list[pl.DataFrame] = []
 
-    def run(frame: pl.DataFrame, filters: list[Filter]) -> pl.DataFrame:
-        return run_filters(frame, filters, steps, rejects)
+    def run(frame: pl.DataFrame, filters: list[Filter], dropped_out: list | None = None):
+        """Apply filters to one batch: counts add up in ``steps``, rejects are stored."""
+        batch_steps: dict[str, dict[str, int]] = {}
+        dropped: list[pl.DataFrame] = []
+        frame = run_filters(frame, filters, batch_steps, dropped)
+        for name, counts in batch_steps.items():
+            total = steps.setdefault(name, {"in": 0, "dropped": 0})
+            total["in"] += counts["in"]
+            total["dropped"] += counts["dropped"]
+        for r in dropped:
+            if dropped_out is not None:
+                dropped_out.append(r)
+            # Rejects carry the record as it was when dropped, without working columns.
+            rejected_rows.add(conform(r.drop(*_WORKING, *REJECT_COLUMNS, strict=False))
+                              .hstack(r.select(REJECT_COLUMNS)))
+        return frame
 
-    df = run(df, governance.governance_filters(cfg, recipe.governance, sources, as_of))
-    df = run(df, [_missing_content(kind)])
-    df = run(_measure(df, kind), _length_filters(kind, cfg))
-    df = _add_hashes(df, kind)
-    if partition is not None and cfg.dedup != "none":
-        df = run(partition.mark_exact(df), [partition.exact_filter()])
-    if cfg.dedup == "exact":
-        dedup = Filter(
-            "exact_duplicate",
-            pl.col(RECORD_ID) != pl.col("dup_cluster_id"),
-            detail=pl.col("dup_cluster_id"),
-        )
-        df = run(df, [dedup])
+    # Pass 1: shape, normalize, gates, content and length filters, content hash.
+    normalized_changed = control_chars_removed = 0
+    hashes: list[pl.DataFrame] = []
+    first = Parts(folder("pass1"))
+    for start in range(0, max(rows_in, 1), CURATE_ROWS):
+        batch = _normalize(_shape(lf.slice(start, CURATE_ROWS), recipe), cfg).collect()
+        seq = np.arange(start, start + batch.height, dtype=np.int64)
+        batch = batch.with_columns(pl.Series(SEQ, seq), pl.Series(BUCKET, bucket[seq]))
+        normalized_changed += int(batch[_CHANGED].sum() or 0)
+        control_chars_removed += int(batch[_CONTROLS].sum() or 0)
+        batch = run(batch, governance.governance_filters(cfg, recipe.governance, sources, as_of))
+        batch = run(batch, [_missing_content(kind)])
+        batch = run(_measure(batch, kind), _length_filters(kind, cfg))
+        batch = _add_hashes(batch, kind)
+        if partition is not None and cfg.dedup != "none":
+            batch = run(partition.mark_exact(batch), [partition.exact_filter()])
+        hashes.append(batch.select(SEQ, RECORD_ID, "content_hash"))
+        first.add(batch)
+    clusters = _exact_clusters(pl.concat(hashes), pos)
+    del hashes
 
+    # Pass 2: exact dedup, then the per-record rules (views, quality, language, stop words,
+    # harm, decontamination); only the near-duplicate signatures stay for the last step.
     eval_items, grams = 0, None
     if cfg.decontamination.eval_sets:
         evals = decontaminate.load_eval_texts(cfg.decontamination, root)
         eval_items = evals["eval_id"].n_unique()
         grams = decontaminate.eval_grams(evals, cfg.decontamination)
-    # The per-record rules (views, quality, language, harm, contamination) judge each record on
-    # its own, so they run CURATE_ROWS records at a time: their views of the texts, scores and
-    # temporaries exist for one batch (on a million tickets the whole frame's peaked at
-    # 3.8 GB). Only the near-duplicate view of the records they keep stays for the last step.
-    kept_parts: list[pl.DataFrame] = []
+    near_on = cfg.near_dedup.enabled and cfg.dedup != "none"
+    near_inputs = _NearInputs(cfg)
+    second = Parts(folder("pass2"))
     harmful_flagged = 0
-    for start in range(0, max(df.height, 1), CURATE_ROWS):
-        part_steps: dict[str, dict[str, int]] = {}
-        first_reject = len(rejects)
-        part = _per_record_rules(df.slice(start, CURATE_ROWS), cfg, kind, grams,
-                                 lambda frame, filters: run_filters(frame, filters, part_steps,
-                                                                    rejects))
-        for name, counts in part_steps.items():
-            total = steps.setdefault(name, {"in": 0, "dropped": 0})
-            total["in"] += counts["in"]
-            total["dropped"] += counts["dropped"]
-        # rejects leave the stage without working columns: drop the batch's views now
-        rejects[first_reject:] = [r.drop(_BATCH_VIEWS, strict=False) for r in rejects[first_reject:]]
-        if safety.Q_HARMFUL_FLAG in part.columns:
-            harmful_flagged += int(part[safety.Q_HARMFUL_FLAG].sum() or 0)
-        kept_parts.append(part.drop(_BATCH_VIEWS, strict=False))
-    del df
-    df = pl.concat(kept_parts, how="vertical") if len(kept_parts) > 1 else kept_parts[0]
-    del kept_parts
-    near_stats: dict = {}
-    if cfg.near_dedup.enabled and cfg.dedup != "none":
-        df, near_stats = _near_dedup(df, cfg, partition)
-        near_from = len(rejects)
+    for batch in first.drain():
+        batch = batch.drop("dup_cluster_id").join(clusters, on=SEQ, how="left",
+                                                  maintain_order="left")
+        if cfg.dedup == "exact":
+            dedup = Filter(
+                "exact_duplicate",
+                pl.col(RECORD_ID) != pl.col("dup_cluster_id"),
+                detail=pl.col("dup_cluster_id"),
+            )
+            batch = run(batch, [dedup])
+        batch = _per_record_rules(batch, cfg, kind, grams, run)
+        if safety.Q_HARMFUL_FLAG in batch.columns:
+            harmful_flagged += int(batch[safety.Q_HARMFUL_FLAG].sum() or 0)
+        if near_on:
+            near_inputs.add(batch)
+        second.add(batch.drop(VIEW_COLUMNS, strict=False))
+    del clusters
+
+    # Pass 3: near dedup over the signatures, then its filter and the output, part by part.
+    near, near_stats = None, {}
+    if near_on:
+        near, near_stats = _near_dedup(near_inputs, pos, cfg, partition)
+    del near_inputs
+    # a partition's near duplicates (and its kept rows' keys) go to its dedup index
+    near_dropped: list[pl.DataFrame] | None = [] if partition is not None else None
+    kept_entries: list[pl.DataFrame] = []
+    template = None
+    for batch in second.drain():
+        if near is not None:
+            batch = batch.join(near, on=SEQ, how="left", maintain_order="left").with_columns(
+                # Exact-dedup clusters are already collapsed to one survivor each: the near
+                # cluster's representative now stands for all of them.
+                pl.when(pl.col(_NEAR_REP) != pl.col(RECORD_ID))
+                .then(pl.col(_NEAR_REP))
+                .otherwise(pl.col("dup_cluster_id"))
+                .alias("dup_cluster_id")
+            )
+            if partition is not None:
+                batch = run(batch, [partition.near_filter()], near_dropped)
+            near_filter = Filter(
+                "near_duplicate",
+                pl.col(_NEAR_REP) != pl.col(RECORD_ID),
+                score=pl.col(_NEAR_SIM),
+                detail=pl.col(_NEAR_REP),
+            )
+            batch = run(batch, [near_filter], near_dropped)
         if partition is not None:
-            df = run(df, [partition.near_filter()])
-        near = Filter(
-            "near_duplicate",
-            pl.col(_NEAR_REP) != pl.col(RECORD_ID),
-            score=pl.col(_NEAR_SIM),
-            detail=pl.col(_NEAR_REP),
-        )
-        df = run(df, [near])
+            kept_entries.append(batch.select(RECORD_ID, "content_hash",
+                                             *([SIGNATURE] if SIGNATURE in batch.columns else [])))
+        out = conform(batch.drop(*_WORKING, strict=False))
+        template = out.drop(SEQ, BUCKET).clear()
+        kept_rows.add(out)
+    del near
 
     if partition is not None:
         # near duplicates dropped here stay in the index: a later copy may link through them
@@ -411,22 +520,13 @@ def curate(
             r.select(RECORD_ID, "content_hash", SIGNATURE, pl.coalesce(
                 PRIOR_NEAR, pl.lit(partition.partition + ":") + pl.col(_NEAR_REP)
             ).alias("kept_by"))
-            for r in (rejects[near_from:] if SIGNATURE in df.columns else [])
+            for r in near_dropped or []
         ]
-        partition.record_kept(df, cfg.near_dedup, pl.concat(dropped) if dropped else None)
+        partition.record_kept(pl.concat(kept_entries), cfg.near_dedup,
+                              pl.concat(dropped) if dropped else None)
         near_stats |= partition.matched
-    order = [RECORD_ID, SOURCE, SOURCE_KEY]
-    kept = conform(df.drop(_WORKING, strict=False)).sort(order, nulls_last=True)
-    rejected = concat_rejects(
-        [
-            # Rejects carry the record as it was when dropped, without working columns.
-            conform(r.drop(_WORKING, strict=False).drop("stage", "rule", "score", "detail")).hstack(
-                r.select("stage", "rule", "score", "detail")
-            )
-            for r in rejects
-        ],
-        kept.clear(),
-    ).sort(order, nulls_last=True)
+    kept = kept_rows.sorted(template)
+    rejected = rejected_rows.sorted(reject(template, stage="", rule=""))
     return StageResult(
         kept=kept,
         rejected=rejected,

@@ -1,9 +1,10 @@
 """Stages that write their output as they go, and the IO manager that streams it into place.
 
-The redacted stage writes each batch of records, the split stage each split, and hands
-Dagster a scan of those files, never the whole output: the stored asset, its metadata and
-checks are those of the same records in memory, and the spill directory is gone after the
-step, however it ends.
+The curated stage writes its records between passes and its output bucket by bucket, the
+redacted stage each batch of records, the split stage each split; each hands Dagster a scan
+of those files, never the whole output: the stored asset, its metadata and checks are those
+of the same records in memory, and the spill directory is gone after the step, however it
+ends. The curated stage's spill (raw records) stays inside the restricted zone.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ftdata_pipeline.config.loader import load_project
 from ftdata_pipeline.definitions import build_definitions
 from ftdata_pipeline.orchestration.io_manager import PolarsParquetIOManager
 from ftdata_pipeline.orchestration.storage import PipelineStorage
+from ftdata_pipeline.stages import curate as curate_stage
 from ftdata_pipeline.stages import redact as redact_stage
 from ftdata_pipeline.stages.pii.engine import worker_pools
 from ftdata_pipeline_tests.orchestration.small_dataset import DATASET, JOB, write_small_config
@@ -39,8 +41,10 @@ def test_redacted_output_is_spilled_in_batches_and_streamed_to_the_stored_asset(
     tmp_path, monkeypatch
 ):
     monkeypatch.setattr(redact_stage, "REDACT_ROWS", 20)
+    monkeypatch.setattr(curate_stage, "CURATE_ROWS", 20)
     handed: dict[str, str] = {}
     parts_seen: list[int] = []
+    curated_files: list[str] = []
     real_handle = PolarsParquetIOManager.handle_output
     real_spill = PipelineStorage.spill_dir
 
@@ -48,12 +52,14 @@ def test_redacted_output_is_spilled_in_batches_and_streamed_to_the_stored_asset(
         handed["/".join(context.asset_key.path)] = type(obj).__name__
         if context.asset_key == AssetKey([DATASET, "redacted"]):
             parts_seen.append(len(list(spills[-1].glob("*.parquet"))))
+        if context.asset_key == AssetKey([DATASET, "curated"]):
+            curated_files.extend(str(p.relative_to(spills[-1])) for p in spills[-1].rglob("*.*"))
         return real_handle(self, context, obj)
 
     spills = []
 
-    def spill_dir(self, dataset, stage):
-        cm = real_spill(self, dataset, stage)
+    def spill_dir(self, dataset, stage, **kwargs):
+        cm = real_spill(self, dataset, stage, **kwargs)
 
         class Track:
             def __enter__(self_inner):
@@ -74,16 +80,28 @@ def test_redacted_output_is_spilled_in_batches_and_streamed_to_the_stored_asset(
     # the stage handed Dagster a scan of its batches; the other stages, frames
     assert handed[f"{DATASET}/redacted"] == "LazyFrame"
     assert handed[f"{DATASET}/split"] == "LazyFrame"
-    assert handed[f"{DATASET}/curated"] == "DataFrame"
+    assert handed[f"{DATASET}/curated"] == "LazyFrame"
     curated = pl.read_parquet(home / "restricted" / DATASET / "curated.parquet")
     assert curated.height > 40
     assert parts_seen == [-(-curated.height // 20)]  # one file per batch of 20
-    assert len(spills) == 2 and not any(p.exists() for p in spills)  # removed after each step
+    assert len(spills) == 3 and not any(p.exists() for p in spills)  # removed after each step
     assert not any((home / ".spill" / DATASET).iterdir())
+    # curated: raw records spill inside the restricted zone, sorted bucket by bucket
+    assert spills[0].parent == home / "restricted" / ".spill" / DATASET
+    assert not any(spills[0].parent.iterdir())
+    assert sum(f.startswith("kept/sorted-") for f in curated_files) > 1, curated_files
+    project = load_project(tmp_path / "project" / "configs")
+    recipe = project.recipes[DATASET]
+    raw = pl.concat([pl.scan_parquet(home / "restricted" / "raw" / f"{s}.parquet")
+                     for s in recipe.sources], how="diagonal_relaxed")
+    in_memory = curate_stage.curate(raw, recipe, {s: project.sources[s] for s in recipe.sources},
+                                    root=project.root)
+    assert curated.equals(in_memory.kept)
+    stored_rejects = pl.read_parquet(home / "restricted" / "rejects" / DATASET / "curated.parquet")
+    assert stored_rejects.equals(in_memory.rejected)
 
     # the stored asset holds exactly what the stage makes in memory from the same input
     stored = pl.read_parquet(home / "storage" / DATASET / "redacted.parquet")
-    recipe = load_project(tmp_path / "project" / "configs").recipes[DATASET]
     with worker_pools():
         expected = redact_stage.redact(pl.scan_parquet(
             home / "restricted" / DATASET / "curated.parquet"), recipe.redact)

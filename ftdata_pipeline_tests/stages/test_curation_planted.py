@@ -249,12 +249,13 @@ def test_neardup_bounded_batches_give_the_clusters_of_every_candidate(monkeypatc
 
 
 @pytest.mark.parametrize("language", [False, True])
-def test_per_record_rules_run_in_batches_with_the_same_result(corpus, tmp_path, monkeypatch,
-                                                              language) -> None:
-    """The per-record rules (views, quality, language, harm, contamination) run a batch of
-    records at a time: kept rows, rejects (with their columns) and every count equal the
-    whole-frame run's, and each batch's views are gone before the next one is made."""
+def test_curation_runs_in_batches_with_the_same_result(corpus, tmp_path, monkeypatch,
+                                                       language) -> None:
+    """Every filter judges at most CURATE_ROWS records at a time, and near dedup gets
+    signatures, not texts: kept rows, rejects (with their columns) and every count equal the
+    one-batch run's, in memory and spilled to disk, whatever the input order."""
     from ftdata_pipeline.stages import curate as stage
+    from ftdata_pipeline.stages.curation import filtering
 
     df, _, _ = corpus
     data = recipe(tmp_path).model_dump(mode="json", exclude_unset=True)
@@ -263,16 +264,31 @@ def test_per_record_rules_run_in_batches_with_the_same_result(corpus, tmp_path, 
     cfg = RecipeConfig.model_validate(data)
     whole = curate(df.lazy(), cfg, root=tmp_path)
     seen: list[int] = []
-    real = stage._per_record_rules
-    monkeypatch.setattr(stage, "_per_record_rules",
-                        lambda part, *a: seen.append(part.height) or real(part, *a))
+    real = filtering.run_filters
+    monkeypatch.setattr(stage, "run_filters",
+                        lambda frame, *a: seen.append(frame.height) or real(frame, *a))
     monkeypatch.setattr(stage, "CURATE_ROWS", 37)
     batched = curate(df.lazy(), cfg, root=tmp_path)
-    assert len(seen) > 5 and max(seen) == 37
+    assert len(seen) > 5 * 3 and max(seen) == 37
     assert batched.kept.equals(whole.kept)
     assert batched.rejected.equals(whole.rejected)
     assert batched.stats == whole.stats
     assert list(batched.stats["steps"]) == list(whole.stats["steps"])
 
+    spill = tmp_path / "spill"
+    spilled = curate(df.sample(fraction=1.0, shuffle=True, seed=3).lazy(), cfg, root=tmp_path,
+                     spill=spill)
+    assert isinstance(spilled.kept, pl.LazyFrame) and isinstance(spilled.rejected, pl.LazyFrame)
+    assert spilled.rows_rejected == whole.rows_rejected
+    assert spilled.kept.collect().equals(whole.kept)
+    assert spilled.rejected.collect().equals(whole.rejected)
+    assert spilled.stats == whole.stats
+    # one sorted file per output bucket; the scratch parts of the passes are gone
+    assert len(list((spill / "kept").glob("sorted-*.parquet"))) > 1
+    assert not list(spill.glob("pass*/*.parquet")) and not list(spill.glob("*/bucket-*"))
+
     empty = curate(df.clear().lazy(), cfg, root=tmp_path)
     assert empty.kept.height == 0 and empty.stats["steps"]["too_few_words"]["in"] == 0
+    empty_spilled = curate(df.clear().lazy(), cfg, root=tmp_path, spill=tmp_path / "spill0")
+    assert empty_spilled.kept.collect().equals(empty.kept)
+    assert empty_spilled.rejected.collect().equals(empty.rejected)

@@ -129,15 +129,15 @@ class PartitionDedup:
         return Filter(EXACT_RULE, pl.col(PRIOR_EXACT).is_not_null(), detail=pl.col(PRIOR_EXACT))
 
     # near --------------------------------------------------------------------------------
-    def cluster(self, texts: pl.Series, nd: NearDedupConfig, priority: np.ndarray):
-        """Cluster the partition's texts with the index entries they may match.
+    def cluster(self, sig: np.ndarray, has: np.ndarray, nd: NearDedupConfig, priority: np.ndarray):
+        """Cluster the partition's records (their MinHash signatures, and whether each has a
+        token) with the index entries they may match.
 
-        Returns (rep, sim, prior_ref, signatures, verified pairs joining clusters): per partition row, the
+        Returns (rep, sim, prior_ref, verified pairs joining clusters): per partition row, the
         index of its kept representative within the partition (itself when a cluster has no
         other member here), its estimated Jaccard with that representative, and the
         "<partition>:<record id>" of the index entry its cluster keeps (else null).
         """
-        sig, has = neardup.signatures(texts, nd.shingle_words, nd.num_perm, nd.seed)
         n = sig.shape[0]
         prior = self._candidates(sig, has, nd)
         m = prior.height
@@ -163,7 +163,7 @@ class PartitionDedup:
         similarity = (sig == stacked[rep_global]).mean(axis=1) if n else np.zeros(0)
         self.matched["index_entries_compared"] = m
         self.matched["near_duplicates_of_partitions"] = int(from_prior.sum())
-        return local_rep, similarity, prior_ref, sig, int(found.pair_i.size)
+        return local_rep, similarity, prior_ref, int(found.pair_i.size)
 
     def _candidates(self, sig: np.ndarray, has: np.ndarray, nd: NearDedupConfig) -> pl.DataFrame:
         """Index entries made with the same settings sharing a band key with the partition."""
