@@ -593,7 +593,9 @@ class CurateConfig(Strict):
     )
     strip_markup: bool = Field(True, description="remove HTML tags and decode entities")
     collapse_whitespace: bool = Field(
-        True, description="collapse runs of spaces and blank lines in prose (never in code)"
+        True, description="tidy whitespace in prose: line separators, invisible and exotic "
+        "spaces, spaces ending a line, runs of blank lines (indentation and spaces inside a "
+        "line are kept; code is never touched)"
     )
     code_fields: list[Literal["text", "system", "prompt", "response", "chosen", "rejected",
                               "messages"]] = Field(

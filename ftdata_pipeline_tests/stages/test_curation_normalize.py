@@ -23,7 +23,7 @@ FENCED = "Try this:\n\n```python\ndef f(x):\n    if x:\n        return  x  # two
 
 
 def test_fenced_code_kept_byte_for_byte_and_prose_around_it_tidied():
-    out = norm("  Try   this:\n\n\n\n```python\ndef f(x):\n    if x:\n        return  x  # two  spaces\n\tpass\n```\n\nDone.  ")
+    out = norm("  Try this:  \n\n\n\n```python\ndef f(x):\n    if x:\n        return  x  # two  spaces\n\tpass\n```\n\nDone.  ")
     assert out == FENCED
 
 
@@ -90,6 +90,42 @@ def test_python_blocks_of_real_package_readmes_survive_curation():
     after = [b for t in out for b in python_blocks(t)]
     assert after == blocks  # byte for byte, same order
     assert sum(map(compiles, after)) == sum(map(compiles, blocks)) > 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'Config:\n{\n  "a": 1,\n  "b": {\n    "c": [1,  2]\n  }\n}',  # unfenced JSON, indent=2
+        "server:\n  port: 80\n  hosts:\n    - a\n    - b",  # unfenced YAML
+        "NAME      READY   STATUS\nweb-1     1/1     Running",  # pasted command output
+        "- item\n  - nested\n    - deeper\n  - back",  # a nested Markdown list
+        "id\tname\n1\tAcme  Mail",  # TSV
+    ],
+)
+def test_indentation_and_alignment_of_unfenced_structured_text_are_kept(text) -> None:
+    assert norm(text) == text
+
+
+def test_markup_free_lines_of_real_package_readmes_keep_their_bytes():
+    """Real text the project did not write: every ASCII line without markup keeps its
+    indentation and inner spacing (only spaces ending it may go), as many times as it was."""
+    from collections import Counter
+
+    texts = [t for _, t in package_descriptions()]
+    out = normalize_series(pl.Series(texts), CurateConfig()).to_list()
+    checked = 0
+    for before, after in zip(texts, out, strict=True):
+        plain = Counter(
+            line.rstrip() for line in before.splitlines()
+            if line.strip() and line.isascii() and not set(line) & set("<>&`\x1b")
+        )
+        kept = Counter(line.rstrip() for line in after.splitlines())
+        lost = plain - kept
+        # a text's first line loses its leading spaces with the text's outer whitespace
+        lost -= Counter({next(line.rstrip() for line in before.splitlines() if line.strip()): 1})
+        assert not lost, list(lost)[:3]
+        checked += sum(1 for line in plain if line != line.lstrip())
+    assert checked > 100, "the READMEs hold indented lines"
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,10 @@ A text is first split into prose and code segments (``split_code``): fenced bloc
 ~~~), indented blocks (lines starting with four spaces or a tab) and inline code spans stay
 byte for byte; only control characters are removed from them. Prose gets the full treatment:
 markup stripping (real HTML element names only, so ``<T>``, ``<int:index>`` and
-``<MyComponent />`` survive), entity decoding, mojibake repair, NFC, whitespace collapsing
-that never touches line-leading indentation of code, and the recipe's boilerplate patterns.
+``<MyComponent />`` survive), entity decoding, mojibake repair, NFC, whitespace tidying (line separators,
+invisible and exotic spaces, trailing spaces, runs of blank lines; never indentation or
+spaces inside a line, which are structure in unfenced JSON, YAML and command output), and
+the recipe's boilerplate patterns.
 A field a recipe marks as code-bearing (``curate.code_fields``) is one code segment.
 
 Everywhere, terminal escape sequences (ANSI), C0/C1 control characters other than tab,
@@ -30,8 +32,9 @@ from ftdata_pipeline.records import MESSAGE
 
 # Markup. Rust regex has no backreferences, hence one pattern per content-bearing element.
 _SCRIPT_STYLE = (r"(?is)<script\b[^>]*>.*?</script\s*>", r"(?is)<style\b[^>]*>.*?</style\s*>")
-_LINE_BREAK = r"(?i)<br\s*/?>|</(?:li|tr)\s*>"
-_BLOCK_END = r"(?i)</(?:p|div|h[1-6]|blockquote|pre|ul|ol|table|section|article)\s*>"
+# A break's own line starts at the margin: spaces after it are HTML source layout.
+_LINE_BREAK = r"(?i)(?:<br\s*/?>|</(?:li|tr)\s*>)[ \t]*"
+_BLOCK_END = r"(?i)</(?:p|div|h[1-6]|blockquote|pre|ul|ol|table|section|article)\s*>[ \t]*"
 # Only real HTML elements, written in lower or upper case (``<b>``, ``<BR>``): generics
 # (``List<T>``), route converters (``<int:index>``), JSX components (``<MyComponent />``) and
 # placeholders (``<PERSON>``) are text. "a < b and c > d" is never a tag either.
@@ -71,10 +74,11 @@ CONTROL = (
     r"|[\u202a-\u202e\u2066-\u2069]"  # bidi embeddings, overrides, isolates
 )
 
-# Whitespace. Tabs and the Unicode space separators (NBSP, thin, ideographic, ...) become one
-# plain space; zero-width space and BOM are invisible noise. ZWJ is kept: emoji need it.
-_SPACE = "\t\x0b\x0c \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
-_INLINE_SPACE = f"[{_SPACE}]+"
+# Whitespace. The Unicode space separators (NBSP, thin, ideographic, ...), vertical tab and
+# form feed become a plain space each; tabs stay (TSV, indentation). Zero-width space and BOM
+# are invisible noise. ZWJ is kept: emoji need it.
+_ODD_SPACE = "[\x0b\x0c\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]"
+_INLINE_SPACE = "[\t \x0b\x0c\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+"
 _ZERO_WIDTH = "[\u200b\ufeff]"
 _LINE_SEPARATOR = "\r\n?|[\u2028\u2029\x85]"
 
@@ -192,14 +196,16 @@ def split_code(text: str) -> list[tuple[bool, str]]:
 # ----------------------------------------------------------------------------------------
 
 
-def _prose_whitespace(t: pl.Expr, line_start: pl.Expr) -> pl.Expr:
+def _prose_whitespace(t: pl.Expr) -> pl.Expr:
+    # Only what no reader can mean: odd line separators, invisible characters, exotic spaces
+    # (each becomes one plain space, so alignment keeps its width), spaces ending a line and
+    # runs of blank lines. Indentation and runs of spaces inside a line stay: in the unfenced
+    # JSON, YAML, nested lists and pasted command output of real tickets they are structure.
     t = (
         t.str.replace_all(_LINE_SEPARATOR, "\n")
         .str.replace_all(_ZERO_WIDTH, "")
-        .str.replace_all(rf"(\S){_INLINE_SPACE}", "${1} ")  # runs inside a line: one space
-        .str.replace_all(rf"\n{_INLINE_SPACE}", "\n")  # prose lines start at the margin
+        .str.replace_all(_ODD_SPACE, " ")
     )
-    t = pl.when(line_start).then(t.str.replace(f"^{_INLINE_SPACE}", "")).otherwise(t)
     return _tidy(t)
 
 
@@ -207,7 +213,7 @@ def _tidy(t: pl.Expr) -> pl.Expr:
     return t.str.replace_all(rf"{_INLINE_SPACE}\n", "\n").str.replace_all(r"\n{3,}", "\n\n")
 
 
-def _prose(t: pl.Expr, line_start: pl.Expr, cfg: CurateConfig) -> pl.Expr:
+def _prose(t: pl.Expr, cfg: CurateConfig) -> pl.Expr:
     if cfg.strip_markup:
         for pattern in _SCRIPT_STYLE:
             t = t.str.replace_all(pattern, "")
@@ -224,7 +230,7 @@ def _prose(t: pl.Expr, line_start: pl.Expr, cfg: CurateConfig) -> pl.Expr:
     if cfg.normalize_unicode:
         t = t.str.normalize("NFC")
     if cfg.collapse_whitespace:
-        t = _prose_whitespace(t, line_start)
+        t = _prose_whitespace(t)
     if cfg.boilerplate_patterns:
         for pattern in cfg.boilerplate_patterns:
             t = t.str.replace_all(pattern, "")
@@ -236,26 +242,23 @@ def _prose(t: pl.Expr, line_start: pl.Expr, cfg: CurateConfig) -> pl.Expr:
 def normalize_series(s: pl.Series, cfg: CurateConfig, code: bool = False) -> pl.Series:
     """Normalize a String series (see module docstring); null stays null, order is kept."""
     distinct = s.drop_nulls().unique(maintain_order=True).to_list()
-    idx, seg_code, seg_text, line_start = [], [], [], []
+    idx, seg_code, seg_text = [], [], []
     for i, text in enumerate(distinct):
         pieces = [(CODE, text)] if code else split_code(text)
-        at_start = True
         for kind, piece in pieces:
             idx.append(i)
             seg_code.append(kind)
             seg_text.append(piece)
-            line_start.append(at_start)
-            at_start = piece.endswith("\n")
     segs = pl.DataFrame(
-        {"i": idx, "code": seg_code, "t": seg_text, "ls": line_start},
-        schema={"i": pl.Int64, "code": pl.Boolean, "t": pl.String, "ls": pl.Boolean},
+        {"i": idx, "code": seg_code, "t": seg_text},
+        schema={"i": pl.Int64, "code": pl.Boolean, "t": pl.String},
     )
     t, is_code = pl.col("t"), pl.col("code")
     segs = segs.with_columns(
         # Code keeps its bytes but for control characters and zero-width spaces / stray BOMs:
         # invisible, never part of working code, and a line of only them is no code line.
         pl.when(is_code).then(t.str.replace_all(CONTROL, "").str.replace_all(_ZERO_WIDTH, ""))
-        .otherwise(_prose(t, pl.col("ls"), cfg))
+        .otherwise(_prose(t, cfg))
     )
     if cfg.collapse_whitespace and not code:
         # Ends of the whole text: outer blank lines and spaces of prose go; code keeps its
