@@ -6,6 +6,8 @@ import json
 
 import great_expectations.expectations as gxe
 import polars as pl
+
+from ftdata_pipeline.records import row_count
 import pytest
 
 from ftdata_pipeline.config.models import ExpectationConfig, RecipeConfig
@@ -89,6 +91,62 @@ def test_passing_and_failing_expectations_with_exact_counts():
     assert suite.results[1].unexpected_percent == 25.0
     assert suite.results[1].expectation == "expect_column_values_to_not_be_null"
     assert suite.results[4].column == "n_messages"
+
+
+def test_columns_go_to_gx_a_group_at_a_time(monkeypatch):
+    """Each expectation reads its own columns: never every referenced column in one pandas
+    frame (strings there are Python objects, GX's metrics copy them); same outcomes."""
+    from ftdata_pipeline.quality import runner
+
+    exps = [
+        _exp("ExpectColumnValuesToBeUnique", column="record_id"),
+        _exp("ExpectColumnValuesToNotBeNull", column="text"),
+        _exp("ExpectColumnValuesToNotBeNull", column="record_id"),
+        _exp("ExpectColumnPairValuesToBeEqual", column_A="label", column_B="text"),
+        _exp("ExpectTableRowCountToBeBetween", min_value=1),
+    ]
+    handed: list[list[str]] = []
+    real = runner._value_frame
+    monkeypatch.setattr(runner, "_value_frame",
+                        lambda df, columns: handed.append(columns) or real(df, columns))
+    suite = run_expectations(_frame().lazy(), exps, suite_name="t")
+    assert sorted(set(map(tuple, handed))) == [(), ("label", "text"), ("record_id",), ("text",)]
+    assert [(r.success, r.element_count, r.unexpected_count) for r in suite.results] == [
+        (True, 4, 0), (False, 4, 1), (True, 4, 0), (False, 4, 4), (True, None, None),
+    ]
+
+
+def test_row_wise_expectations_run_in_row_batches_with_the_whole_frame_s_outcome(monkeypatch):
+    """Expectations that judge each row alone see GX_ROWS rows at a time; summed counts,
+    percentages and ``mostly`` give exactly the whole column's outcome. Uniqueness needs the
+    whole column and gets it."""
+    from ftdata_pipeline.quality import runner
+
+    df = pl.DataFrame({
+        "record_id": [f"r{i % 9}" for i in range(11)],
+        "text": ["ok", None, "a", "longer", None, "b", "cc", "ddd", None, "e", "ffff"],
+        "label": ["x", "y", "x", "z", "x", "x", "y", None, "x", "x", "y"],
+    })
+    exps = [
+        _exp("ExpectColumnValuesToNotBeNull", column="text"),
+        _exp("ExpectColumnValueLengthsToBeBetween", column="text", min_value=2),
+        _exp("ExpectColumnValueLengthsToBeBetween", column="text", min_value=2, mostly=0.5),
+        _exp("ExpectColumnValueLengthsToBeBetween", column="text", min_value=2, mostly=0.4),
+        _exp("ExpectColumnValuesToBeInSet", column="label", value_set=["x", "y"]),
+        _exp("ExpectColumnValuesToBeUnique", column="record_id"),
+        _exp("ExpectColumnPairValuesToBeEqual", column_A="label", column_B="text"),
+    ]
+    whole = run_expectations(df, exps, suite_name="t")
+    handed: list[int] = []
+    real = runner._value_frame
+    monkeypatch.setattr(runner, "_value_frame",
+                        lambda frame, columns: handed.append(row_count(frame)) or real(frame, columns))
+    monkeypatch.setattr(runner, "GX_ROWS", 3)
+    batched = run_expectations(df.lazy(), exps, suite_name="t")
+    assert batched.results == whole.results
+    assert [r.success for r in whole.results] == [False, False, True, True, False, False, False]
+    assert max(handed) == df.height  # uniqueness: the whole column
+    assert sorted(handed).count(3) >= 3 * 3  # the rest: batches of 3 rows
 
 
 def test_metadata_never_contains_values():

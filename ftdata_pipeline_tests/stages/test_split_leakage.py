@@ -556,6 +556,32 @@ def test_shingle_matrix_holds_one_text_s_shingles_at_a_time(monkeypatch):
     assert shingle_matrix(["", "!!", "  "], 3).shape == (3, 0)
 
 
+def test_shingle_matrix_equals_the_vectorizer_s_in_a_few_bytes_per_entry(monkeypatch):
+    """Batch by batch (texts of a Polars column), the matrix is scikit-learn
+    CountVectorizer's (same columns, entries, dtype), and building it peaks at a few bytes
+    per entry above nothing (the vectorizer's int64 entries and their copies: ~30)."""
+    import tracemalloc
+    from functools import partial
+
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from ftdata_pipeline.stages.split import similarity
+
+    rng = random.Random(11)
+    words = "refund order late parcel broken screen invoice account password reset".split()
+    texts = [" ".join(rng.choices(words, k=rng.randint(0, 60))) for _ in range(4000)] + ["", "!!"]
+    expected = CountVectorizer(analyzer=partial(similarity.shingles, k=3), binary=True,
+                               dtype=np.float32).fit_transform(texts).tocsr()
+    monkeypatch.setattr(similarity, "_TEXT_BATCH", 7)
+    tracemalloc.start()
+    x = shingle_matrix(pl.Series(texts), 3)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert x.shape == expected.shape and x.dtype == expected.dtype
+    assert x.has_sorted_indices and (x != expected).nnz == 0
+    assert peak / x.nnz < 16, peak / x.nnz
+
+
 def test_prefixes_are_the_rarest_shingles_of_each_row_in_a_few_bytes_per_entry():
     """Each row's prefix holds its |A| - ceil(t |A|) + 1 rarest shingles (ties by column),
     found without sorting every entry: the old lexsort over (row, rank) took ~45 bytes per

@@ -102,7 +102,10 @@ def shingle_hashes(texts: pl.Series, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def minhash(shingles: np.ndarray, per_doc: np.ndarray, num_perm: int, seed: int) -> np.ndarray:
-    """(n_docs, num_perm) uint32 signatures; documents without shingles get all-max rows."""
+    """(n_docs, num_perm) uint32 signatures; documents without shingles get all-max rows.
+
+    ``shingles``: non-negative integers of any width (a chunk at a time is widened to 64
+    bits, so a caller's int32 column numbers are not copied whole)."""
     rng = np.random.default_rng(seed)
     a = (rng.integers(0, 2**63, size=num_perm, dtype=np.uint64) << np.uint64(1)) | np.uint64(1)
     b = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64)
@@ -124,6 +127,7 @@ def minhash(shingles: np.ndarray, per_doc: np.ndarray, num_perm: int, seed: int)
             d1 = min(max(d1, d0 + 1), docs.size)
             lo, hi = int(bounds[d0]), int(bounds[d1])
             x, buf, local = shingles[lo:hi], tmp[: hi - lo], bounds[d0:d1] - lo
+            x = x if x.dtype == np.uint64 else x.astype(np.uint64)
             for p in range(num_perm):
                 np.multiply(x, a[p], out=buf)
                 np.add(buf, b[p], out=buf)

@@ -40,14 +40,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import re
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import CountVectorizer
 
 from ftdata_pipeline.stages.curation.neardup import band_candidates, minhash
 
@@ -59,6 +57,7 @@ _BLOCK = 2048  # rows per block of the product at most
 _BLOCK_PAIRS = 8_000_000
 _TEXT_BATCH = 10_000  # texts of a Polars column that are Python strings at once
 _VERIFY = 50_000  # candidate pairs verified at a time (row copies of both sides: ~100 MB)
+_LSH_BATCH = 1 << 20  # LSH candidates generated at a time (their keys, sizes: ~40 MB)
 # Slack for the filters: a pair whose computed Jaccard reaches the threshold must never be
 # dropped by a bound that rounds the other way.
 _EPS = 1e-6
@@ -95,16 +94,55 @@ def shingles(text: str, k: int) -> list[str]:
 def shingle_matrix(texts: Sequence[str] | pl.Series, k: int) -> sp.csr_matrix:
     """Binary (n_texts x n_shingles) matrix of ``shingles``; an empty text matches nothing.
 
-    The vectorizer makes each text's shingles as it reaches the text: the shingle strings of
-    one text are alive at a time, not those of every text (they grow with the input). A
-    Polars column is read ``_TEXT_BATCH`` texts at a time, so its texts are not all Python
-    strings at once either.
+    Columns are the distinct shingles in sorted order (as scikit-learn's CountVectorizer
+    numbers them). Built by hand, a batch of texts at a time: CountVectorizer gathers every
+    entry as int64 and then copies it while sorting its vocabulary (1.1 GB of temporaries for
+    a matrix of 470 MB on half a million tickets); here the entries are int32 from the start,
+    one batch's are Python objects at a time, and renumbering is done in place. A Polars
+    column is read ``_TEXT_BATCH`` texts at a time, so its texts are not all Python strings
+    at once either.
     """
-    # a text has a shingle exactly when it has a word
-    if not any(_WORD.search(t.lower()) for t in _iter_texts(texts)):
-        return sp.csr_matrix((len(texts), 0), dtype=np.float32)
-    vectorizer = CountVectorizer(analyzer=partial(shingles, k=k), binary=True, dtype=np.float32)
-    return vectorizer.fit_transform(_iter_texts(texts)).tocsr()
+    vocabulary: dict[str, int] = {}
+    number = vocabulary.setdefault
+    parts: list[np.ndarray] = []
+    per_row: list[np.ndarray] = []
+    batch: list[int] = []
+    sizes: list[int] = []
+    for i, text in enumerate(_iter_texts(texts), 1):
+        columns = {number(s, len(vocabulary)) for s in shingles(text, k)}
+        batch.extend(columns)
+        sizes.append(len(columns))
+        if i % _TEXT_BATCH == 0:
+            parts.append(np.array(batch, dtype=np.int32))
+            per_row.append(np.array(sizes, dtype=np.int64))
+            batch, sizes = [], []
+    parts.append(np.array(batch, dtype=np.int32))
+    per_row.append(np.array(sizes, dtype=np.int64))
+    del batch, sizes
+    n = len(texts)
+    if not vocabulary:
+        return sp.csr_matrix((n, 0), dtype=np.float32)
+    # insertion order -> sorted order of the shingle strings
+    keys = list(vocabulary)
+    del vocabulary
+    column_of = np.empty(len(keys), dtype=np.int32)
+    column_of[sorted(range(len(keys)), key=keys.__getitem__)] = np.arange(len(keys), dtype=np.int32)
+    width = len(keys)
+    del keys
+    indices = np.empty(sum(p.size for p in parts), dtype=np.int32)
+    offset = 0
+    while parts:
+        part = parts.pop(0)
+        indices[offset : offset + part.size] = column_of[part]
+        offset += part.size
+    # one index type for both arrays, else scipy copies the indices to match
+    indptr = np.zeros(n + 1, dtype=np.int32 if offset < 2**31 - 1 else np.int64)
+    indices = indices.astype(indptr.dtype, copy=False)
+    np.cumsum(np.concatenate(per_row), out=indptr[1:])
+    matrix = sp.csr_matrix((np.ones(indices.size, dtype=np.float32), indices, indptr),
+                           shape=(n, width))
+    matrix.sort_indices()  # in place
+    return matrix
 
 
 def _iter_texts(texts: Sequence[str] | pl.Series) -> Iterator[str]:
@@ -322,7 +360,7 @@ def _lsh_pairs(
         members = np.concatenate((np.unique(cols), np.setdiff1d(rows, cols)))
     members = members[lengths[members] > 0]
     # The shingles' column numbers are the set elements MinHash permutes.
-    sig = minhash(x.indices.astype(np.uint64), lengths, _PERMS, _SEED)
+    sig = minhash(x.indices, lengths, _PERMS, _SEED)
     in_rows = np.zeros(x.shape[0], dtype=bool)
     in_rows[rows] = True
     in_cols = np.zeros(x.shape[0], dtype=bool)
@@ -337,7 +375,8 @@ def _lsh_pairs(
         out_j.append(both)
         out_s.append(np.ones(both.size))
     for band in range(_PERMS // r):
-        for a, b in band_candidates(sig, band, r, members, max_partners=_PARTNERS):
+        for a, b in band_candidates(sig, band, r, members, max_partners=_PARTNERS,
+                                    batch=_LSH_BATCH):
             if cols is None:
                 gi, gj = np.minimum(a, b), np.maximum(a, b)
             else:  # oriented (row, col), either way round
