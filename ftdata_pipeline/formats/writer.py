@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,16 +63,30 @@ def _provenance(record: dict[str, Any]) -> dict[str, Any]:
 _fsync_dir = publish.fsync_dir
 
 
-def _split_frames(df: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    if "split" not in df.columns:
+def _check_splits(records: pl.LazyFrame) -> None:
+    if "split" not in records.collect_schema().names():
         raise ValueError("export input has no 'split' column")
-    unsplit = df.filter(~pl.col("split").is_in(list(SPLITS)) | pl.col("split").is_null()).height
+    unsplit = records.filter(
+        ~pl.col("split").is_in(list(SPLITS)) | pl.col("split").is_null()
+    ).select(pl.len()).collect().item()
     if unsplit:
         # Exporting only part of the frame would silently lose records.
         raise ValueError(f"{unsplit} record(s) have no split in {list(SPLITS)}")
-    ordered = df.sort(RECORD_ID)
-    frames = {s: ordered.filter(pl.col("split") == s) for s in SPLITS}
-    return {s: f for s, f in frames.items() if f.height}
+
+
+def _split_rows(records: pl.DataFrame | pl.LazyFrame, split: str) -> Iterator[pl.DataFrame]:
+    """One split's records in id order, ``EXPORT_BATCH`` at a time.
+
+    The split stage stores each split in id order, so the rows stream from its file (only
+    their ids are read first, to know); rows in another order are sorted, in memory.
+    """
+    rows = records.lazy().filter(pl.col("split") == split)
+    if rows.select(pl.col(RECORD_ID).is_sorted()).collect().item():
+        for batch in rows.collect_batches(chunk_size=EXPORT_BATCH, maintain_order=True):
+            if batch.height:
+                yield batch
+        return
+    yield from rows.collect().sort(RECORD_ID).iter_slices(EXPORT_BATCH)
 
 
 def _owned(rejected: list[tuple[str, str]], owners: pl.DataFrame | None) -> dict[str, str]:
@@ -180,17 +195,20 @@ def _write_file(path: Path, lines: list[str]) -> dict[str, Any]:
 
 
 def _write_split(
-    frame: pl.DataFrame, part: Part, split: str, instruction: str, root: Path
-) -> tuple[list[tuple[str, str]], dict[str, tuple[str, dict[str, Any]]]]:
-    """Write one split's lines in every format of ``part``, ``EXPORT_BATCH`` records at a time
-    (only one batch's lines are in memory). Returns the records left out (id, detail) and,
-    per file written, its format and facts. A file is opened at its first line: a split whose
-    every record was left out has no file, as before any line is known."""
+    batches: Iterable[pl.DataFrame], part: Part, split: str, instruction: str, root: Path
+) -> tuple[list[tuple[str, str]], dict[str, tuple[str, dict[str, Any]]], int]:
+    """Write one split's lines in every format of ``part``, a batch of records at a time
+    (only one batch's records and lines are in memory). Returns the records left out (id,
+    detail), per file written its format and facts, and the records read. A file is opened
+    at its first line: a split whose every record was left out has no file, as before any
+    line is known."""
     rejected: list[tuple[str, str]] = []
     files: dict[str, _LineFile] = {}
     formats: dict[str, str] = {}
+    read = 0
     with ExitStack() as stack:
-        for batch in frame.iter_slices(EXPORT_BATCH):
+        for batch in batches:
+            read += batch.height
             lines, batch_rejected = _render(batch, part.kind, instruction, part.formats)
             rejected += batch_rejected
             for fmt in part.formats:
@@ -206,30 +224,38 @@ def _write_split(
                         stack.callback(files[rel].abort)  # on failure (after close: no-op)
                         formats[rel] = fmt.NAME
                     files[rel].write(content)
-        return rejected, {rel: (formats[rel], f.close()) for rel, f in files.items()}
+        return rejected, {rel: (formats[rel], f.close()) for rel, f in files.items()}, read
 
 
-def _parts(df: pl.DataFrame, recipe: RecipeConfig) -> list[Part]:
-    """One part (all records, the recipe's formats) or, with ``rlhf``, one per RLHF step."""
+def _parts(records: pl.LazyFrame, recipe: RecipeConfig) -> list[Part]:
+    """One part (all records, the recipe's formats, read as they are written) or, with
+    ``rlhf``, one per RLHF step (built in memory: a step's examples come from its pairs)."""
     if recipe.rlhf is None:
-        return [Part("", None, recipe.kind, _formats(recipe), df)]
-    return step_parts(df, recipe, _formats(recipe))
+        return [Part("", None, recipe.kind, _formats(recipe), records)]
+    return step_parts(records.collect(), recipe, _formats(recipe))
 
 
-def _write_tree(df: pl.DataFrame, recipe: RecipeConfig, root: Path, config_hash: str):
-    parts = _parts(df, recipe)
+def _write_tree(
+    records: pl.DataFrame | pl.LazyFrame, recipe: RecipeConfig, root: Path, config_hash: str
+):
+    lf = records.lazy()
+    _check_splits(lf)
+    parts = _parts(lf, recipe)
     instruction = instruction_for(recipe)
-    frames = _split_frames(df)
     files: list[dict[str, Any]] = []
     rejected: dict[str, str] = {}
     steps: dict[str, dict[str, Any]] = {}
     for part in parts:
         step_file = {"step": part.step} if part.step else {}
         examples_written: dict[str, int] = {}
-        for split, frame in _split_frames(part.records).items():
-            split_rejected, written_files = _write_split(frame, part, split, instruction, root)
+        for split in SPLITS:
+            split_rejected, written_files, read = _write_split(
+                _split_rows(part.records, split), part, split, instruction, root
+            )
+            if not read:
+                continue
             rejected.update(_owned(split_rejected, part.owners))
-            examples_written[split] = frame.height - len(split_rejected)
+            examples_written[split] = read - len(split_rejected)
             for rel, (fmt_name, facts) in written_files.items():
                 files.append({"path": rel, "format": fmt_name, "split": split, **step_file,
                               **facts})
@@ -249,8 +275,19 @@ def _write_tree(df: pl.DataFrame, recipe: RecipeConfig, root: Path, config_hash:
                 "examples": {s: n for s, n in examples_written.items() if n},
             }
     # records (pairs, for the RLHF steps) written per split: those no format left out
-    written = {s: f.height - int(f[RECORD_ID].is_in(list(rejected)).sum())
-               for s, f in frames.items()}
+    ids = sorted(rejected)
+    has_tokens = "n_tokens" in lf.collect_schema().names()
+    per_split = (
+        lf.group_by("split")
+        .agg(
+            (~pl.col(RECORD_ID).is_in(ids)).sum().alias("written"),
+            *([pl.col("n_tokens").sum().alias("tokens")] if has_tokens else []),
+        )
+        .sort("split")
+        .collect()
+    )
+    written = {row["split"]: int(row["written"]) for row in per_split.iter_rows(named=True)}
+    written = {s: written[s] for s in SPLITS if s in written}
     by_format: dict[str, int] = {}
     for detail in rejected.values():
         for fmt_name in sorted({part.split(":", 1)[0] for part in detail.split("; ")}):
@@ -265,24 +302,25 @@ def _write_tree(df: pl.DataFrame, recipe: RecipeConfig, root: Path, config_hash:
     }
     if steps:
         manifest["rlhf"] = steps
-    if "n_tokens" in df.columns:  # counted by the split stage with the recipe's tokenizer
+    if has_tokens:  # counted by the split stage with the recipe's tokenizer
+        tokens = {row["split"]: int(row["tokens"]) for row in per_split.iter_rows(named=True)}
         manifest["tokens"] = {
             "tokenizer": recipe.tokens.tokenizer,
-            "per_split": {s: int(f["n_tokens"].sum()) for s, f in frames.items()},
+            "per_split": {s: tokens[s] for s in SPLITS if s in tokens},
         }
     _write_file(root / MANIFEST, [json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"])
     for directory in sorted({(root / f["path"]).parent for f in files}) + [root]:
         _fsync_dir(directory)
-    ids = sorted(rejected)
-    rejects = df.filter(pl.col(RECORD_ID).is_in(ids)).sort(RECORD_ID).with_columns(
+    rejects = lf.filter(pl.col(RECORD_ID).is_in(ids)).sort(RECORD_ID).collect().with_columns(
         pl.lit(REJECT_STAGE).alias("stage"),
         pl.lit(FORMAT_INVALID).alias("rule"),
         pl.lit(None, REJECT_SCHEMA["score"]).alias("score"),
         pl.col(RECORD_ID).replace_strict(rejected, default=None, return_dtype=pl.String)
         .alias("detail"),
     )
-    kept = df.filter(~pl.col(RECORD_ID).is_in(ids))
-    return manifest, kept, rejects
+    # a scan in, a scan out: the records exported are never all in memory
+    kept = lf.filter(~pl.col(RECORD_ID).is_in(ids))
+    return manifest, kept if isinstance(records, pl.LazyFrame) else kept.collect(), rejects
 
 
 @dataclass
@@ -295,7 +333,7 @@ class StagedExport:
     staging: Path
     out_dir: Path
     manifest: dict
-    kept: pl.DataFrame  # the records written (lineage is built from these)
+    kept: pl.DataFrame | pl.LazyFrame  # the records written (lineage is built from these)
     rejected: pl.DataFrame  # full rows + stage/rule/score/detail of the records left out
     recovered: list[str] = field(default_factory=list)  # what recovery cleaned before staging
     version: str | None = None

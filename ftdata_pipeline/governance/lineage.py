@@ -18,6 +18,7 @@ Two stores answer lineage questions, each for what it does best:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,26 +32,33 @@ STAGES = ("curated", "redacted", "labeled", "split")
 RESTRICTED_STAGES = frozenset({"curated"})  # stored under the owner-only root
 RESTRICTED_REJECT_STAGES = frozenset({"curated", "redacted"})
 PAIR_KEY_SEPARATOR = ">"  # preference pairs: source_key is "<chosen key>><rejected key>"
+_LINEAGE_ROWS = 10_000
 
 
-def export_lineage(df: pl.DataFrame) -> list[dict[str, Any]]:
+def export_lineage(df: pl.DataFrame | pl.LazyFrame) -> Iterator[dict[str, Any]]:
     """Lineage rows of a split frame, in the export writer's order (by record_id per split).
 
     With the RLHF steps, lines count within each step's files; a pair of an SFT or RL prompt
     gets the line of its prompt's example (one per prompt, see ``formats.rlhf_steps``).
+    Only the key columns are read, and rows become Python dicts ``_LINEAGE_ROWS`` at a time
+    (a million exported records as dicts at once took about 1 GB).
     """
-    if STEP in df.columns:
-        return _step_lineage(df)
-    ordered = (
-        df.select(RECORD_ID, SOURCE, SOURCE_KEY, "split")
-        .filter(pl.col("split").is_in(list(SPLITS)))
-        .sort(RECORD_ID)
-        .with_columns(pl.int_range(1, pl.len() + 1).over("split").alias("line"))
-    )
-    return ordered.to_dicts()
+    lf = df.lazy()
+    if STEP in lf.collect_schema().names():
+        ordered = _step_lineage(lf.collect())
+    else:
+        ordered = (
+            lf.select(RECORD_ID, SOURCE, SOURCE_KEY, "split")
+            .filter(pl.col("split").is_in(list(SPLITS)))
+            .sort(RECORD_ID)
+            .with_columns(pl.int_range(1, pl.len() + 1).over("split").alias("line"))
+            .collect()
+        )
+    for batch in ordered.iter_slices(_LINEAGE_ROWS):
+        yield from batch.to_dicts()
 
 
-def _step_lineage(df: pl.DataFrame) -> list[dict[str, Any]]:
+def _step_lineage(df: pl.DataFrame) -> pl.DataFrame:
     df = df.filter(pl.col("split").is_in(list(SPLITS)))
     examples = df.filter(pl.col(STEP) == "reward").select(
         RECORD_ID, pl.col(RECORD_ID).alias("_example"))
@@ -64,7 +72,7 @@ def _step_lineage(df: pl.DataFrame) -> list[dict[str, Any]]:
         .with_columns(pl.col("_example").rank("dense").over(STEP, "split").cast(pl.Int64)
                       .alias("line"))
     )
-    return lines.sort(RECORD_ID).select(RECORD_ID, SOURCE, SOURCE_KEY, "split", "line").to_dicts()
+    return lines.sort(RECORD_ID).select(RECORD_ID, SOURCE, SOURCE_KEY, "split", "line")
 
 
 def _scan(path: Path) -> pl.LazyFrame | None:

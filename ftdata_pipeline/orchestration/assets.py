@@ -486,11 +486,10 @@ def _exports_asset(
     def _exports(context: AssetExecutionContext, split: pl.LazyFrame) -> MaterializeResult:
         storage: PipelineStorage = context.resources.storage
         out_dir = storage.exports_dir(recipe.name)
-        split_df = split.collect()
         # Built aside and checked before it is published: a failing check keeps the previous
-        # export at the published path.
+        # export at the published path. The split's records are read as they are written.
         with step_errors(restricted=False):
-            staged = stage_exports(split_df, recipe, out_dir, config_hash=cfg_hash)
+            staged = stage_exports(split, recipe, out_dir, config_hash=cfg_hash)
         if staged.recovered:
             context.log.warning(f"{recipe.name}: cleaned after a killed run: {staged.recovered}")
         # an export a killed run published but never recorded is recorded now
@@ -527,7 +526,7 @@ def _exports_asset(
                 "records_per_split": MetadataValue.json(manifest["splits"]),
                 "records_rejected": manifest["rejected"]["records"],
                 **_split_numbers(manifest["splits"]),
-                **_rlhf_metadata(recipe, split_df, manifest),
+                **_rlhf_metadata(recipe, split, manifest),
                 "config_hash": cfg_hash,
             }
         )
@@ -535,11 +534,11 @@ def _exports_asset(
     return _exports
 
 
-def _rlhf_metadata(recipe: RecipeConfig, split_df: pl.DataFrame, manifest: dict) -> dict:
+def _rlhf_metadata(recipe: RecipeConfig, split: pl.LazyFrame, manifest: dict) -> dict:
     """Recipes with RLHF steps: per step, prompts, shares, pairs and examples per split."""
     if recipe.rlhf is None:
         return {}
-    report = step_report(split_df, recipe.rlhf)
+    report = step_report(split.collect(), recipe.rlhf)
     return {"rlhf_steps": MetadataValue.md("\n".join(rlhf_section(report, manifest["rlhf"])))}
 
 

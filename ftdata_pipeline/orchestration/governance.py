@@ -142,7 +142,8 @@ class CatalogResource(ConfigurableResource):
         return reconcile_export(self.catalog(), dataset, out_dir)
 
     def record_export(
-        self, run_id: str, recipe: Any, cfg_hash: str, manifest: dict, split_df: pl.DataFrame
+        self, run_id: str, recipe: Any, cfg_hash: str, manifest: dict,
+        split_df: pl.DataFrame | pl.LazyFrame,
     ) -> dict[str, Any]:
         version = self.catalog().record_export(
             run_id=run_id, dataset=recipe.name, config_hash=cfg_hash,

@@ -13,6 +13,8 @@ Layout::
       stats/<dataset>/<stage>.json         counts only, read by the dataset card
       exports/<dataset>/                   training files + manifest.json
       cards/<dataset>/                     dataset card (Markdown, JSON, plots)
+      restricted/.spill/<dataset>/<stage>@<host>@<pid>@*/   what a running curated step wrote
+      .spill/<dataset>/<stage>@<host>@<pid>@*/   ... a running redacted or split step
 """
 
 from __future__ import annotations

@@ -55,18 +55,13 @@ def label(
 ) -> StageResult:
     """Label (or pair, or distill) the records as the recipe's ``label`` section says."""
     cfg = recipe.label
+    if cfg.method == "none":
+        return _passthrough(records)
     df = records.collect().sort("record_id")
     if cfg.method == "teacher":
         if teacher_outputs is None:
             raise ValueError("label.method 'teacher' needs the teacher outputs frame")
         return distill(df, recipe, teacher_outputs.collect())
-    if cfg.method == "none":
-        return StageResult(
-            kept=df,
-            rejected=concat_rejects([], df),
-            rows_in=df.height,
-            stats={"method": "none", "passthrough": True},
-        )
     if cfg.method == "ratings" and recipe.kind == "chat_sft":
         return _thumbs_from_ratings(df, recipe, annotations)
     if cfg.method in ("rankings", "ratings"):
@@ -85,6 +80,20 @@ def label(
     decide = _from_multi_votes if cfg.multi_label else _from_votes
     decided = decide(ruled, cfg, ann["votes"], ann["reviews"]).drop(_LF, _LF_TIE)
     return _finish(df, cfg, decided, {"agreement": ann["agreement"], **ann["counts"], **extra})
+
+
+def _passthrough(records: pl.LazyFrame) -> StageResult:
+    """Nothing to decide: the records as they are, in id order. Records already in id order
+    (the redacted stage keeps the curated order) pass as the scan they came as, so the step
+    never holds them; only their ids are read to know."""
+    ids = records.select("record_id").collect()["record_id"]
+    kept = records if ids.is_sorted() else records.collect().sort("record_id")
+    return StageResult(
+        kept=kept,
+        rejected=concat_rejects([], records.clear().collect()),
+        rows_in=ids.len(),
+        stats={"method": "none", "passthrough": True},
+    )
 
 
 # --------------------------------------------------------------------------------------------

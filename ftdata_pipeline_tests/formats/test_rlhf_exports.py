@@ -156,7 +156,7 @@ def test_lineage_lines_point_at_each_step_file_line(tmp_path: Path) -> None:
     df = _split(recipe)
     write_exports(df, recipe, tmp_path / "out", config_hash="h")
     step_of = dict(zip(df["record_id"], df[STEP]))
-    rows = export_lineage(df)
+    rows = list(export_lineage(df))
     assert len(rows) == df.height
     files = {"sft": "sft/trl_messages", "reward": "reward/trl_preference",
              "rl": "rl/trl_prompt_only"}

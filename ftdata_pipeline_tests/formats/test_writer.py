@@ -270,3 +270,59 @@ def test_lines_are_written_a_batch_at_a_time_with_the_same_bytes(tmp_path, monke
     assert staged.rejected["record_id"].to_list() == ["r07", "r10", "r11"]
     assert staged.rejected.equals(whole.rejected) and staged.kept.equals(whole.kept)
     assert verify_exports(three) == []
+
+
+def test_a_scan_of_the_split_output_is_exported_batch_by_batch_with_the_same_bytes(
+    tmp_path, monkeypatch
+):
+    """From a scan of the split stage's file (each split in id order) the records stream: no
+    full-width frame larger than a batch is ever collected, and files, manifest, rejects and
+    kept records equal the in-memory export's. Rows in another order are sorted first."""
+    def conv(i, answered=True):
+        turns = [{"role": "user", "content": f"Frage {i}"}]
+        return turns + ([{"role": "assistant", "content": f"Antwort {i}"}] if answered else [])
+
+    n = 14
+    frame = conform(pl.DataFrame(
+        {
+            "record_id": [f"r{i:02d}" for i in range(n)],
+            "source": ["chats"] * n,
+            "source_key": [str(i) for i in range(n)],
+            "messages": [conv(i, answered=i not in (4, 12)) for i in range(n)],
+            "split": ["train"] * 9 + ["validation"] * 2 + ["test"] * 3,
+        },
+        schema_overrides={"messages": pl.List(MESSAGE)},
+    ))
+    whole = writer.stage_exports(frame, _recipe(), tmp_path / "memory", config_hash="h")
+    whole.publish()
+    stored = tmp_path / "split.parquet"
+    frame.sort("split", "record_id").write_parquet(stored)
+    shuffled = tmp_path / "shuffled.parquet"
+    frame.sample(fraction=1.0, shuffle=True, seed=1).write_parquet(shuffled)
+
+    collected: list[int] = []
+    real_collect = pl.LazyFrame.collect
+
+    def collect(self, *args, **kwargs):
+        out = real_collect(self, *args, **kwargs)
+        if "messages" in out.columns:
+            collected.append(out.height)
+        return out
+
+    monkeypatch.setattr(writer, "EXPORT_BATCH", 3)
+    monkeypatch.setattr(pl.LazyFrame, "collect", collect)
+    for name, path in (("scan", stored), ("shuffled", shuffled)):
+        collected.clear()
+        staged = writer.stage_exports(pl.scan_parquet(path), _recipe(), tmp_path / name,
+                                      config_hash="h")
+        staged.publish()
+        assert isinstance(staged.kept, pl.LazyFrame)
+        if name == "scan":
+            assert max(collected, default=0) <= 3, collected  # the rejects: 2 rows
+        one, other = tmp_path / "memory", tmp_path / name
+        files = {p.relative_to(one): p.read_bytes() for p in one.rglob("*") if p.is_file()}
+        assert files == {p.relative_to(other): p.read_bytes()
+                         for p in other.rglob("*") if p.is_file()}
+        assert staged.manifest == whole.manifest
+        assert staged.rejected.equals(whole.rejected)
+        assert staged.kept.collect().sort("record_id").equals(whole.kept.sort("record_id"))

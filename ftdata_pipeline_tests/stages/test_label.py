@@ -83,8 +83,13 @@ def test_none_passes_through():
     frame = _records(["b", "a"])
     result = label(frame, recipe)
     assert result.kept.equals(frame.collect().sort("record_id"))
-    assert result.rows_rejected == 0
+    assert result.rows_rejected == 0 and result.rows_in == 2
     assert result.stats["method"] == "none" and result.stats["passthrough"] is True
+    # records already in id order pass as the scan they came as: never all in memory
+    ordered = _records(["a", "b", "c"])
+    passed = label(ordered, recipe)
+    assert isinstance(passed.kept, pl.LazyFrame)
+    assert passed.kept.collect().equals(ordered.collect()) and passed.rows_kept == 3
 
 
 def test_source_labels_checked_against_set():
