@@ -77,16 +77,31 @@ def _check_splits(records: pl.LazyFrame) -> None:
 def _split_rows(records: pl.DataFrame | pl.LazyFrame, split: str) -> Iterator[pl.DataFrame]:
     """One split's records in id order, ``EXPORT_BATCH`` at a time.
 
-    The split stage stores each split in id order, so the rows stream from its file (only
-    their ids are read first, to know); rows in another order are sorted, in memory.
+    The split stage stores the splits one after another, each in id order: then the split is
+    a run of rows, read a slice at a time (only the split and id columns are read first, to
+    know). Records in another layout are gathered and sorted in memory.
     """
-    rows = records.lazy().filter(pl.col("split") == split)
-    if rows.select(pl.col(RECORD_ID).is_sorted()).collect().item():
-        for batch in rows.collect_batches(chunk_size=EXPORT_BATCH, maintain_order=True):
-            if batch.height:
-                yield batch
+    lf = records.lazy()
+    where = (
+        lf.select(pl.col("split") == split, pl.col(RECORD_ID))
+        .with_row_index("_at")
+        .filter(pl.col("split"))
+        .select(
+            pl.len().alias("n"), pl.col("_at").min().alias("first"),
+            pl.col("_at").max().alias("last"), pl.col(RECORD_ID).is_sorted().alias("ordered"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    if not where["n"]:
         return
-    yield from rows.collect().sort(RECORD_ID).iter_slices(EXPORT_BATCH)
+    if where["ordered"] and where["last"] - where["first"] + 1 == where["n"]:
+        run = lf.slice(where["first"], where["n"])
+        for start in range(0, where["n"], EXPORT_BATCH):
+            yield run.slice(start, EXPORT_BATCH).collect()
+        return
+    rows = lf.filter(pl.col("split") == split).collect().sort(RECORD_ID)
+    yield from rows.iter_slices(EXPORT_BATCH)
 
 
 def _owned(rejected: list[tuple[str, str]], owners: pl.DataFrame | None) -> dict[str, str]:

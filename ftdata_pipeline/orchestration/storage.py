@@ -32,6 +32,7 @@ from urllib.parse import quote, unquote
 import polars as pl
 from dagster import ConfigurableResource
 
+from ftdata_pipeline.parquet import write_scan
 from ftdata_pipeline.records import REJECT_SCHEMA
 
 HOME_ENV = "FTDATA_HOME"
@@ -93,14 +94,14 @@ def atomic_write_parquet(
     df: pl.DataFrame | pl.LazyFrame, path: Path, *, private: bool = False
 ) -> None:
     """Write ``df`` to ``path`` through a temporary file renamed into place. A LazyFrame is
-    streamed into the file (Polars' streaming sink): never in memory as a whole."""
+    written a slice at a time (``parquet.write_scan``): never in memory as a whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         # statistics off: they embed nothing run-specific today, but keep files minimal and stable
         if isinstance(df, pl.LazyFrame):
-            df.sink_parquet(tmp, compression="zstd", statistics=False)
+            write_scan(df, Path(tmp))
         else:
             df.write_parquet(tmp, compression="zstd", statistics=False)
         os.chmod(tmp, 0o600 if private else 0o644)

@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from ftdata_pipeline.config.models import RecipeConfig
+from ftdata_pipeline.parquet import WRITE_ROWS, write_batches
 from ftdata_pipeline.records import (
     KIND_REQUIRED_FIELDS,
     RECORD_ID,
@@ -257,8 +258,8 @@ def _spill_by_split(out: pl.DataFrame, order: list[str], spill: Path) -> pl.Lazy
     """``out`` sorted by (split, *order), written one split at a time: a scan of the files.
 
     The rows are already in ``order`` (sorted on entry, kept in order since), so each split's
-    rows are a filter streamed to its file; sorting the whole frame would copy it. Should a
-    step ever reorder them, each split is sorted on its own instead.
+    rows are gathered and written a batch at a time; sorting the whole frame would copy it.
+    Should a step ever reorder them, each split is sorted on its own instead.
     """
     ids = out.select(order)
     in_order = ids.equals(ids.sort(order, nulls_last=True))
@@ -266,9 +267,11 @@ def _spill_by_split(out: pl.DataFrame, order: list[str], spill: Path) -> pl.Lazy
     spill.mkdir(parents=True, exist_ok=True)
     parts = []
     for name in sorted(out["split"].unique().to_list()):  # the sort's order of split names
-        rows = out.lazy().filter(pl.col("split") == name)
-        if not in_order:
-            rows = rows.sort(order, nulls_last=True)
+        rows = (out["split"] == name).arg_true()
+        if in_order:  # the split's rows, gathered a batch at a time
+            batches = (out[rows.slice(s, WRITE_ROWS)] for s in range(0, rows.len(), WRITE_ROWS))
+        else:
+            batches = out[rows].sort(order, nulls_last=True).iter_slices(WRITE_ROWS)
         parts.append(spill / f"{name}.parquet")
-        rows.sink_parquet(parts[-1], compression="zstd", statistics=False)
+        write_batches(batches, parts[-1], out.schema)
     return pl.scan_parquet(parts) if parts else out.clear().lazy()
