@@ -36,6 +36,7 @@ from ftdata_pipeline.formats import FORMATS_BY_NAME, publish
 from ftdata_pipeline.formats.common import classification_as_chat, default_instruction
 from ftdata_pipeline.formats.kinds import export_kind
 from ftdata_pipeline.formats.rlhf_steps import Part, step_parts
+from ftdata_pipeline.parquet import scan_slices
 from ftdata_pipeline.records import RECORD_ID, REJECT_SCHEMA, SOURCE, SOURCE_KEY, SPLITS
 
 MANIFEST = "manifest.json"
@@ -96,9 +97,7 @@ def _split_rows(records: pl.DataFrame | pl.LazyFrame, split: str) -> Iterator[pl
     if not where["n"]:
         return
     if where["ordered"] and where["last"] - where["first"] + 1 == where["n"]:
-        run = lf.slice(where["first"], where["n"])
-        for start in range(0, where["n"], EXPORT_BATCH):
-            yield run.slice(start, EXPORT_BATCH).collect()
+        yield from scan_slices(lf.slice(where["first"], where["n"]), EXPORT_BATCH)
         return
     rows = lf.filter(pl.col("split") == split).collect().sort(RECORD_ID)
     yield from rows.iter_slices(EXPORT_BATCH)

@@ -227,26 +227,37 @@ def test_format_not_supporting_kind_is_an_error(tmp_path):
         write_exports(_frame(), _recipe(["trl_text"]), tmp_path / "exports", config_hash="x")
 
 
-def test_lines_are_written_a_batch_at_a_time_with_the_same_bytes(tmp_path, monkeypatch):
-    """A split's lines are made and written EXPORT_BATCH records at a time: same files,
-    manifest and rejects as in one go, a record left out in a late batch included, and no
-    file for a split whose every record is left out."""
-    def conv(i, answered=True):
+def _numbered_chats(splits: dict[str, int], unanswered: tuple[int, ...]) -> pl.DataFrame:
+    """Chats r00, r01, ... split in that order; the ``unanswered`` ones end on a user turn."""
+    def conv(i):
         turns = [{"role": "user", "content": f"Frage {i}"}]
-        return turns + ([{"role": "assistant", "content": f"Antwort {i}"}] if answered else [])
+        answer = {"role": "assistant", "content": f"Antwort {i}"}
+        return turns + ([] if i in unanswered else [answer])
 
-    n = 12
-    frame = conform(pl.DataFrame(
+    n = sum(splits.values())
+    return conform(pl.DataFrame(
         {
             "record_id": [f"r{i:02d}" for i in range(n)],
             "source": ["chats"] * n,
             "source_key": [str(i) for i in range(n)],
-            # r07 (train, third batch of 3) and both test records have no answer to train on
-            "messages": [conv(i, answered=i not in (7, 10, 11)) for i in range(n)],
-            "split": ["train"] * 8 + ["validation"] * 2 + ["test"] * 2,
+            "messages": [conv(i) for i in range(n)],
+            "split": [name for name, count in splits.items() for _ in range(count)],
         },
         schema_overrides={"messages": pl.List(MESSAGE)},
     ))
+
+
+def _tree(root: Path) -> dict[Path, bytes]:
+    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_lines_are_written_a_batch_at_a_time_with_the_same_bytes(tmp_path, monkeypatch):
+    """A split's lines are made and written EXPORT_BATCH records at a time: same files,
+    manifest and rejects as in one go, a record left out in a late batch included, and no
+    file for a split whose every record is left out."""
+    n = 12
+    # r07 (train, third batch of 3) and both test records have no answer to train on
+    frame = _numbered_chats({"train": 8, "validation": 2, "test": 2}, unanswered=(7, 10, 11))
     whole = writer.stage_exports(frame, _recipe(), tmp_path / "one", config_hash="h")
     whole.publish()
 
@@ -263,8 +274,8 @@ def test_lines_are_written_a_batch_at_a_time_with_the_same_bytes(tmp_path, monke
     staged.publish()
     assert max(batches) == 3 and sum(batches) == n
     one, three = tmp_path / "one", tmp_path / "three"
-    files = {p.relative_to(one): p.read_bytes() for p in one.rglob("*") if p.is_file()}
-    assert files == {p.relative_to(three): p.read_bytes() for p in three.rglob("*") if p.is_file()}
+    files = _tree(one)
+    assert files == _tree(three)
     assert not any(str(p).startswith(("openai_chat/test", "trl_messages/test")) for p in files)
     assert staged.manifest["splits"] == {"train": 7, "validation": 2}
     assert staged.rejected["record_id"].to_list() == ["r07", "r10", "r11"]
@@ -278,21 +289,7 @@ def test_a_scan_of_the_split_output_is_exported_batch_by_batch_with_the_same_byt
     """From a scan of the split stage's file (each split in id order) the records stream: no
     full-width frame larger than a batch is ever collected, and files, manifest, rejects and
     kept records equal the in-memory export's. Rows in another order are sorted first."""
-    def conv(i, answered=True):
-        turns = [{"role": "user", "content": f"Frage {i}"}]
-        return turns + ([{"role": "assistant", "content": f"Antwort {i}"}] if answered else [])
-
-    n = 14
-    frame = conform(pl.DataFrame(
-        {
-            "record_id": [f"r{i:02d}" for i in range(n)],
-            "source": ["chats"] * n,
-            "source_key": [str(i) for i in range(n)],
-            "messages": [conv(i, answered=i not in (4, 12)) for i in range(n)],
-            "split": ["train"] * 9 + ["validation"] * 2 + ["test"] * 3,
-        },
-        schema_overrides={"messages": pl.List(MESSAGE)},
-    ))
+    frame = _numbered_chats({"train": 9, "validation": 2, "test": 3}, unanswered=(4, 12))
     whole = writer.stage_exports(frame, _recipe(), tmp_path / "memory", config_hash="h")
     whole.publish()
     stored = tmp_path / "split.parquet"
@@ -319,10 +316,7 @@ def test_a_scan_of_the_split_output_is_exported_batch_by_batch_with_the_same_byt
         assert isinstance(staged.kept, pl.LazyFrame)
         if name == "scan":
             assert max(collected, default=0) <= 3, collected  # the rejects: 2 rows
-        one, other = tmp_path / "memory", tmp_path / name
-        files = {p.relative_to(one): p.read_bytes() for p in one.rglob("*") if p.is_file()}
-        assert files == {p.relative_to(other): p.read_bytes()
-                         for p in other.rglob("*") if p.is_file()}
+        assert _tree(tmp_path / "memory") == _tree(tmp_path / name)
         assert staged.manifest == whole.manifest
         assert staged.rejected.equals(whole.rejected)
         assert staged.kept.collect().sort("record_id").equals(whole.kept.sort("record_id"))
