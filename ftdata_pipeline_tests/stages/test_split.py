@@ -279,3 +279,69 @@ def test_spilled_output_is_the_sorted_output_one_split_at_a_time(tmp_path, kind,
                         if isinstance(f, pl.DataFrame) and "split" in f.columns else real(f, *a))
     reordered = split(df.lazy(), cfg, shared_sources=SHARED, spill=tmp_path / "b")
     assert reordered.kept.collect().equals(eager.kept)
+
+
+def _every_field(n: int) -> pl.DataFrame:
+    """n records with every content field filled, scores of earlier stages, a few incomplete
+    records, repeated and near-duplicate inputs, in no particular order."""
+    rows = []
+    for i in range(n):
+        topic = f"topic {i % 37} " + "word " * (i % 11)
+        rows.append({
+            "record_id": f"r{i:04d}", "source": "src", "source_key": str(i),
+            "conversation_id": f"c{i // 3}" if i % 5 == 0 else None,
+            "text": None if i % 97 == 0 else f"{topic} ticket text {i % 200} " + "more " * (i % 35),
+            "system": "You are a support assistant." if i % 2 else None,
+            "messages": [] if i % 89 == 0 else [
+                {"role": "user", "content": f"{topic} question {i % 150}"},
+                {"role": "assistant", "content": f"answer {i} " + "long " * (i % 40)},
+            ] * (1 + i % 2),
+            "prompt": f"{topic} prompt {i % 120}", "response": f"response {i}",
+            "chosen": f"chosen {i} " + "good " * (i % 30), "rejected": None if i % 83 == 0 else f"rejected {i}",
+            "label": "pos" if i % 3 else "neg",
+            "dup_cluster_id": f"d{i // 4}" if i % 7 == 0 else f"r{i:04d}",
+            "content_hash": f"h{i % 450:04d}",
+            "q_lang": "en" if i % 4 else "de", "q_quality": i / n, "q_words": i % 50,
+        })
+    return records.conform(pl.DataFrame(rows, infer_schema_length=None)).sample(
+        fraction=1.0, shuffle=True, seed=3)
+
+
+@pytest.mark.parametrize("kind", ["pretraining", "classification", "chat_sft", "preference"])
+@pytest.mark.parametrize("policy", ["truncate", "drop"])
+def test_carried_columns_are_read_back_into_the_same_output(tmp_path, kind, policy, monkeypatch):
+    """With a spill directory the columns no rule reads (other kinds' content fields, earlier
+    stages' scores) are not held while the split is decided, only read back from the input as
+    the output is written: kept rows, rejects (incomplete, over the token limit, over the size
+    target) and stats equal the in-memory result, for every kind and token policy."""
+    from ftdata_pipeline.stages.split import stage
+
+    df = _every_field(600)
+    cfg = RecipeConfig.model_validate({
+        **recipe(kind).model_dump(exclude_none=True),
+        "split": {"seed": 3, "max_records": 120, "stratify_by": ["language"],
+                  "group_near_duplicates": 0.6},
+        "tokens": {"max_tokens": 45, "policy": policy},
+    })
+    carried = stage.carried_columns(df.schema, kind)
+    assert {"q_quality", "q_words"} <= set(carried) and "q_lang" not in carried
+    assert "response" in carried and "text" not in carried or kind in ("chat_sft", "preference")
+
+    seen = {}
+    real = stage.apply_token_limit
+    monkeypatch.setattr(stage, "apply_token_limit",
+                        lambda frame, *a: seen.setdefault("frame", frame) is None or real(frame, *a))
+    eager = split(df.lazy(), cfg)
+    seen.clear()
+    spilled = split(df.lazy(), cfg, spill=tmp_path / "out")
+    # what the rules saw: no values of a carried column
+    assert all(seen["frame"][c].null_count() == seen["frame"].height for c in carried)
+
+    rules = eager.rejected["rule"].unique().sort().to_list()
+    assert rules == ["incomplete_example", "over_max_tokens", "size_target"] or (
+        rules == ["incomplete_example", "size_target"] and policy == "truncate")
+    assert policy == "drop" or kind not in ("pretraining", "chat_sft") or (
+        eager.stats["tokens"]["truncated"] > 0)
+    assert spilled.kept.collect().equals(eager.kept)
+    assert spilled.rejected.equals(eager.rejected)
+    assert spilled.stats == eager.stats

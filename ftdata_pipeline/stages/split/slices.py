@@ -51,6 +51,19 @@ def answer(kind: str) -> pl.Expr:
     return pl.lit(None, dtype=pl.String)
 
 
+def content_fields(kind: str) -> tuple[str, ...]:
+    """The content fields the split stage reads for ``kind``: what the expressions above, the
+    completeness rule and the token count look at. Every other content field (a pre-training
+    dataset's ``prompt`` and ``response``, say) is only carried to the output."""
+    if kind in ("chat_sft", "distillation"):
+        return ("messages", "system")
+    if kind == "preference":
+        return ("prompt", "chosen", "rejected", "system")
+    if kind == "classification":
+        return ("text", "system")
+    return ("text",)
+
+
 def normalized(expr: pl.Expr) -> pl.Expr:
     """Lower case, punctuation removed, whitespace collapsed: "How do I cancel?" == "how do i cancel"."""
     return (

@@ -13,16 +13,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from ftdata_pipeline.config.models import RecipeConfig
 from ftdata_pipeline.parquet import WRITE_ROWS, write_batches
 from ftdata_pipeline.records import (
     KIND_REQUIRED_FIELDS,
+    MESSAGE_FIELDS,
     RECORD_ID,
+    RECORD_SCHEMA,
     SOURCE,
     SOURCE_KEY,
     SPLITS,
+    TEXT_FIELDS,
     conform,
 )
 from ftdata_pipeline.stages.base import StageResult, concat_rejects, reject
@@ -53,7 +57,7 @@ from ftdata_pipeline.stages.split.leakage import (
 from ftdata_pipeline.stages.split.representativeness import representativeness
 from ftdata_pipeline.stages.split.rlhf import STEP, assign_steps, step_leaks, step_report
 from ftdata_pipeline.stages.split.sizing import COMBO, downsample, size_report
-from ftdata_pipeline.stages.split.slices import slice_key, with_slices
+from ftdata_pipeline.stages.split.slices import content_fields, slice_key, with_slices
 from ftdata_pipeline.stages.split.tokens import (
     N_TOKENS_SEQ,
     apply_token_limit,
@@ -63,6 +67,8 @@ from ftdata_pipeline.stages.split.tokens import (
 
 STAGE = "split"
 _WORK = (GROUP_KEY, U, PRIORITY, STRATUM, PINNED)
+_POS = "_input_row"  # a record's row in the input: its carried columns are read back by it
+_READ = ("q_lang",)  # the one column a stage added that the split reads (``language`` slices)
 
 
 def stratify_by(recipe: RecipeConfig) -> list[str]:
@@ -116,11 +122,22 @@ def split(
     its group over the whole source (near-duplicates and same prompts of the source together),
     else its identity group. ``spill``: an empty directory; the output is written there one
     split at a time and ``kept`` is a scan of it (no sorted copy of the whole frame in memory).
+    With ``spill`` the columns the stage does not read (``carried_columns``) stay in the
+    input until the output is written: only the columns it decides on are in memory.
     """
     cfg = recipe.split
     kind = recipe.kind
+    source = conform(records.lazy())
+    carried = carried_columns(source.collect_schema(), kind) if spill is not None else []
+    if carried:
+        # Placeholders keep every column where it is, so every frame below has the columns
+        # (and order) it would have with the values; a literal column takes no memory.
+        source = source.with_columns(
+            *[pl.lit(None, dtype=source.collect_schema()[c]).alias(c) for c in carried],
+            pl.int_range(pl.len(), dtype=pl.Int64).alias(_POS),
+        )
     # Sorted so that every later step sees the same row order whatever the input order.
-    df = conform(records).collect().sort(RECORD_ID, SOURCE, SOURCE_KEY, nulls_last=True)
+    df = source.collect().sort(RECORD_ID, SOURCE, SOURCE_KEY, nulls_last=True)
     rows_in = df.height
     rejects: list[pl.DataFrame] = []
 
@@ -250,21 +267,71 @@ def split(
     if spill is None:
         kept = out.sort(["split", *order], nulls_last=True)
     else:
-        kept = _spill_by_split(out, order, spill)
+        fill = _Carried(records.lazy(), carried)
+        rejected = fill(rejected)
+        kept = _spill_by_split(out, order, spill, fill)
     return StageResult(kept=kept, rejected=rejected, rows_in=rows_in, stats=stats)
 
 
-def _spill_by_split(out: pl.DataFrame, order: list[str], spill: Path) -> pl.LazyFrame:
+def carried_columns(schema: pl.Schema | dict, kind: str) -> list[str]:
+    """Columns of a split input that no rule of the stage reads, only carries to the output:
+    content fields other than the kind's (``slices.content_fields``) and the scores earlier
+    stages kept (but ``q_lang``)."""
+    read = set(content_fields(kind))
+    content = (*TEXT_FIELDS, *MESSAGE_FIELDS)
+    return [
+        name for name in schema
+        if (name in content and name not in read)
+        or (name not in RECORD_SCHEMA and name not in _READ)
+    ]
+
+
+class _Carried:
+    """Puts the carried columns' values (read from the input by row) into a frame's placeholders.
+
+    Rows are read a slice of the input at a time, only the slices holding wanted rows: the
+    rows of one output batch are a run of the input when both are in id order.
+    """
+
+    def __init__(self, records: pl.LazyFrame, columns: list[str]):
+        self.columns = columns
+        self.source = conform(records).select(columns) if columns else None
+
+    def __call__(self, frame: pl.DataFrame) -> pl.DataFrame:
+        if self.source is None:
+            return frame
+        positions = np.sort(frame[_POS].to_numpy())
+        starts = positions - positions % WRITE_ROWS
+        parts = []
+        for start in np.unique(starts):
+            rows = self.source.slice(int(start), WRITE_ROWS).collect()
+            at = positions[starts == start]
+            parts.append(rows[at - start].with_columns(pl.Series(_POS, at)))
+        values = (pl.concat(parts) if parts
+                  else self.source.clear().collect().with_columns(pl.lit(0, dtype=pl.Int64).alias(_POS)))
+        return (
+            frame.drop(self.columns)
+            .join(values, on=_POS, how="left", maintain_order="left")
+            .select(frame.columns)
+            .drop(_POS)
+        )
+
+
+def _spill_by_split(
+    out: pl.DataFrame, order: list[str], spill: Path, fill=lambda batch: batch
+) -> pl.LazyFrame:
     """``out`` sorted by (split, *order), written one split at a time: a scan of the files.
 
     The rows are already in ``order`` (sorted on entry, kept in order since), so each split's
     rows are gathered and written a batch at a time; sorting the whole frame would copy it.
-    Should a step ever reorder them, each split is sorted on its own instead.
+    Should a step ever reorder them, each split is sorted on its own instead. ``fill`` turns a
+    batch into output rows (the carried columns read back from the input).
     """
     ids = out.select(order)
     in_order = ids.equals(ids.sort(order, nulls_last=True))
     del ids
     spill.mkdir(parents=True, exist_ok=True)
+    schema = fill(out.clear()).schema
     parts = []
     for name in sorted(out["split"].unique().to_list()):  # the sort's order of split names
         rows = (out["split"] == name).arg_true()
@@ -273,5 +340,5 @@ def _spill_by_split(out: pl.DataFrame, order: list[str], spill: Path) -> pl.Lazy
         else:
             batches = out[rows].sort(order, nulls_last=True).iter_slices(WRITE_ROWS)
         parts.append(spill / f"{name}.parquet")
-        write_batches(batches, parts[-1], out.schema)
-    return pl.scan_parquet(parts) if parts else out.clear().lazy()
+        write_batches((fill(batch) for batch in batches), parts[-1], schema)
+    return pl.scan_parquet(parts) if parts else fill(out.clear()).lazy()
