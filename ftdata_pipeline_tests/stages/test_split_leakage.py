@@ -558,8 +558,8 @@ def test_shingle_matrix_holds_one_text_s_shingles_at_a_time(monkeypatch):
 
 def test_shingle_matrix_equals_the_vectorizer_s_in_a_few_bytes_per_entry(monkeypatch):
     """Batch by batch (texts of a Polars column), the matrix is scikit-learn
-    CountVectorizer's (same columns, entries, dtype), and building it peaks at a few bytes
-    per entry above nothing (the vectorizer's int64 entries and their copies: ~30)."""
+    CountVectorizer's (same columns and entries, one byte a value), and building it peaks at a
+    few bytes per entry above nothing (the vectorizer's int64 entries and their copies: ~30)."""
     import tracemalloc
     from functools import partial
 
@@ -571,7 +571,7 @@ def test_shingle_matrix_equals_the_vectorizer_s_in_a_few_bytes_per_entry(monkeyp
     words = "refund order late parcel broken screen invoice account password reset".split()
     texts = [" ".join(rng.choices(words, k=rng.randint(0, 60))) for _ in range(4000)] + ["", "!!"]
     expected = CountVectorizer(analyzer=partial(similarity.shingles, k=3), binary=True,
-                               dtype=np.float32).fit_transform(texts).tocsr()
+                               dtype=np.int8).fit_transform(texts).tocsr()
     monkeypatch.setattr(similarity, "_TEXT_BATCH", 7)
     tracemalloc.start()
     x = shingle_matrix(pl.Series(texts), 3)
@@ -580,6 +580,7 @@ def test_shingle_matrix_equals_the_vectorizer_s_in_a_few_bytes_per_entry(monkeyp
     assert x.shape == expected.shape and x.dtype == expected.dtype
     assert x.has_sorted_indices and (x != expected).nnz == 0
     assert peak / x.nnz < 16, peak / x.nnz
+    assert x.data.nbytes == x.nnz  # int8 values: the matrix lives through the whole search
 
 
 def test_prefixes_are_the_rarest_shingles_of_each_row_in_a_few_bytes_per_entry():
@@ -633,3 +634,18 @@ def test_shingle_matrix_reads_a_polars_column_a_batch_of_texts_at_a_time(monkeyp
     y = shingle_matrix(texts, 3)
     assert x.shape == y.shape and (x != y).nnz == 0
     assert shingle_matrix(pl.Series(["", "!!"]), 3).shape == (2, 0)
+
+
+@pytest.mark.parametrize("exact_work", [None, 0])  # the exact search, and LSH candidates
+def test_long_inputs_sharing_hundreds_of_shingles_keep_their_exact_jaccard(exact_work):
+    """One-byte matrix values never overflow a count: two inputs sharing 290 of their 300
+    shingles (and their shared prefix shingles) are compared at their true Jaccard."""
+    from ftdata_pipeline.stages.split import similarity
+
+    base = [f"w{i}" for i in range(302)]
+    texts = [" ".join(base), " ".join(base[:292] + [f"v{i}" for i in range(10)]), "other text here"]
+    x = shingle_matrix(texts, 3)
+    assert np.asarray(x.sum(axis=1)).ravel().tolist() == [300, 300, 1]
+    pairs = similarity.similar_pairs(x, 0.9, exact_work=exact_work)
+    assert pairs.i.tolist() == [0] and pairs.j.tolist() == [1]
+    assert pairs.sim[0] == pytest.approx(290 / 310)

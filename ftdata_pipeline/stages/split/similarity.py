@@ -121,7 +121,7 @@ def shingle_matrix(texts: Sequence[str] | pl.Series, k: int) -> sp.csr_matrix:
     del batch, sizes
     n = len(texts)
     if not vocabulary:
-        return sp.csr_matrix((n, 0), dtype=np.float32)
+        return sp.csr_matrix((n, 0), dtype=np.int8)
     # insertion order -> sorted order of the shingle strings
     keys = list(vocabulary)
     del vocabulary
@@ -139,7 +139,9 @@ def shingle_matrix(texts: Sequence[str] | pl.Series, k: int) -> sp.csr_matrix:
     indptr = np.zeros(n + 1, dtype=np.int32 if offset < 2**31 - 1 else np.int64)
     indices = indices.astype(indptr.dtype, copy=False)
     np.cumsum(np.concatenate(per_row), out=indptr[1:])
-    matrix = sp.csr_matrix((np.ones(indices.size, dtype=np.float32), indices, indptr),
+    # int8 values: a product of two rows or a row sum is computed in a wider type (scipy's
+    # sums widen small integers), and 1 byte an entry instead of 4
+    matrix = sp.csr_matrix((np.ones(indices.size, dtype=np.int8), indices, indptr),
                            shape=(n, width))
     matrix.sort_indices()  # in place
     return matrix
@@ -194,8 +196,9 @@ def _prefixes(x: sp.csr_matrix, threshold: float) -> _Prefixes:
     indptr = np.zeros(n_rows + 1, dtype=x.indptr.dtype)  # int64 would widen the indices
     np.cumsum(size, out=indptr[1:])
     indices = ranked.indices[inside]
+    # float32: products of prefixes count shared shingles, which may exceed an int8
     matrix = sp.csr_matrix(
-        (np.ones(indices.size, dtype=x.dtype), indices, indptr), shape=x.shape
+        (np.ones(indices.size, dtype=np.float32), indices, indptr), shape=x.shape
     )
     last = np.full(n_rows, -1, dtype=np.int64)
     filled = size > 0
@@ -226,7 +229,7 @@ def _sizes_fit(a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
 
 def _intersections(x: sp.csr_matrix, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """|A & B| of each pair (i, j), in chunks."""
-    out = np.empty(i.size, dtype=x.dtype)
+    out = np.empty(i.size, dtype=np.float64)
     for start in range(0, i.size, _VERIFY):
         stop = start + _VERIFY
         both = x[i[start:stop]].multiply(x[j[start:stop]])
@@ -288,6 +291,7 @@ def similar_pairs(
     # a row's products hold at most the number of left rows sharing each of its prefix shingles
     work = pre.matrix[rows] @ np.bincount(left.indices, minlength=x.shape[1]).astype(np.float64)
     if float(work.sum()) / (2 if within else 1) > exact_work:
+        del pre, left, work  # the LSH search needs none of them: free them before it starts
         return _lsh_pairs(x, threshold, rows, None if within else cols)
     return _exact_pairs(x, threshold, pre, left, work, rows, cols, within)
 
