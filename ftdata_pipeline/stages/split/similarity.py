@@ -4,8 +4,7 @@ Why not the curation stage's MinHash/LSH: that finds pairs above a high threshol
 at corpus scale and may miss some. Leakage is about the pairs *below* the dedup threshold
 (0.5 and up) across splits, where a missed pair is a silent leak. So every pair is exact:
 
-1. Each input becomes a binary sparse vector of its word shingles (scikit-learn's
-   CountVectorizer).
+1. Each input becomes a binary sparse vector of its word shingles (``shingle_matrix``).
 2. Candidates by prefix filtering (Chaudhuri et al. 2006; Xiao et al., PPJoin, 2008): with
    shingles ordered rarest first, two sets at Jaccard >= t share a shingle among the first
    ``|A| - ceil(t |A|) + 1`` of each. The shared prefix shingles of every pair are one
@@ -94,65 +93,70 @@ def shingles(text: str, k: int) -> list[str]:
 def shingle_matrix(texts: Sequence[str] | pl.Series, k: int) -> sp.csr_matrix:
     """Binary (n_texts x n_shingles) matrix of ``shingles``; an empty text matches nothing.
 
-    Columns are the distinct shingles in sorted order (as scikit-learn's CountVectorizer
-    numbers them). Built by hand, a batch of texts at a time: CountVectorizer gathers every
-    entry as int64 and then copies it while sorting its vocabulary (1.1 GB of temporaries for
-    a matrix of 470 MB on half a million tickets); here the entries are int32 from the start,
-    one batch's are Python objects at a time, and renumbering is done in place. A Polars
-    column is read ``_TEXT_BATCH`` texts at a time, so its texts are not all Python strings
-    at once either.
+    Columns are the distinct shingles, numbered a batch of ``_TEXT_BATCH`` texts at a time (in
+    a batch, new shingles in the order of their hashes): the same texts in the same order give
+    the same matrix. Built by hand: CountVectorizer gathers every entry as int64 and copies
+    them sorting its vocabulary, and any vocabulary of the shingle *strings* (a dict) costs
+    ~110 bytes per distinct shingle, a few hundred MB on half a million tickets. Here a
+    shingle is known by its 64-bit hash (Polars'), kept in one sorted array with its column:
+    12 bytes per distinct shingle; entries are int32 from the start and one batch's strings
+    are Python objects at a time. Two distinct shingles sharing a hash would share a column;
+    among millions of shingles the chance is below one in a million.
     """
-    vocabulary: dict[str, int] = {}
-    number = vocabulary.setdefault
+    known = np.empty(0, dtype=np.uint64)  # hashes of the shingles seen, sorted
+    column = np.empty(0, dtype=np.int32)  # their columns
     parts: list[np.ndarray] = []
     per_row: list[np.ndarray] = []
-    batch: list[int] = []
-    sizes: list[int] = []
-    for i, text in enumerate(_iter_texts(texts), 1):
-        columns = {number(s, len(vocabulary)) for s in shingles(text, k)}
-        batch.extend(columns)
-        sizes.append(len(columns))
-        if i % _TEXT_BATCH == 0:
-            parts.append(np.array(batch, dtype=np.int32))
-            per_row.append(np.array(sizes, dtype=np.int64))
-            batch, sizes = [], []
-    parts.append(np.array(batch, dtype=np.int32))
-    per_row.append(np.array(sizes, dtype=np.int64))
-    del batch, sizes
+    for batch in _text_batches(texts):
+        flat: list[str] = []
+        sizes = np.empty(len(batch), dtype=np.int64)
+        for r, text in enumerate(batch):
+            found = shingles(text, k)
+            flat.extend(found)
+            sizes[r] = len(found)
+        hashes = pl.Series(flat, dtype=pl.String).hash().to_numpy()
+        del flat
+        distinct, inverse = np.unique(hashes, return_inverse=True)
+        at = np.searchsorted(known, distinct)
+        seen = np.zeros(distinct.size, dtype=bool)
+        if known.size:
+            seen = known[np.minimum(at, known.size - 1)] == distinct
+        ids = np.empty(distinct.size, dtype=np.int32)
+        ids[seen] = column[at[seen]]
+        fresh = np.flatnonzero(~seen)
+        ids[fresh] = np.arange(column.size, column.size + fresh.size, dtype=np.int32)
+        known = np.insert(known, at[fresh], distinct[fresh])
+        column = np.insert(column, at[fresh], ids[fresh])
+        # each row's distinct columns, sorted: (row << 32 | column) sorts by row, then column
+        row = np.repeat(np.arange(len(batch), dtype=np.int64), sizes)
+        keys = np.unique((row << 32) | ids[inverse].astype(np.int64))
+        parts.append((keys & 0xFFFFFFFF).astype(np.int32))
+        per_row.append(np.bincount(keys >> 32, minlength=len(batch)))
     n = len(texts)
-    if not vocabulary:
-        return sp.csr_matrix((n, 0), dtype=np.int8)
-    # insertion order -> sorted order of the shingle strings
-    keys = list(vocabulary)
-    del vocabulary
-    column_of = np.empty(len(keys), dtype=np.int32)
-    column_of[sorted(range(len(keys)), key=keys.__getitem__)] = np.arange(len(keys), dtype=np.int32)
-    width = len(keys)
-    del keys
-    indices = np.empty(sum(p.size for p in parts), dtype=np.int32)
-    offset = 0
-    while parts:
-        part = parts.pop(0)
-        indices[offset : offset + part.size] = column_of[part]
-        offset += part.size
+    width = int(column.size)
+    del known, column
+    indices = np.concatenate(parts) if parts else np.empty(0, dtype=np.int32)
+    del parts
     # one index type for both arrays, else scipy copies the indices to match
-    indptr = np.zeros(n + 1, dtype=np.int32 if offset < 2**31 - 1 else np.int64)
+    indptr = np.zeros(n + 1, dtype=np.int32 if indices.size < 2**31 - 1 else np.int64)
     indices = indices.astype(indptr.dtype, copy=False)
-    np.cumsum(np.concatenate(per_row), out=indptr[1:])
+    if per_row:
+        np.cumsum(np.concatenate(per_row), out=indptr[1:])
     # int8 values: a product of two rows or a row sum is computed in a wider type (scipy's
     # sums widen small integers), and 1 byte an entry instead of 4
     matrix = sp.csr_matrix((np.ones(indices.size, dtype=np.int8), indices, indptr),
                            shape=(n, width))
-    matrix.sort_indices()  # in place
+    matrix.has_sorted_indices = True  # sorted per row above
     return matrix
 
 
-def _iter_texts(texts: Sequence[str] | pl.Series) -> Iterator[str]:
-    if not isinstance(texts, pl.Series):
-        yield from texts
-        return
+def _text_batches(texts: Sequence[str] | pl.Series) -> Iterator[list[str]]:
+    """``_TEXT_BATCH`` texts at a time (a Polars column's are Python strings one batch at a time)."""
     for start in range(0, len(texts), _TEXT_BATCH):
-        yield from texts.slice(start, _TEXT_BATCH).to_list()
+        if isinstance(texts, pl.Series):
+            yield texts.slice(start, _TEXT_BATCH).to_list()
+        else:
+            yield list(texts[start : start + _TEXT_BATCH])
 
 
 @dataclass(frozen=True)
