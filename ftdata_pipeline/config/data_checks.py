@@ -6,16 +6,23 @@ entry in the role map. This reads a sample of every source through the same read
 as the raw stage, so what fails here is what would fail a run, with the same message (file,
 config key, row numbers; never values). It also checks that each recipe's sources provide the
 fields its kind needs, and reports templates that reference a column missing in some rows.
+Last, that FTDATA_HOME's disk has room for a run over the sources' files (``disk_problems``).
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from ftdata_pipeline.config.loader import ConfigError
 from ftdata_pipeline.config.models import ProjectConfig
 
 SAMPLE_ROWS = 1000
+# Disk a dataset's run takes under FTDATA_HOME per byte of its source files, at its peak:
+# every stage's output as Parquet, the restricted rejects, and while the curated step runs
+# its records between passes and its sorted buckets. Measured on the scale benchmark (a
+# million JSONL tickets, 635 MB): see ``DISK_MEASURED``; rounded up for other shapes of data.
+DISK_PER_SOURCE_BYTE = 2.0
 
 # What a recipe of each kind needs from its sources (any one alternative, all of its fields).
 KIND_NEEDS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -90,6 +97,56 @@ def check_against_data(
                     f"{file}: sources.{i}: source {src!r} maps {sorted(have) or 'nothing'}, but a "
                     f"{recipe.kind} dataset needs {wanted} (see {sources_file}: sources.{src})"
                 )
+    disk_errors, disk_notes = disk_problems(project)
+    errors += disk_errors
+    notes += disk_notes
     if errors:
         raise ConfigError("\n".join(errors))
     return notes
+
+
+def _source_bytes(cfg, root: Path) -> int | None:
+    """Bytes of a source's files (every partition's), None for a source that is no file."""
+    from ftdata_pipeline.sources import source_kind
+    from ftdata_pipeline.sources.partitioned import partition_files
+
+    if cfg.partition is not None and cfg.partition.by == "file":
+        return sum(f.stat().st_size for f in partition_files(cfg, root).values())
+    kind = source_kind(cfg)
+    if not hasattr(kind, "path"):
+        return None
+    path = kind.path(cfg, root)
+    return path.stat().st_size if path.is_file() else 0
+
+
+def disk_problems(project: ProjectConfig, home: Path | str | None = None) -> tuple[list[str], list[str]]:
+    """(errors, notes): whether FTDATA_HOME's file system has the room every dataset's run
+    needs (``DISK_PER_SOURCE_BYTE`` per byte of its source files). A full disk fails a run
+    in its largest step, after the steps before it; this finds it before any step runs.
+    Sources that are no files (SQL) are left out, and said so."""
+    from ftdata_pipeline.orchestration.storage import default_home
+
+    home = Path(home or default_home())
+    root = Path(project.root)
+    sizes = {name: _source_bytes(cfg, root) for name, cfg in project.sources.items()}
+    need = sum(
+        (sizes.get(src) or 0) * DISK_PER_SOURCE_BYTE
+        for recipe in project.recipes.values() for src in recipe.sources
+    )
+    unsized = sorted({src for r in project.recipes.values() for src in r.sources
+                      if src in sizes and sizes[src] is None})
+    notes = [f"disk: source(s) {', '.join(unsized)} are no files; their size is not in the "
+             "estimate of the room a run needs"] if unsized else []
+    existing = home
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    gb = 1e9
+    if need > free:
+        return [
+            f"FTDATA_HOME ({home}): {free / gb:.1f} GB free, but a run of every dataset over "
+            f"its source files ({need / DISK_PER_SOURCE_BYTE / gb:.1f} GB) needs about "
+            f"{need / gb:.1f} GB there (each stage's Parquet output and the curated step's "
+            "scratch); free space or set FTDATA_HOME to a larger disk"
+        ], notes
+    return [], notes

@@ -98,3 +98,43 @@ def test_template_gaps_are_reported_with_a_count(tmp_path, configs, capsys, monk
 def test_skip_data_only_checks_configs(configs, capsys):
     edit_sources(configs, 'text: "{subject}\\n\\n{body}"', 'text: "{subject}\\n\\n{bodyy}"')
     assert main(["--config-dir", str(configs), "validate", "--skip-data"]) == 0
+
+
+def test_a_disk_too_small_for_a_run_fails_validation_naming_ftdata_home(
+        configs, capsys, tmp_path, monkeypatch):
+    """The room a run needs (``DISK_PER_SOURCE_BYTE`` per byte of every dataset's source files)
+    is checked against FTDATA_HOME's file system; too little fails ``validate`` before any
+    step has run, naming the folder, what is free and what is needed."""
+    from collections import namedtuple
+
+    from ftdata_pipeline.config import data_checks
+    from ftdata_pipeline.config.loader import load_project
+
+    home = tmp_path / "not" / "created" / "yet"
+    monkeypatch.setenv("FTDATA_HOME", str(home))
+    project = load_project(configs)
+    sizes = {s: data_checks._source_bytes(project.sources[s], Path(project.root))
+             for r in project.recipes.values() for s in r.sources}
+    unsized = sorted(s for s, n in sizes.items() if n is None)
+    assert unsized  # the demo reads a SQL table: no file to size
+    sources = sum((sizes[s] or 0) for r in project.recipes.values() for s in r.sources)
+    need = sources * data_checks.DISK_PER_SOURCE_BYTE
+    assert need > 0
+    usage = namedtuple("usage", "total used free")
+    asked = []
+
+    def disk(path, free):
+        asked.append(Path(path))
+        return usage(10**12, 0, free)
+
+    monkeypatch.setattr(data_checks.shutil, "disk_usage", lambda p: disk(p, int(need) - 1))
+    code, _, err = validate(configs, capsys)
+    assert code == 2
+    assert f"FTDATA_HOME ({home})" in err and "set FTDATA_HOME to a larger disk" in err
+    assert f"needs about {need / 1e9:.1f} GB" in err
+    assert asked[-1] == tmp_path  # the folder's nearest existing parent
+
+    monkeypatch.setattr(data_checks.shutil, "disk_usage", lambda p: disk(p, int(need) + 1))
+    code, out, err = validate(configs, capsys)
+    assert code == 0, err
+    assert f"disk: source(s) {', '.join(unsized)} are no files" in out

@@ -375,7 +375,10 @@ def test_ratio_check_flags_a_split_outside_tolerance() -> None:
     assert not outcome.passed and not outcome.blocking
 
 
-def test_similarity_groups_never_exceed_the_size_cap() -> None:
+def test_similarity_groups_never_exceed_the_size_cap(monkeypatch) -> None:
+    """Also with the links merged a few at a time (``_UNION_BATCH``): the same groups."""
+    from ftdata_pipeline.stages.split import groups
+
     # templated texts: every one within Jaccard 0.5 of the next -> one chain without a cap
     rng = random.Random(3)
     base = sentence(rng, 30)
@@ -389,6 +392,10 @@ def test_similarity_groups_never_exceed_the_size_cap() -> None:
     sizes = result.kept.group_by("split").len()
     assert sizes.height == 3  # not everything in one split
     assert result.stats["grouping"]["left_apart_by_size_cap"] > 0
+    assert result.stats["grouping"]["merged"] > 0
+    monkeypatch.setattr(groups, "_UNION_BATCH", 7)
+    batched = split(records.conform(pl.DataFrame(rows)).lazy(), recipe(max_group_fraction=0.05))
+    assert batched.kept.equals(result.kept) and batched.stats == result.stats
 
 
 def test_two_datasets_over_one_source_agree_on_every_shared_record() -> None:

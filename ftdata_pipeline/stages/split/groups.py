@@ -25,6 +25,9 @@ from ftdata_pipeline.stages.split.similarity import shingle_matrix, similar_pair
 from ftdata_pipeline.stages.split.slices import first_prompt, input_text, normalized
 
 GROUP_KEY = "_group_key"
+# Links merged at a time: their similarities and group numbers are Python objects only then
+# (~100 bytes a link; a million inputs make millions of links).
+_UNION_BATCH = 100_000
 _LINKS = ("conversation_id", "dup_cluster_id", "content_hash")
 
 
@@ -142,9 +145,12 @@ def similarity_groups(
     if cfg.group_near_duplicates is not None:
         add(1.0, *_chain(keys, "_input"))  # identical inputs: similarity 1
         inputs = keys.group_by("_input").agg(pl.col("_g").min()).sort("_input")
-        x = shingle_matrix(inputs["_input"], cfg.leakage.shingle_words)
-        pairs = similar_pairs(x, cfg.group_near_duplicates)
+        del keys  # every text is held once from here: the distinct inputs, until shingled
         owner = inputs["_g"].to_numpy().astype(np.int64)
+        x = shingle_matrix(inputs["_input"], cfg.leakage.shingle_words)
+        del inputs
+        pairs = similar_pairs(x, cfg.group_near_duplicates)
+        del x
         add(pairs.sim, owner[pairs.i], owner[pairs.j])
         stats["near_duplicate_pairs"] = len(pairs)
         stats["near_duplicate_search"] = "exact" if pairs.exact else "lsh"
@@ -167,11 +173,13 @@ def similarity_groups(
              "pinned": "left_apart_by_pinned_split"}
     # most similar first; group numbers follow their keys' order, so ties break by key
     order = np.lexsort((b, a, -sim))
-    for s_, x_, y_ in zip(sim[order].tolist(), a[order].tolist(), b[order].tolist(), strict=True):
-        # The same prompt or input is one equivalence class, which cannot chain: uncapped.
-        outcome = uf.union(x_, y_, cap if s_ < 1.0 else df.height)
-        if outcome in names:
-            stats[names[outcome]] += 1
+    for start in range(0, order.size, _UNION_BATCH):  # Python numbers for one batch at a time
+        at = order[start : start + _UNION_BATCH]
+        for s_, x_, y_ in zip(sim[at].tolist(), a[at].tolist(), b[at].tolist(), strict=True):
+            # The same prompt or input is one equivalence class, which cannot chain: uncapped.
+            outcome = uf.union(x_, y_, cap if s_ < 1.0 else df.height)
+            if outcome in names:
+                stats[names[outcome]] += 1
     root_of = pl.Series([uf.find(g) for g in range(groups.height)], dtype=pl.Int64)
     roots = groups.select(GROUP_KEY, pl.col(GROUP_KEY).gather(root_of).alias("_root_key"))
     df = (

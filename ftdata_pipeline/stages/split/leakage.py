@@ -85,13 +85,16 @@ def near_duplicate_leaks(df: pl.DataFrame, kind: str, cfg: LeakageConfig) -> dic
     n_held = np.bincount(u[held], minlength=texts.height)
     n_train = np.bincount(u[train], minlength=texts.height)
     x = shingle_matrix(texts["_text"], cfg.shingle_words)
+    n_texts = texts.height
+    del texts  # the matrix stands for them from here
     pairs = similar_pairs(
         x, cfg.near_duplicate_threshold, rows=np.flatnonzero(n_held), cols=np.flatnonzero(n_train)
     )
+    del x
     # a pair of inputs stands for every (validation/test record, train record) pair holding them
     out["pairs"] = int((n_held[pairs.i] * n_train[pairs.j]).sum())
     out["search"] = "exact" if pairs.exact else "lsh"
-    neighbour = np.zeros(texts.height, dtype=bool)
+    neighbour = np.zeros(n_texts, dtype=bool)
     neighbour[pairs.i] = True
     for name in EVAL_SPLITS:
         out["eval_with_train_neighbour"][name] = int(((split == name) & neighbour[u]).sum())
