@@ -306,3 +306,33 @@ def test_residual_pii_is_counted_a_batch_of_records_at_a_time(monkeypatch):
     assert stage.residual_pii_counts(df.lazy(), batch_rows=7) == whole
     empty = stage.residual_pii_counts(df.clear(), batch_rows=5)
     assert empty == dict.fromkeys(stage.RESIDUAL_TYPES, 0)
+
+
+def test_the_model_vocabulary_does_not_grow_with_the_texts_scanned(monkeypatch):
+    """Every e-mail address, order number and name a text holds would stay in the spaCy
+    model's vocabulary for the rest of the run (a worker's memory grew about one entry a text);
+    past the first ``WARM_TEXTS`` texts of a process (which fill the tokenizer cache),
+    detection runs in a memory zone, so after any number of calls the vocabulary is what it
+    was, and the spans are the same as outside one."""
+    monkeypatch.setattr(engine, "WARM_TEXTS", 40)
+    monkeypatch.setattr(engine, "_warmed", 0)
+    detector = Detector(SERIAL)
+    strings = detector.analyzer.nlp_engine.nlp[SERIAL.language].vocab.strings
+
+    def texts(batch: int) -> list[str]:
+        return [f"Order Q{batch}x{i}Z for Kal{batch}vo{i}rnen, mail z{batch}q{i}@ex{i}.org, "
+                f"ref {batch}-{i}-77{i}" for i in range(40)]
+
+    start = len(strings)
+    detector.spans(texts(0))  # the process's first 40 texts: outside the zone
+    before = len(strings)
+    assert before > start and engine._warmed == 40
+    found = [detector.spans(texts(b)) for b in range(1, 6)]
+    assert len(strings) == before
+    assert all(any(e == "EMAIL_ADDRESS" for e, *_ in spans) for batch in found for spans in batch)
+    # the zone changes nothing found
+    import contextlib
+    plain = Detector(SERIAL)
+    plain._memory_zone = contextlib.nullcontext
+    assert [plain.spans(texts(b)) for b in range(1, 6)] == found
+    assert len(strings) > before  # outside the zone the same texts do grow it
