@@ -19,10 +19,13 @@ from ftdata_pipeline.config.models import ProjectConfig
 
 SAMPLE_ROWS = 1000
 # Disk a dataset's run takes under FTDATA_HOME per byte of its source files, at its peak:
-# every stage's output as Parquet, the restricted rejects, and while the curated step runs
-# its records between passes and its sorted buckets. Measured on the scale benchmark (a
-# million JSONL tickets, 635 MB): see ``DISK_MEASURED``; rounded up for other shapes of data.
-DISK_PER_SOURCE_BYTE = 2.0
+# every stage's output as Parquet, the restricted rejects, the exports, and while the curated
+# step runs its records between passes and its sorted buckets. Measured on the scale
+# benchmark (a million JSONL tickets, 665 MB; 101 MB once stored as Parquet): 880 MB at the
+# peak, 1.32x the JSONL and 8.7x its Parquet; rounded up for data of other shapes. A Parquet
+# source is already compressed, text formats (JSONL, CSV, tool exports) are not.
+DISK_PER_SOURCE_BYTE = {"parquet": 10.0}
+DISK_PER_TEXT_BYTE = 1.5
 
 # What a recipe of each kind needs from its sources (any one alternative, all of its fields).
 KIND_NEEDS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -105,6 +108,10 @@ def check_against_data(
     return notes
 
 
+def _disk_factor(cfg) -> float:
+    return DISK_PER_SOURCE_BYTE.get(getattr(cfg, "format", None), DISK_PER_TEXT_BYTE)
+
+
 def _source_bytes(cfg, root: Path) -> int | None:
     """Bytes of a source's files (every partition's), None for a source that is no file."""
     from ftdata_pipeline.sources import source_kind
@@ -121,7 +128,7 @@ def _source_bytes(cfg, root: Path) -> int | None:
 
 def disk_problems(project: ProjectConfig, home: Path | str | None = None) -> tuple[list[str], list[str]]:
     """(errors, notes): whether FTDATA_HOME's file system has the room every dataset's run
-    needs (``DISK_PER_SOURCE_BYTE`` per byte of its source files). A full disk fails a run
+    needs (``_disk_factor`` per byte of its source files). A full disk fails a run
     in its largest step, after the steps before it; this finds it before any step runs.
     Sources that are no files (SQL) are left out, and said so."""
     from ftdata_pipeline.orchestration.storage import default_home
@@ -130,9 +137,10 @@ def disk_problems(project: ProjectConfig, home: Path | str | None = None) -> tup
     root = Path(project.root)
     sizes = {name: _source_bytes(cfg, root) for name, cfg in project.sources.items()}
     need = sum(
-        (sizes.get(src) or 0) * DISK_PER_SOURCE_BYTE
-        for recipe in project.recipes.values() for src in recipe.sources
+        (sizes.get(src) or 0) * _disk_factor(project.sources[src])
+        for recipe in project.recipes.values() for src in recipe.sources if src in sizes
     )
+    source_bytes = sum(sizes.get(src) or 0 for r in project.recipes.values() for src in r.sources)
     unsized = sorted({src for r in project.recipes.values() for src in r.sources
                       if src in sizes and sizes[src] is None})
     notes = [f"disk: source(s) {', '.join(unsized)} are no files; their size is not in the "
@@ -145,7 +153,7 @@ def disk_problems(project: ProjectConfig, home: Path | str | None = None) -> tup
     if need > free:
         return [
             f"FTDATA_HOME ({home}): {free / gb:.1f} GB free, but a run of every dataset over "
-            f"its source files ({need / DISK_PER_SOURCE_BYTE / gb:.1f} GB) needs about "
+            f"its source files ({source_bytes / gb:.1f} GB) needs about "
             f"{need / gb:.1f} GB there (each stage's Parquet output and the curated step's "
             "scratch); free space or set FTDATA_HOME to a larger disk"
         ], notes

@@ -102,7 +102,7 @@ def test_skip_data_only_checks_configs(configs, capsys):
 
 def test_a_disk_too_small_for_a_run_fails_validation_naming_ftdata_home(
         configs, capsys, tmp_path, monkeypatch):
-    """The room a run needs (``DISK_PER_SOURCE_BYTE`` per byte of every dataset's source files)
+    """The room a run needs (a measured factor per byte of every dataset's source files)
     is checked against FTDATA_HOME's file system; too little fails ``validate`` before any
     step has run, naming the folder, what is free and what is needed."""
     from collections import namedtuple
@@ -117,8 +117,8 @@ def test_a_disk_too_small_for_a_run_fails_validation_naming_ftdata_home(
              for r in project.recipes.values() for s in r.sources}
     unsized = sorted(s for s, n in sizes.items() if n is None)
     assert unsized  # the demo reads a SQL table: no file to size
-    sources = sum((sizes[s] or 0) for r in project.recipes.values() for s in r.sources)
-    need = sources * data_checks.DISK_PER_SOURCE_BYTE
+    need = sum((sizes[s] or 0) * data_checks._disk_factor(project.sources[s])
+               for r in project.recipes.values() for s in r.sources)
     assert need > 0
     usage = namedtuple("usage", "total used free")
     asked = []
@@ -133,6 +133,11 @@ def test_a_disk_too_small_for_a_run_fails_validation_naming_ftdata_home(
     assert f"FTDATA_HOME ({home})" in err and "set FTDATA_HOME to a larger disk" in err
     assert f"needs about {need / 1e9:.1f} GB" in err
     assert asked[-1] == tmp_path  # the folder's nearest existing parent
+
+    # a Parquet source is compressed: it needs more room per byte than a JSONL one
+    parquet = project.sources["support_tickets"].model_copy(update={"format": "parquet"})
+    assert data_checks._disk_factor(parquet) > data_checks._disk_factor(
+        project.sources["support_tickets"])
 
     monkeypatch.setattr(data_checks.shutil, "disk_usage", lambda p: disk(p, int(need) + 1))
     code, out, err = validate(configs, capsys)
