@@ -135,14 +135,13 @@ def disk_problems(project: ProjectConfig, home: Path | str | None = None) -> tup
 
     home = Path(home or default_home())
     root = Path(project.root)
-    sizes = {name: _source_bytes(cfg, root) for name, cfg in project.sources.items()}
-    need = sum(
-        (sizes.get(src) or 0) * _disk_factor(project.sources[src])
-        for recipe in project.recipes.values() for src in recipe.sources if src in sizes
-    )
-    source_bytes = sum(sizes.get(src) or 0 for r in project.recipes.values() for src in r.sources)
-    unsized = sorted({src for r in project.recipes.values() for src in r.sources
-                      if src in sizes and sizes[src] is None})
+    # a source read by two datasets counts twice: each dataset stores its own stages
+    read = [src for recipe in project.recipes.values() for src in recipe.sources
+            if src in project.sources]
+    sizes = {src: _source_bytes(project.sources[src], root) for src in set(read)}
+    need = sum((sizes[src] or 0) * _disk_factor(project.sources[src]) for src in read)
+    source_bytes = sum(sizes[src] or 0 for src in read)
+    unsized = sorted(src for src, size in sizes.items() if size is None)
     notes = [f"disk: source(s) {', '.join(unsized)} are no files; their size is not in the "
              "estimate of the room a run needs"] if unsized else []
     existing = home

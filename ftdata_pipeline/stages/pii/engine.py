@@ -542,7 +542,6 @@ class Detector:
         spaCy fills its tokenizer cache only outside a zone, so the first ``WARM_TEXTS`` texts
         a process scans run outside one: the cache then holds the common words (detection was
         ~10% slower with a cold cache), and the vocabulary grows by those texts only."""
-        global _warmed
         if _warmed < WARM_TEXTS:
             return contextlib.nullcontext()
         nlp = getattr(self.analyzer.nlp_engine, "nlp", None) or {}

@@ -127,17 +127,19 @@ def split(
     """
     cfg = recipe.split
     kind = recipe.kind
-    source = conform(records.lazy())
-    carried = carried_columns(source.collect_schema(), kind) if spill is not None else []
+    inputs = conform(records.lazy())
+    schema = inputs.collect_schema()
+    carried = carried_columns(schema, kind) if spill is not None else []
+    decided = inputs
     if carried:
         # Placeholders keep every column where it is, so every frame below has the columns
         # (and order) it would have with the values; a literal column takes no memory.
-        source = source.with_columns(
-            *[pl.lit(None, dtype=source.collect_schema()[c]).alias(c) for c in carried],
+        decided = inputs.with_columns(
+            *[pl.lit(None, dtype=schema[c]).alias(c) for c in carried],
             pl.int_range(pl.len(), dtype=pl.Int64).alias(_POS),
         )
     # Sorted so that every later step sees the same row order whatever the input order.
-    df = source.collect().sort(RECORD_ID, SOURCE, SOURCE_KEY, nulls_last=True)
+    df = decided.collect().sort(RECORD_ID, SOURCE, SOURCE_KEY, nulls_last=True)
     rows_in = df.height
     rejects: list[pl.DataFrame] = []
 
@@ -267,7 +269,7 @@ def split(
     if spill is None:
         kept = out.sort(["split", *order], nulls_last=True)
     else:
-        fill = _Carried(records.lazy(), carried)
+        fill = _Carried(inputs, carried)
         rejected = fill(rejected)
         kept = _spill_by_split(out, order, spill, fill)
     return StageResult(kept=kept, rejected=rejected, rows_in=rows_in, stats=stats)
@@ -293,9 +295,9 @@ class _Carried:
     rows of one output batch are a run of the input when both are in id order.
     """
 
-    def __init__(self, records: pl.LazyFrame, columns: list[str]):
+    def __init__(self, inputs: pl.LazyFrame, columns: list[str]):
         self.columns = columns
-        self.source = conform(records).select(columns) if columns else None
+        self.source = inputs.select(columns) if columns else None
 
     def __call__(self, frame: pl.DataFrame) -> pl.DataFrame:
         if self.source is None:
