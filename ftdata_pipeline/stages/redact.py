@@ -19,7 +19,7 @@ import polars as pl
 
 from ftdata_pipeline.config.models import RedactConfig
 from ftdata_pipeline.records import MESSAGE, TEXT_FIELDS, row_count
-from ftdata_pipeline.stages.base import StageResult, concat_rejects, reject
+from ftdata_pipeline.stages.base import StageResult, concat_rejects, detached, reject
 from ftdata_pipeline.stages.pii.engine import (  # noqa: F401  (re-exported for callers)
     NER_MODEL_CONFIGURATION,
     SPACY_MODELS,
@@ -307,7 +307,8 @@ def redact(
         else:
             parts.append(spill / f"part-{len(parts):06d}.parquet")
             batch.kept.write_parquet(parts[-1], compression="zstd", statistics=False)
-        rejects.extend(batch.rejects)
+        # detached: a batch's few rejects would keep the whole batch's texts alive
+        rejects.extend(detached(r) for r in batch.rejects)
         scanned += batch.texts_scanned
         entities.update(batch.entities)
         for source, found in batch.undeclared.items():

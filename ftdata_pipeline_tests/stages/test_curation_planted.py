@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import tracemalloc
 
 import numpy as np
 import polars as pl
@@ -292,3 +293,29 @@ def test_curation_runs_in_batches_with_the_same_result(corpus, tmp_path, monkeyp
     empty_spilled = curate(df.clear().lazy(), cfg, root=tmp_path, spill=tmp_path / "spill0")
     assert empty_spilled.kept.collect().equals(empty.kept)
     assert empty_spilled.rejected.collect().equals(empty.rejected)
+
+
+def test_minhash_signs_in_place_with_one_signature_array() -> None:
+    """Signatures equal the textbook broadcast (min over shingles of each permutation), and
+    signing holds one (documents x permutations) array, not a second copy of it: the split's
+    similarity search signs every distinct input of a dataset at once."""
+    rng = np.random.default_rng(0)
+    per = rng.integers(0, 60, size=200_000)  # some documents without shingles
+    sh = rng.integers(0, 2**63, size=int(per.sum()), dtype=np.uint64)
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    sig = neardup.minhash(sh, per, 64, seed=1)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 1.5 * sig.nbytes, (peak, sig.nbytes)  # two arrays: 2x
+
+    seeded = np.random.default_rng(1)
+    a = (seeded.integers(0, 2**63, size=64, dtype=np.uint64) << np.uint64(1)) | np.uint64(1)
+    b = seeded.integers(0, 2**63, size=64, dtype=np.uint64)
+    starts = np.concatenate([[0], np.cumsum(per)])
+    for d in [*np.flatnonzero(per == 0)[:3], *np.flatnonzero(per > 0)[:50], len(per) - 1]:
+        x = sh[starts[d] : starts[d + 1]]
+        with np.errstate(over="ignore"):
+            want = (((x[:, None] * a) + b) >> np.uint64(32)).min(axis=0) if x.size else (
+                np.full(64, np.iinfo(np.uint32).max))
+        assert (sig[d] == want.astype(np.uint32)).all(), d

@@ -683,3 +683,16 @@ def test_long_inputs_sharing_hundreds_of_shingles_keep_their_exact_jaccard(exact
     pairs = similarity.similar_pairs(x, 0.9, exact_work=exact_work)
     assert pairs.i.tolist() == [0] and pairs.j.tolist() == [1]
     assert pairs.sim[0] == pytest.approx(290 / 310)
+
+
+def test_left_counts_equal_the_column_counts_of_the_row_copy() -> None:
+    """The exact search's work bound counts, per column, the left rows holding it; counted on
+    the matrix itself (no row copy before the LSH search), it equals counting a copy of the
+    rows: all rows, a subset, and rows listed twice."""
+    from ftdata_pipeline.stages.split.similarity import _left_counts
+
+    x = shingle_matrix(templated(3, variable=True), 2)
+    assert (_left_counts(x, None) == np.bincount(x.indices, minlength=x.shape[1])).all()
+    for cols in (np.arange(40, 170), np.array([5, 9, 9, 120, 5, 7]), np.array([], dtype=int)):
+        want = np.bincount(x[cols].tocsr().indices, minlength=x.shape[1])
+        assert (_left_counts(x, cols) == want).all(), cols

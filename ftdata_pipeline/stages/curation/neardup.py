@@ -38,6 +38,7 @@ _WORD_SEED = 0x9E3779B97F4A7C15 & 0xFFFFFFFF  # fixed seed for Polars' word hash
 _SHINGLE_MULT = np.uint64(0x100000001B3)  # FNV-64 prime: mixes word hashes position-wise
 _BAND_MULT = np.uint64(0x9E3779B97F4A7C15)
 _CHUNK = 1 << 19  # shingles per minhash chunk: 4 MB of uint64 stays in cache
+_CHUNK_DOCS = 1 << 14  # and documents per chunk: their signature rows (~5 MB) at once
 _DOC_BATCH = 50_000  # documents per shingle/signature batch (their word hashes: ~40 MB)
 _PAIR_BATCH = 1 << 22  # candidate pairs generated and verified at a time (~200 MB of arrays)
 
@@ -116,25 +117,27 @@ def minhash(shingles: np.ndarray, per_doc: np.ndarray, num_perm: int, seed: int)
     if docs.size == 0:
         return sig
     bounds = np.concatenate([[0], np.cumsum(per_doc[docs])])
-    out = np.empty((docs.size, num_perm), dtype=np.uint32)
     tmp = np.empty(min(int(bounds[-1]), _CHUNK + int(per_doc.max())), dtype=np.uint64)
     # Flat in-place passes, one per permutation, over cache-sized chunks of whole documents:
     # ~25x faster than a (shingles x perms) broadcast, which is bound by its temporaries.
+    # Each chunk's rows go straight into ``sig``: the split's similarity search signs every
+    # distinct input at once, and a second (documents x perms) array was its peak.
     d0 = 0
     with np.errstate(over="ignore"):
         while d0 < docs.size:
             d1 = int(np.searchsorted(bounds, bounds[d0] + _CHUNK, side="right")) - 1
-            d1 = min(max(d1, d0 + 1), docs.size)
+            d1 = min(max(d1, d0 + 1), docs.size, d0 + _CHUNK_DOCS)
             lo, hi = int(bounds[d0]), int(bounds[d1])
             x, buf, local = shingles[lo:hi], tmp[: hi - lo], bounds[d0:d1] - lo
             x = x if x.dtype == np.uint64 else x.astype(np.uint64)
+            chunk = np.empty((d1 - d0, num_perm), dtype=np.uint32)
             for p in range(num_perm):
                 np.multiply(x, a[p], out=buf)
                 np.add(buf, b[p], out=buf)
                 np.right_shift(buf, np.uint64(32), out=buf)
-                out[d0:d1, p] = np.minimum.reduceat(buf, local)
+                chunk[:, p] = np.minimum.reduceat(buf, local)
+            sig[docs[d0:d1]] = chunk
             d0 = d1
-    sig[docs] = out
     return sig
 
 

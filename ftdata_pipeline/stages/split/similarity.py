@@ -291,13 +291,32 @@ def similar_pairs(
     if x.shape[1] == 0 or rows.size == 0 or cols.size == 0:
         return Pairs(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
     pre = _prefixes(x, threshold)
-    left = pre.matrix if within else pre.matrix[cols].tocsr()
-    # a row's products hold at most the number of left rows sharing each of its prefix shingles
-    work = pre.matrix[rows] @ np.bincount(left.indices, minlength=x.shape[1]).astype(np.float64)
+    # A row's products hold at most the number of left rows sharing each of its prefix
+    # shingles. Counted on the prefix matrix itself: the row copies the exact search
+    # multiplies are made only once it is chosen (they were the peak before an LSH search).
+    counts = _left_counts(pre.matrix, None if within else cols)
+    work = (pre.matrix @ counts)[rows]
+    del counts
     if float(work.sum()) / (2 if within else 1) > exact_work:
-        del pre, left, work  # the LSH search needs none of them: free them before it starts
+        del pre, work  # the LSH search needs none of them: free them before it starts
         return _lsh_pairs(x, threshold, rows, None if within else cols)
+    left = pre.matrix if within else pre.matrix[cols].tocsr()
     return _exact_pairs(x, threshold, pre, left, work, rows, cols, within)
+
+
+def _left_counts(matrix: sp.csr_matrix, cols: np.ndarray | None) -> np.ndarray:
+    """Per column, the rows of ``matrix`` (those in ``cols``, counted as often as listed)
+    holding it: ``np.bincount(matrix[cols].indices)`` without copying the rows."""
+    width = matrix.shape[1]
+    if cols is None:
+        return np.bincount(matrix.indices, minlength=width).astype(np.float64)
+    times = np.bincount(cols, minlength=matrix.shape[0])
+    lengths = np.diff(matrix.indptr)
+    if times.max(initial=0) <= 1:  # each listed once: one byte an entry selects them
+        chosen = matrix.indices[np.repeat(times.astype(bool), lengths)]
+        return np.bincount(chosen, minlength=width).astype(np.float64)
+    weights = np.repeat(times.astype(np.float64), lengths)
+    return np.bincount(matrix.indices, weights=weights, minlength=width)
 
 
 def _exact_pairs(
