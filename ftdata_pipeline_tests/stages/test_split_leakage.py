@@ -21,7 +21,7 @@ from ftdata_pipeline.orchestration.split_checks import (
 )
 from ftdata_pipeline.stages.split import cross_dataset_conflicts, leakage_report, split
 from ftdata_pipeline.stages.split.leakage import near_duplicate_leaks, prompt_leaks
-from ftdata_pipeline.stages.split.similarity import shingle_matrix, similar_pairs
+from ftdata_pipeline.stages.split.similarity import _left_counts, shingle_matrix, similar_pairs
 
 WORDS = (
     "account invoice sync folder upload password router camera refund order delivery screen "
@@ -689,8 +689,6 @@ def test_left_counts_equal_the_column_counts_of_the_row_copy() -> None:
     """The exact search's work bound counts, per column, the left rows holding it; counted on
     the matrix itself (no row copy before the LSH search), it equals counting a copy of the
     rows: all rows, a subset, and rows listed twice."""
-    from ftdata_pipeline.stages.split.similarity import _left_counts
-
     x = shingle_matrix(templated(3, variable=True), 2)
     assert (_left_counts(x, None) == np.bincount(x.indices, minlength=x.shape[1])).all()
     for cols in (np.arange(40, 170), np.array([5, 9, 9, 120, 5, 7]), np.array([], dtype=int)):

@@ -294,9 +294,7 @@ def similar_pairs(
     # A row's products hold at most the number of left rows sharing each of its prefix
     # shingles. Counted on the prefix matrix itself: the row copies the exact search
     # multiplies are made only once it is chosen (they were the peak before an LSH search).
-    counts = _left_counts(pre.matrix, None if within else cols)
-    work = (pre.matrix @ counts)[rows]
-    del counts
+    work = (pre.matrix @ _left_counts(pre.matrix, None if within else cols))[rows]
     if float(work.sum()) / (2 if within else 1) > exact_work:
         del pre, work  # the LSH search needs none of them: free them before it starts
         return _lsh_pairs(x, threshold, rows, None if within else cols)
