@@ -319,3 +319,46 @@ def test_minhash_signs_in_place_with_one_signature_array() -> None:
             want = (((x[:, None] * a) + b) >> np.uint64(32)).min(axis=0) if x.size else (
                 np.full(64, np.iinfo(np.uint32).max))
         assert (sig[d] == want.astype(np.uint32)).all(), d
+
+
+def test_near_dedup_inputs_are_signed_into_their_rows_and_closed_up_in_place(monkeypatch) -> None:
+    """Batches arrive in any order and some records that passed the first pass never arrive
+    (a later rule dropped them): the signatures come back in the dedup order, equal to
+    signing those texts in that order, and putting them in order holds no second copy of
+    the signature array (the old gather-and-copy did, at the corpus's largest moment)."""
+    from ftdata_pipeline.config.models import CurateConfig
+    from ftdata_pipeline.stages import curate as stage
+    from ftdata_pipeline.stages.curation.views import NEAR
+    from ftdata_pipeline.stages.spill import SEQ
+
+    monkeypatch.setattr(stage, "_COMPACT_ROWS", 256)
+    rng = np.random.default_rng(3)
+    n = 12_000
+    words = np.array(VOCAB)
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(0, 12)))) for _ in range(n)]
+    pos = rng.permutation(n).astype(np.int64)  # each record's rank in the dedup order
+    passed = np.sort(rng.choice(n, size=9_000, replace=False))  # pass 1's survivors
+    arrive = rng.permutation(passed)[:7_000]  # the rest are dropped in pass 2
+    cfg = CurateConfig(near_dedup={"num_perm": 32, "bands": 8, "rows": 4})
+    tracemalloc.start()
+    inputs = stage._NearInputs(cfg, passed, pos)
+    for part in np.array_split(arrive, 9):
+        inputs.add(pl.DataFrame({
+            SEQ: part, records.RECORD_ID: [f"r{s}" for s in part], NEAR: [texts[s] for s in part],
+        }))
+
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    seqs, ids, sig, has, priority = inputs.in_dedup_order()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak - held < 0.3 * sig.nbytes, (peak - held, sig.nbytes)  # a second array: >= 1x
+
+    want_seqs = arrive[np.argsort(pos[arrive])]
+    assert (seqs == want_seqs).all()
+    assert ids.to_list() == [f"r{s}" for s in want_seqs]
+    want_sig, want_has = neardup.signatures(pl.Series([texts[s] for s in want_seqs]),
+                                            cfg.near_dedup.shingle_words, 32, cfg.near_dedup.seed)
+    assert sig.shape == want_sig.shape and (sig == want_sig).all()
+    assert (has == want_has).all() and not has.all()  # empty texts are among them
+    assert priority.shape == (want_seqs.size,)

@@ -217,12 +217,21 @@ def signatures(texts: pl.Series, k: int, num_perm: int, seed: int) -> tuple[np.n
     """MinHash signatures of every text and whether it has any token, in document batches."""
     sig = np.empty((texts.len(), num_perm), dtype=np.uint32)
     has = np.zeros(texts.len(), dtype=bool)
+    sign_into(texts, k, seed, sig, has, np.arange(texts.len()))
+    return sig, has
+
+
+def sign_into(
+    texts: pl.Series, k: int, seed: int, sig: np.ndarray, has: np.ndarray, rows: np.ndarray
+) -> None:
+    """``signatures`` of text i written to row ``rows[i]`` of ``sig`` and ``has``, in
+    document batches: a caller holding every document's row signs batches straight into it."""
     for start in range(0, texts.len(), _DOC_BATCH):
         part = texts.slice(start, _DOC_BATCH)
         shingles, per_doc = shingle_hashes(part, k)
-        sig[start : start + part.len()] = minhash(shingles, per_doc, num_perm, seed)
-        has[start : start + part.len()] = per_doc > 0
-    return sig, has
+        at = rows[start : start + part.len()]
+        sig[at] = minhash(shingles, per_doc, sig.shape[1], seed)
+        has[at] = per_doc > 0
 
 
 def cluster_signatures(
