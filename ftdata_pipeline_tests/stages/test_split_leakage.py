@@ -694,3 +694,92 @@ def test_left_counts_equal_the_column_counts_of_the_row_copy() -> None:
     for cols in (np.arange(40, 170), np.array([5, 9, 9, 120, 5, 7]), np.array([], dtype=int)):
         want = np.bincount(x[cols].tocsr().indices, minlength=x.shape[1])
         assert (_left_counts(x, cols) == want).all(), cols
+
+
+def test_lsh_pairs_are_held_as_ordered_keys_in_a_few_bytes_per_pair(monkeypatch) -> None:
+    """The LSH search keeps the pairs it finds as ordered keys with their similarities
+    (16 bytes a pair, int32 inputs), not as per-batch (i, j, similarity) arrays sorted into
+    copies at the end (~115 bytes a pair at the peak): at half a million ticket inputs its
+    ~7M pairs were the split stage's peak. The pairs are those of a search without the
+    key structure: every candidate verified, in (i, j) order, each once."""
+    import tracemalloc
+
+    from ftdata_pipeline.stages.split import similarity
+
+    # small verification chunks and candidate batches: the pairs dominate what is allocated
+    monkeypatch.setattr(similarity, "_VERIFY", 2000)
+    monkeypatch.setattr(similarity, "_LSH_BATCH", 1 << 14)
+    x = shingle_matrix(slotted(1, n=6000, templates=2), 2)
+    tracemalloc.start()
+    try:
+        pairs = similar_pairs(x, 0.5, exact_work=0)
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert not pairs.exact and len(pairs) > 100_000
+    assert pairs.i.dtype == np.int32 and pairs.j.dtype == np.int32
+    assert current / len(pairs) < 20, current / len(pairs)
+    assert peak / len(pairs) < 80, peak / len(pairs)
+    keys = pairs.i.astype(np.int64) << 32 | pairs.j
+    assert (np.diff(keys) > 0).all()  # (i, j) order, each pair once
+    assert (pairs.sim >= 0.5).all()
+    for k in np.random.default_rng(0).choice(len(pairs), 500, replace=False):
+        a = set(x.indices[x.indptr[pairs.i[k]]:x.indptr[pairs.i[k] + 1]].tolist())
+        b = set(x.indices[x.indptr[pairs.j[k]]:x.indptr[pairs.j[k] + 1]].tolist())
+        assert pairs.sim[k] == pytest.approx(len(a & b) / len(a | b))
+
+
+def test_group_links_are_joined_one_part_at_a_time() -> None:
+    """Links between groups are joined in the order added, links within one group left out,
+    filling arrays sized for all of them from one part after another: the peak is the joined
+    arrays and a part's mask (~18 bytes a link), not every part concatenated and then
+    filtered into copies (~33)."""
+    import tracemalloc
+
+    from ftdata_pipeline.stages.split.groups import _Edges
+
+    rng = np.random.default_rng(4)
+    n = 400_000
+    chain_a = rng.integers(0, 1000, 5000).astype(np.int32)
+    chain_b = rng.integers(0, 1000, 5000).astype(np.int32)
+    near_a = rng.integers(0, 50_000, n).astype(np.int32)
+    near_b = np.where(rng.random(n) < 0.1, near_a, rng.integers(0, 50_000, n)).astype(np.int32)
+    near_sim = rng.random(n)
+    want_sim = np.concatenate((np.ones(5000), near_sim))
+    want_a, want_b = np.concatenate((chain_a, near_a)), np.concatenate((chain_b, near_b))
+    apart = want_a != want_b
+    edges = _Edges()
+    edges.add(1.0, chain_a, chain_b)
+    edges.add(near_sim, near_a, near_b)
+    tracemalloc.start()
+    try:
+        sim, a, b = edges.joined()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(sim, want_sim[apart]) and np.array_equal(a, want_a[apart])
+    assert np.array_equal(b, want_b[apart]) and a.dtype == np.int32
+    assert peak / (n + 5000) < 24, peak / (n + 5000)
+
+
+def test_lsh_search_signs_one_band_at_a_time(monkeypatch) -> None:
+    """Each band's permutations are computed when its turn comes, the same columns as the
+    whole signature's: the search never holds every input's whole signature (288 bytes an
+    input; ~260 MB at 900k distinct inputs), and finds what banding the whole one finds."""
+    from ftdata_pipeline.stages.curation.neardup import minhash
+    from ftdata_pipeline.stages.split import similarity
+
+    x = shingle_matrix(slotted(5, n=2000, templates=4), 2)
+    lengths = np.diff(x.indptr)
+    whole = minhash(x.indices, lengths, similarity._PERMS, similarity._SEED)
+    r = similarity.band_rows(0.5)
+    for band in (0, 5, similarity._PERMS // r - 1):
+        part = minhash(x.indices, lengths, similarity._PERMS, similarity._SEED,
+                       perms=range(band * r, (band + 1) * r))
+        assert np.array_equal(part, whole[:, band * r : (band + 1) * r])
+    widths = []
+    real = similarity.minhash
+    monkeypatch.setattr(similarity, "minhash", lambda *a, **k: widths.append(
+        (res := real(*a, **k)).shape[1]) or res)
+    pairs = similar_pairs(x, 0.5, exact_work=0)
+    assert len(pairs) > 0 and widths == [r] * (similarity._PERMS // r)

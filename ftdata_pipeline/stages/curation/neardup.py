@@ -102,16 +102,22 @@ def shingle_hashes(texts: pl.Series, k: int) -> tuple[np.ndarray, np.ndarray]:
     return sh[valid], per_doc
 
 
-def minhash(shingles: np.ndarray, per_doc: np.ndarray, num_perm: int, seed: int) -> np.ndarray:
+def minhash(
+    shingles: np.ndarray, per_doc: np.ndarray, num_perm: int, seed: int,
+    perms: range | None = None,
+) -> np.ndarray:
     """(n_docs, num_perm) uint32 signatures; documents without shingles get all-max rows.
 
     ``shingles``: non-negative integers of any width (a chunk at a time is widened to 64
-    bits, so a caller's int32 column numbers are not copied whole)."""
+    bits, so a caller's int32 column numbers are not copied whole). ``perms``: only these
+    permutations of the ``num_perm`` (the same columns as the whole signature's), e.g. one
+    LSH band's at a time, so that no caller has to hold every permutation at once."""
     rng = np.random.default_rng(seed)
     a = (rng.integers(0, 2**63, size=num_perm, dtype=np.uint64) << np.uint64(1)) | np.uint64(1)
     b = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64)
+    cols = range(num_perm) if perms is None else perms
     n = per_doc.shape[0]
-    sig = np.full((n, num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+    sig = np.full((n, len(cols)), np.iinfo(np.uint32).max, dtype=np.uint32)
     has = per_doc > 0
     docs = np.flatnonzero(has)
     if docs.size == 0:
@@ -130,12 +136,12 @@ def minhash(shingles: np.ndarray, per_doc: np.ndarray, num_perm: int, seed: int)
             lo, hi = int(bounds[d0]), int(bounds[d1])
             x, buf, local = shingles[lo:hi], tmp[: hi - lo], bounds[d0:d1] - lo
             x = x if x.dtype == np.uint64 else x.astype(np.uint64)
-            chunk = np.empty((d1 - d0, num_perm), dtype=np.uint32)
-            for p in range(num_perm):
+            chunk = np.empty((d1 - d0, len(cols)), dtype=np.uint32)
+            for c, p in enumerate(cols):
                 np.multiply(x, a[p], out=buf)
                 np.add(buf, b[p], out=buf)
                 np.right_shift(buf, np.uint64(32), out=buf)
-                chunk[:, p] = np.minimum.reduceat(buf, local)
+                chunk[:, c] = np.minimum.reduceat(buf, local)
             sig[docs[d0:d1]] = chunk
             d0 = d1
     return sig

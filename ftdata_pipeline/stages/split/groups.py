@@ -16,6 +16,8 @@ the dataset. Skipped links are counted, and the leakage checks report what they 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import polars as pl
 
@@ -29,6 +31,7 @@ GROUP_KEY = "_group_key"
 # (~100 bytes a link; a million inputs make millions of links).
 _UNION_BATCH = 100_000
 _LINKS = ("conversation_id", "dup_cluster_id", "content_hash")
+_LINK_CHUNK = 1 << 16  # links filtered at a time when joining (masks and selections: ~1 MB)
 
 
 def base_group_key() -> pl.Expr:
@@ -108,7 +111,46 @@ def _chain(keys: pl.DataFrame, by: str) -> tuple[np.ndarray, np.ndarray]:
         .select(pl.col("_g").list.first().alias("_a"), pl.col("_g").list.slice(1).alias("_b"))
         .explode("_b")
     )
-    return linked["_a"].to_numpy().astype(np.int64), linked["_b"].to_numpy().astype(np.int64)
+    return linked["_a"].to_numpy().astype(np.int32), linked["_b"].to_numpy().astype(np.int32)
+
+
+class _Edges:
+    """Links between group numbers with their similarity, joined into three arrays.
+
+    Links within one group are left out. Joining fills arrays sized for all links from each
+    part in turn, a chunk at a time, dropping the part once copied: one part plus the joined
+    arrays at a time (at ~15M near-duplicate links, concatenating every part while keeping
+    them, then filtering into copies, held the links four times at once).
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[np.ndarray | float, np.ndarray, np.ndarray]] = []
+
+    def add(self, sim: np.ndarray | float, a: np.ndarray, b: np.ndarray) -> None:
+        self._parts.append((sim, a, b))
+
+    def joined(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(similarity, a, b) of every link between two groups, in the order added."""
+        total = sum(int(np.count_nonzero(a[s:e] != b[s:e]))
+                    for _, a, b in self._parts for s, e in _chunks(a.size))
+        sim = np.empty(total, dtype=np.float64)
+        a_out, b_out = np.empty(total, dtype=np.int32), np.empty(total, dtype=np.int32)
+        at = 0
+        while self._parts:
+            s, a, b = self._parts.pop(0)
+            for start, stop in _chunks(a.size):  # masks and selections of one chunk at a time
+                apart = a[start:stop] != b[start:stop]
+                n = int(np.count_nonzero(apart))
+                sim[at : at + n] = s if np.ndim(s) == 0 else s[start:stop][apart]
+                a_out[at : at + n] = a[start:stop][apart]
+                b_out[at : at + n] = b[start:stop][apart]
+                at += n
+            del s, a, b
+        return sim, a_out, b_out
+
+
+def _chunks(n: int, size: int = _LINK_CHUNK) -> Iterator[tuple[int, int]]:
+    return ((start, min(start + size, n)) for start in range(0, n, size))
 
 
 def similarity_groups(
@@ -135,28 +177,25 @@ def similarity_groups(
         (input_text(kind) if inputs is None else inputs).alias("_input"),
         normalized(first_prompt(kind) if prompts is None else prompts).alias("_prompt"),
     ).join(groups.select(GROUP_KEY, "_g"), on=GROUP_KEY, how="left", maintain_order="left")
-    edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-
-    def add(sim: np.ndarray | float, a: np.ndarray, b: np.ndarray) -> None:
-        edges.append((np.broadcast_to(np.asarray(sim, dtype=np.float64), a.shape), a, b))
-
+    edges = _Edges()
     if cfg.group_prompts:
-        add(1.0, *_chain(keys, "_prompt"))
+        edges.add(1.0, *_chain(keys, "_prompt"))
     if cfg.group_near_duplicates is not None:
-        add(1.0, *_chain(keys, "_input"))  # identical inputs: similarity 1
+        edges.add(1.0, *_chain(keys, "_input"))  # identical inputs: similarity 1
         inputs = keys.group_by("_input").agg(pl.col("_g").min()).sort("_input")
         del keys  # every text is held once from here: the distinct inputs, until shingled
-        owner = inputs["_g"].to_numpy().astype(np.int64)
+        owner = inputs["_g"].to_numpy().astype(np.int32)
         x = shingle_matrix(inputs["_input"], cfg.leakage.shingle_words)
         del inputs
         pairs = similar_pairs(x, cfg.group_near_duplicates)
         del x
-        add(pairs.sim, owner[pairs.i], owner[pairs.j])
         stats["near_duplicate_pairs"] = len(pairs)
         stats["near_duplicate_search"] = "exact" if pairs.exact else "lsh"
-    sim, a, b = (np.concatenate(parts) for parts in zip(*edges, strict=True))
-    apart = a != b
-    sim, a, b = sim[apart], a[apart], b[apart]
+        a, b, sim = owner[pairs.i], owner[pairs.j], pairs.sim
+        del pairs
+        edges.add(sim, a, b)
+        del a, b, sim
+    sim, a, b = edges.joined()
     pins: list[str | None] = [None] * groups.height
     if pin_column is not None:
         pinned = (

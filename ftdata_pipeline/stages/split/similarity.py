@@ -63,7 +63,7 @@ _EPS = 1e-6
 # Candidate entries the exact search may walk (its bound, summed over rows): ~300M is about
 # 20-30 s on one core. Beyond it, LSH candidates (see the module docstring).
 _EXACT_WORK = 300_000_000
-_PERMS = 72  # MinHash permutations of the LSH search (288 bytes of signature per input)
+_PERMS = 72  # MinHash permutations of the LSH search (one band's held at a time)
 _PARTNERS = 8  # first members of its bucket each input is paired with, per band
 _BAND_RECALL = 0.95  # chance that a pair exactly at the threshold shares a band
 _SEED = 0
@@ -71,7 +71,7 @@ _SEED = 0
 
 @dataclass(frozen=True)
 class Pairs:
-    """Pairs (i, j) of input indices with their Jaccard similarity."""
+    """Pairs (i, j) of input indices (int32, in (i, j) order) with their Jaccard similarity."""
 
     i: np.ndarray
     j: np.ndarray
@@ -289,7 +289,7 @@ def similar_pairs(
     rows = np.arange(x.shape[0]) if rows is None else np.asarray(rows)
     cols = rows if cols is None else np.asarray(cols)
     if x.shape[1] == 0 or rows.size == 0 or cols.size == 0:
-        return Pairs(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
+        return Pairs(np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0))
     pre = _prefixes(x, threshold)
     # A row's products hold at most the number of left rows sharing each of its prefix
     # shingles. Counted on the prefix matrix itself: the row copies the exact search
@@ -323,7 +323,7 @@ def _exact_pairs(
 ) -> Pairs:
     sizes = np.asarray(x.sum(axis=1)).ravel()
     lengths = np.diff(x.indptr)
-    out_i, out_j, out_s = [], [], []
+    found = _Found()
     # Each block of rows is multiplied from the right (left @ block.T): converting the block
     # to the product's layout costs its own size, where block @ left.T would convert all of
     # ``left`` for every block.
@@ -340,10 +340,8 @@ def _exact_pairs(
         gi, gj = gi[keep], gj[keep]
         sim = _jaccard(x, sizes, gi, gj)
         keep = sim >= threshold
-        out_i.append(gi[keep])
-        out_j.append(gj[keep])
-        out_s.append(sim[keep])
-    return _sorted_pairs(out_i, out_j, out_s, exact=True)
+        found.add(gi[keep], gj[keep], sim[keep])  # blocks find disjoint pairs
+    return found.pairs(exact=True)
 
 
 def _jaccard(x: sp.csr_matrix, sizes: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -352,11 +350,66 @@ def _jaccard(x: sp.csr_matrix, sizes: np.ndarray, i: np.ndarray, j: np.ndarray) 
     return np.divide(inter, union, out=np.zeros_like(union), where=union > 0)
 
 
-def _sorted_pairs(out_i: list, out_j: list, out_s: list, *, exact: bool) -> Pairs:
-    i, j, s = (np.concatenate(a) if a else np.empty(0) for a in (out_i, out_j, out_s))
-    order = np.lexsort((j, i))
-    return Pairs(i[order].astype(np.int64), j[order].astype(np.int64), s[order].astype(np.float64),
-                 exact=exact)
+class _Found:
+    """Pairs found so far: their keys ``i << 32 | j`` in order, with their similarities.
+
+    16 bytes a pair, and the result in (i, j) order without sorting copies of (i, j, sim)
+    gathered per block: at half a million ticket inputs the LSH search finds ~7M pairs (15M
+    at 900k), and those copies, ~100 bytes a pair at once, were the split stage's peak.
+    Pairs are added in batches not found before; ``unseen`` (the LSH search meets a pair
+    again in later bands) sees every batch added so far.
+    """
+
+    def __init__(self) -> None:
+        self.keys = np.empty(0, dtype=np.uint64)
+        self.sims = np.empty(0, dtype=np.float64)
+        self._batches: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add(self, i: np.ndarray, j: np.ndarray, sim: np.ndarray) -> None:
+        """Pairs not found before, in any order."""
+        if i.size:
+            key = (i.astype(np.uint64) << np.uint64(32)) | j.astype(np.uint64)
+            self._batches.append((key, np.asarray(sim, dtype=np.float64)))
+
+    def _merge(self) -> None:
+        if len(self._batches) == 1:  # one batch into the ordered keys: an insert, no sort
+            key, sim = self._batches.pop()
+            order = np.argsort(key)
+            key, sim = key[order], sim[order]
+            at = np.searchsorted(self.keys, key)
+            # one array at a time: the old one is freed before the next copy is made
+            self.keys = np.insert(self.keys, at, key)
+            self.sims = np.insert(self.sims, at, sim)
+        elif self._batches:
+            keys = np.concatenate([self.keys, *(k for k, _ in self._batches)])
+            sims = np.concatenate([self.sims, *(s for _, s in self._batches)])
+            self._batches.clear()
+            self.keys = self.sims = None  # type: ignore[assignment]  # freed before the gather
+            order = np.argsort(keys)
+            self.keys, self.sims = keys[order], sims[order]
+
+    def unseen(self, key: np.ndarray) -> np.ndarray:
+        """The distinct values of ``key`` not found yet, sorted.
+
+        By sorting and ``searchsorted``: ``np.unique`` / ``np.isin`` hash 64-bit keys, which
+        was most of the LSH search's time."""
+        self._merge()
+        key = np.sort(key)
+        first = np.ones(key.size, dtype=bool)
+        first[1:] = key[1:] != key[:-1]
+        key = key[first]
+        known = self.keys
+        at = np.minimum(np.searchsorted(known, key), max(known.size - 1, 0))
+        seen = known[at] == key if known.size else np.zeros(key.size, dtype=bool)
+        return key[~seen]
+
+    def pairs(self, *, exact: bool) -> Pairs:
+        self._merge()
+        keys, sims = self.keys, self.sims
+        self.keys = self.sims = None  # type: ignore[assignment]
+        i = (keys >> np.uint64(32)).astype(np.int32)
+        j = (keys & np.uint64(0xFFFFFFFF)).astype(np.int32)
+        return Pairs(i, j, sims, exact=exact)
 
 
 def band_rows(threshold: float, perms: int = _PERMS) -> int:
@@ -384,23 +437,22 @@ def _lsh_pairs(
         # ``rows`` meets the bucket's ``cols`` inputs, not its fellow ``rows``.
         members = np.concatenate((np.unique(cols), np.setdiff1d(rows, cols)))
     members = members[lengths[members] > 0]
-    # The shingles' column numbers are the set elements MinHash permutes.
-    sig = minhash(x.indices, lengths, _PERMS, _SEED)
     in_rows = np.zeros(x.shape[0], dtype=bool)
     in_rows[rows] = True
     in_cols = np.zeros(x.shape[0], dtype=bool)
     if cols is not None:
         in_cols[cols] = True
     r = band_rows(threshold)
-    kept = np.empty(0, dtype=np.uint64)  # keys (i << 32 | j) of pairs found so far
-    out_i, out_j, out_s = [], [], []
+    found = _Found()
     if cols is not None:  # an input on both sides is its own neighbour, as in the exact search
         both = members[in_rows[members] & in_cols[members]]
-        out_i.append(both)
-        out_j.append(both)
-        out_s.append(np.ones(both.size))
+        found.add(both, both, np.ones(both.size))
     for band in range(_PERMS // r):
-        for a, b in band_candidates(sig, band, r, members, max_partners=_PARTNERS,
+        # The shingles' column numbers are the set elements MinHash permutes. Each band's
+        # permutations are computed when its turn comes (the same work in all): every
+        # input's whole signature (288 bytes) is never held, only its band's (12 bytes).
+        sig = minhash(x.indices, lengths, _PERMS, _SEED, perms=range(band * r, (band + 1) * r))
+        for a, b in band_candidates(sig, 0, r, members, max_partners=_PARTNERS,
                                     batch=_LSH_BATCH):
             if cols is None:
                 gi, gj = np.minimum(a, b), np.maximum(a, b)
@@ -408,30 +460,12 @@ def _lsh_pairs(
                 ab, ba = in_rows[a] & in_cols[b], in_rows[b] & in_cols[a]
                 gi = np.concatenate((a[ab], b[ba]))
                 gj = np.concatenate((b[ab], a[ba]))
-            key = _new_keys((gi.astype(np.uint64) << np.uint64(32)) | gj.astype(np.uint64), kept)
+            key = found.unseen((gi.astype(np.uint64) << np.uint64(32)) | gj.astype(np.uint64))
             gi = (key >> np.uint64(32)).astype(np.int64)
             gj = (key & np.uint64(0xFFFFFFFF)).astype(np.int64)
             fits = _sizes_fit(sizes[gi], sizes[gj], threshold)  # first: no set is read
             gi, gj, key = gi[fits], gj[fits], key[fits]
             sim = _jaccard(x, sizes, gi, gj)
             ok = sim >= threshold
-            kept = np.sort(np.concatenate((kept, key[ok])), kind="stable")
-            out_i.append(gi[ok])
-            out_j.append(gj[ok])
-            out_s.append(sim[ok])
-    return _sorted_pairs(out_i, out_j, out_s, exact=False)
-
-
-def _new_keys(key: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """The distinct values of ``key`` not in ``known`` (sorted), sorted.
-
-    By sorting and ``searchsorted``: ``np.unique`` / ``np.isin`` hash 64-bit keys, which was
-    most of the LSH search's time.
-    """
-    key = np.sort(key)
-    first = np.ones(key.size, dtype=bool)
-    first[1:] = key[1:] != key[:-1]
-    key = key[first]
-    at = np.minimum(np.searchsorted(known, key), max(known.size - 1, 0))
-    seen = known[at] == key if known.size else np.zeros(key.size, dtype=bool)
-    return key[~seen]
+            found.add(gi[ok], gj[ok], sim[ok])
+    return found.pairs(exact=False)
