@@ -49,7 +49,7 @@ from ftdata_pipeline.stages.curation.normalize import (
     normalize_text,
 )
 from ftdata_pipeline.stages.curation.views import NEAR, VIEW_COLUMNS, add_prose, add_views
-from ftdata_pipeline.stages.spill import BUCKET, SEQ, Parts, SortedRows
+from ftdata_pipeline.stages.spill import BUCKET, SEQ, Matrix, Parts, SortedRows
 
 __all__ = ["STAGE", "curate", "normalize_text"]
 
@@ -294,17 +294,23 @@ class _NearInputs:
     signature array up front, at its rank in the dedup order, and each batch signs straight
     into its rows: gathering per-batch arrays and copying them into order held the signatures
     twice at the corpus's largest moment (+0.7 GB on two million tickets). Rows of records a
-    later rule drops stay unwritten and are closed up at the end, in place.
+    later rule drops stay unwritten and are closed up at the end, in place. With a ``spill``
+    folder the array is a file and memory holds a quarter of it (``neardup.
+    SpilledSignatures``): the signatures were the stage's largest state, linear in the corpus.
     """
 
-    def __init__(self, cfg: CurateConfig, seqs: np.ndarray, pos: np.ndarray) -> None:
+    def __init__(
+        self, cfg: CurateConfig, seqs: np.ndarray, pos: np.ndarray, spill: Path | None
+    ) -> None:
         self.nd = cfg.near_dedup
         self.cfg = cfg
         order = np.argsort(pos[seqs], kind="stable")
         self.seqs = seqs[order]  # per row, its record
         self.row = np.full(pos.size, -1, dtype=np.int64)  # per record (SEQ), its row
         self.row[self.seqs] = np.arange(order.size)
-        self.sig = np.empty((order.size, self.nd.num_perm), dtype=np.uint32)
+        shape = (order.size, self.nd.num_perm)
+        self.sig = Matrix(spill, "signatures", shape, np.uint32)
+        self.sketch = np.empty(shape, dtype=np.uint8) if self.sig.mapped else None
         self.has = np.zeros(order.size, dtype=bool)
         self.priority = np.zeros(order.size)
         self.filled = np.zeros(order.size, dtype=bool)
@@ -314,28 +320,37 @@ class _NearInputs:
         rows = self.row[df[SEQ].to_numpy()]
         if (rows < 0).any():
             raise ValueError("near dedup: a record that did not pass the first pass reached it")
-        neardup.sign_into(df[NEAR], self.nd.shingle_words, self.nd.seed, self.sig, self.has, rows)
+        neardup.sign_into(df[NEAR], self.nd.shingle_words, self.nd.seed, self.sig.array,
+                          self.has, rows, self.sketch)
+        self.sig.release()
         self.priority[rows] = _priority(df, self.cfg)
         self.filled[rows] = True
         self.ids.append((rows, df[RECORD_ID]))
 
     def in_dedup_order(self):
-        """(SEQ, record ids, signatures, has tokens, priority) of the records that reached it."""
+        """(SEQ, record ids, signatures, has tokens, priority) of the records that reached it;
+        the signatures are an array, or ``SpilledSignatures`` with a spill folder."""
         keep = np.flatnonzero(self.filled)
-        sig = self.sig
+        sig, sketch = self.sig.array, self.sketch
         # In place, a block at a time: the k-th kept row comes from row keep[k] >= k, so a
         # block's sources lie at or after its destination and after every earlier block's.
         for start in range(0, keep.size, _COMPACT_ROWS):
             src = keep[start : start + _COMPACT_ROWS]
             sig[start : start + src.size] = sig[src]
-        # Give the unused tail back (shrinks the allocation; no view of it exists).
-        sig.resize((keep.size, sig.shape[1]), refcheck=False)
+            if sketch is not None:
+                sketch[start : start + src.size] = sketch[src]
+            self.sig.release()
+        del sig
+        signatures = self.sig.first_rows(keep.size)  # in memory, the unused tail is given back
+        if sketch is not None:
+            sketch.resize((keep.size, sketch.shape[1]), refcheck=False)
+            signatures = neardup.SpilledSignatures(self.sig, sketch)
         rows = np.concatenate([r for r, _ in self.ids]) if self.ids else np.zeros(0, np.int64)
         ids = (pl.concat([i for _, i in self.ids]) if self.ids
                else pl.Series(RECORD_ID, [], dtype=pl.String))
         ids = ids.gather(np.argsort(rows, kind="stable"))  # rows are ``keep``, unordered
-        self.sig, self.ids = np.empty((0, sig.shape[1]), dtype=np.uint32), []
-        return self.seqs[keep], ids, sig, self.has[keep], self.priority[keep]
+        self.ids, self.sketch = [], None
+        return self.seqs[keep], ids, signatures, self.has[keep], self.priority[keep]
 
 
 def _near_dedup(
@@ -352,6 +367,9 @@ def _near_dedup(
     n = seqs.size
     extra: list[pl.Series] = []
     if partition is not None:
+        # a partition is clustered with the index entries it may match, in memory
+        if isinstance(sig, neardup.SpilledSignatures):
+            sig = sig.in_memory()
         rep, sim, prior_ref, verified = partition.cluster(sig, has, nd, priority)
         extra = [
             pl.Series(PRIOR_NEAR, prior_ref.tolist(), dtype=pl.String),
@@ -363,7 +381,7 @@ def _near_dedup(
             sig, has, bands=nd.bands, rows=nd.rows, threshold=nd.threshold
         )
         rep = neardup.representatives(found.labels, priority)
-        sim = neardup.jaccard_estimate(sig, np.arange(n), rep) if n else np.zeros(0)
+        sim = neardup.similarity(sig, np.arange(n), rep) if n else np.zeros(0)
         clusters_of, verified = found.labels, int(found.pair_i.size)
     near = pl.DataFrame([
         pl.Series(SEQ, seqs, dtype=pl.Int64),
@@ -371,6 +389,8 @@ def _near_dedup(
         pl.Series(_NEAR_SIM, sim, dtype=pl.Float64),
         *extra,
     ])
+    del sig
+    inputs.sig.discard()
     clusters = int(np.unique(clusters_of[rep != np.arange(n)]).size) if n else 0
     # verified pairs that joined two clusters (pairs inside a cluster are not re-verified)
     return near, {"verified_pairs_joining": verified, "clusters": clusters}
@@ -478,7 +498,8 @@ def curate(
         eval_items = evals["eval_id"].n_unique()
         grams = decontaminate.eval_grams(evals, cfg.decontamination)
     near_on = cfg.near_dedup.enabled and cfg.dedup != "none"
-    near_inputs = _NearInputs(cfg, clusters[SEQ].to_numpy(), pos) if near_on else None
+    near_inputs = (_NearInputs(cfg, clusters[SEQ].to_numpy(), pos, folder("near"))
+                   if near_on else None)
     second = Parts(folder("pass2"))
     harmful_flagged = 0
     for batch in first.drain():

@@ -6,6 +6,8 @@ one code path and its output does not depend on where the parts lived.
 
 - ``Parts``: frames stored one after another and read back in the same order, one at a time
   (a stage's intermediate result between two passes over its records).
+- ``Matrix``: one fixed-shape numpy array filled and read in place (per-record state that is
+  too large to hold, such as MinHash signatures), in a mapped file.
 - ``SortedRows``: rows added in any order and read back sorted. Every row carries ``BUCKET``,
   the bucket of its rank in the final order (ranks come from the stage's thin key frame), so
   each bucket is sorted on its own and the buckets are concatenated in order: an external sort
@@ -18,10 +20,13 @@ before any row is written, which makes bucketing exact (no sampling of split poi
 
 from __future__ import annotations
 
+import mmap
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 SEQ = "_seq"  # the row's position in the stage's input
@@ -60,6 +65,82 @@ class Parts:
             frame = pl.read_parquet(path)
             path.unlink()
             yield frame
+
+
+class Matrix:
+    """A numpy array of a fixed shape, in a file of ``folder`` mapped into the process (in
+    memory without a folder, or when empty).
+
+    ``array`` is read and written like any array; ``release()`` drops the pages touched since
+    the last release from the process (``MADV_DONTNEED``: written pages stay in the file, the
+    kernel keeps them in its page cache and faults them back on the next touch). A caller that
+    works a run of rows at a time and releases after each holds one run's pages, not the
+    array: on two million tickets the signatures of near dedup are ~0.8 GB. Rows wanted at
+    random are read with ``take`` instead: a fault maps the pages around the one touched too
+    (64 KB a row of 448 bytes), so a few thousand random rows would map the whole file.
+    Written by hand: ``np.memmap`` gives no handle on its mapping to advise.
+    """
+
+    def __init__(self, folder: Path | None, name: str, shape: tuple[int, ...], dtype) -> None:
+        dtype = np.dtype(dtype)
+        size = int(np.prod(shape)) * dtype.itemsize
+        self._map: mmap.mmap | None = None
+        self._path: Path | None = None
+        self._file = None
+        if folder is None or size == 0:
+            self.array = np.empty(shape, dtype=dtype)
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        self._path = folder / f"{name}.bin"
+        self._file = open(self._path, "w+b")  # noqa: SIM115 (open while the matrix lives)
+        self._file.truncate(size)
+        self._map = mmap.mmap(self._file.fileno(), size)  # shared: pages write back to the file
+        self.array = np.frombuffer(self._map, dtype=dtype).reshape(shape)
+
+    @property
+    def mapped(self) -> bool:
+        return self._map is not None
+
+    def release(self) -> None:
+        """Unmap the touched pages from the process (a no-op in memory)."""
+        if self._map is not None and hasattr(mmap, "MADV_DONTNEED"):
+            self._map.madvise(mmap.MADV_DONTNEED)
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Rows ``rows`` (ascending, distinct) as an array in memory; from a file, each run of
+        consecutive rows is one read (the mapping's pages are not touched)."""
+        if self._file is None:
+            return self.array[rows]
+        out = np.empty((rows.size, *self.array.shape[1:]), dtype=self.array.dtype)
+        if rows.size == 0:
+            return out
+        width = self.array.strides[0]
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        starts = np.concatenate([[0], breaks]).tolist()
+        ends = np.concatenate([breaks, [rows.size]]).tolist()
+        flat = out.reshape(rows.size, -1).view(np.uint8)
+        fd = self._file.fileno()
+        for a, b in zip(starts, ends, strict=True):
+            got = os.preadv(fd, [flat[a:b]], int(rows[a]) * width)
+            if got != (b - a) * width:
+                raise OSError(f"{self._path}: short read of rows {rows[a]}..{rows[b - 1]}")
+        return out
+
+    def first_rows(self, n: int) -> np.ndarray:
+        """The first ``n`` rows; in memory the rest of the allocation is given back (in place:
+        no view of the array may be alive)."""
+        if self._map is None:
+            self.array.resize((n, *self.array.shape[1:]), refcheck=False)
+            return self.array
+        return self.array[:n]
+
+    def discard(self) -> None:
+        """Delete the file (its pages go with the last view of the array)."""
+        if self._path is not None:
+            self._path.unlink(missing_ok=True)
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 class SortedRows:

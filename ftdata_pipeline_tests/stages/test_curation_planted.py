@@ -20,6 +20,8 @@ from ftdata_pipeline import records
 from ftdata_pipeline.config.models import RecipeConfig
 from ftdata_pipeline.stages.curate import curate
 from ftdata_pipeline.stages.curation import neardup
+from ftdata_pipeline.stages.spill import Matrix
+from ftdata_pipeline_tests.stages.test_spill import resident_bytes
 
 VOCAB = (
     "the a to of and that have with is are was it in on for you we my your this not can do "
@@ -287,6 +289,8 @@ def test_curation_runs_in_batches_with_the_same_result(corpus, tmp_path, monkeyp
     # one sorted file per output bucket; the scratch parts of the passes are gone
     assert len(list((spill / "kept").glob("sorted-*.parquet"))) > 1
     assert not list(spill.glob("pass*/*.parquet")) and not list(spill.glob("*/bucket-*"))
+    # the signatures were a file of the spill folder, deleted once clustered
+    assert (spill / "near").is_dir() and not list((spill / "near").iterdir())
 
     empty = curate(df.clear().lazy(), cfg, root=tmp_path)
     assert empty.kept.height == 0 and empty.stats["steps"]["too_few_words"]["in"] == 0
@@ -321,11 +325,15 @@ def test_minhash_signs_in_place_with_one_signature_array() -> None:
         assert (sig[d] == want.astype(np.uint32)).all(), d
 
 
-def test_near_dedup_inputs_are_signed_into_their_rows_and_closed_up_in_place(monkeypatch) -> None:
+@pytest.mark.parametrize("spilled", [False, True])
+def test_near_dedup_inputs_are_signed_into_their_rows_and_closed_up_in_place(
+    monkeypatch, tmp_path, spilled
+) -> None:
     """Batches arrive in any order and some records that passed the first pass never arrive
     (a later rule dropped them): the signatures come back in the dedup order, equal to
     signing those texts in that order, and putting them in order holds no second copy of
-    the signature array (the old gather-and-copy did, at the corpus's largest moment)."""
+    the signature array (the old gather-and-copy did, at the corpus's largest moment).
+    Spilled, the array is a file and none of its pages stay with the process."""
     from ftdata_pipeline.config.models import CurateConfig
     from ftdata_pipeline.stages import curate as stage
     from ftdata_pipeline.stages.curation.views import NEAR
@@ -341,7 +349,8 @@ def test_near_dedup_inputs_are_signed_into_their_rows_and_closed_up_in_place(mon
     arrive = rng.permutation(passed)[:7_000]  # the rest are dropped in pass 2
     cfg = CurateConfig(near_dedup={"num_perm": 32, "bands": 8, "rows": 4})
     tracemalloc.start()
-    inputs = stage._NearInputs(cfg, passed, pos)
+    spill = tmp_path / "near" if spilled else None
+    inputs = stage._NearInputs(cfg, passed, pos, spill)
     for part in np.array_split(arrive, 9):
         inputs.add(pl.DataFrame({
             SEQ: part, records.RECORD_ID: [f"r{s}" for s in part], NEAR: [texts[s] for s in part],
@@ -352,7 +361,14 @@ def test_near_dedup_inputs_are_signed_into_their_rows_and_closed_up_in_place(mon
     seqs, ids, sig, has, priority = inputs.in_dedup_order()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert peak - held < 0.3 * sig.nbytes, (peak - held, sig.nbytes)  # a second array: >= 1x
+    full = sig.shape[0] * sig.shape[1] * 4
+    assert peak - held < 0.3 * full, (peak - held, full)  # a second array: >= 1x
+    assert inputs.sig.mapped == spilled
+    if spilled:
+        assert isinstance(sig, neardup.SpilledSignatures)
+        assert resident_bytes(spill / "signatures.bin") < 0.1 * full
+        assert (sig.sketch == sig.in_memory().astype(np.uint8)).all()
+        sig = sig.in_memory()
 
     want_seqs = arrive[np.argsort(pos[arrive])]
     assert (seqs == want_seqs).all()
@@ -362,3 +378,50 @@ def test_near_dedup_inputs_are_signed_into_their_rows_and_closed_up_in_place(mon
     assert sig.shape == want_sig.shape and (sig == want_sig).all()
     assert (has == want_has).all() and not has.all()  # empty texts are among them
     assert priority.shape == (want_seqs.size,)
+
+
+def test_near_dedup_over_spilled_signatures_holds_a_quarter_of_them(tmp_path, monkeypatch) -> None:
+    """Signatures in a file with their low bytes in memory (``SpilledSignatures``) give the
+    clusters, pairs and similarities of full signatures in memory. The file is read a run of
+    rows at a time (the pages the process holds stay a small share of it) and by position
+    for the pairs whose low bytes reach the threshold only: few, not every candidate."""
+    rng = np.random.default_rng(5)
+    n, perms = 300_000, 64
+    want = rng.integers(0, 2**32, size=(n, perms), dtype=np.uint32)
+    copies = rng.choice(n, size=(3_000, 2), replace=False)
+    near = want[copies[:, 0]].copy()
+    near[:1_000, rng.integers(0, perms, size=4)] += 1  # 60 of 64 slots equal: 0.94
+    near[1_000:2_000, :14] += 1  # 50 of 64: 0.78, below the threshold
+    near[2_000:, :14] += 256  # and their low bytes equal: reaches it on the sketch only
+    want[copies[:, 1]] = near
+    has = np.ones(n, dtype=bool)
+    has[rng.choice(n, 50, replace=False)] = False
+    memory = neardup.cluster_signatures(want, has, bands=16, rows=4, threshold=0.8)
+
+    m = Matrix(tmp_path, "signatures", (n, perms), np.uint32)
+    m.array[:] = want
+    m.release()
+    path, held, taken = tmp_path / "signatures.bin", [], []
+    real_release, real_take = m.release, m.take
+    monkeypatch.setattr(m, "release", lambda: held.append(resident_bytes(path)) or real_release())
+    monkeypatch.setattr(m, "take", lambda rows: taken.append(rows) or real_take(rows))
+    spilled = neardup.SpilledSignatures(m, want.astype(np.uint8))
+    found = neardup.cluster_signatures(spilled, has, bands=16, rows=4, threshold=0.8)
+    assert (found.labels == memory.labels).all()
+    assert (found.pair_i == memory.pair_i).all() and (found.pair_j == memory.pair_j).all()
+    assert (found.pair_sim == memory.pair_sim).all()
+    assert np.unique(memory.labels).size == n - 1_000  # only the pairs at 0.94 joined
+    assert len(held) >= 16 * 4 and max(held) < 0.3 * want.nbytes, (max(held), want.nbytes)
+    # full rows read: those of the pairs reaching the threshold on the sketch (the 1,000 that
+    # joined and the 1,000 equal in their low bytes), never of a pair the sketch rules out
+    read = np.unique(np.concatenate(taken))
+    planted = np.concatenate([copies[:1_000], copies[2_000:]]).ravel()
+    assert np.isin(read, planted).all() and read.size > 0.99 * planted.size  # (no-token rows)
+
+    rep = memory.labels
+    taken.clear()
+    sims = neardup.similarity(spilled, np.arange(n), rep)
+    assert (sims == neardup.jaccard_estimate(want, np.arange(n), rep)).all()
+    assert sum(t.size for t in taken) == 2_000  # the rows whose representative is another
+    rows = np.sort(rng.choice(n, 5_000, replace=False))
+    assert (m.take(rows) == want[rows]).all() and resident_bytes(path) < 0.1 * want.nbytes

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
 from ftdata_pipeline import parquet
-from ftdata_pipeline.stages.spill import BUCKET, SEQ, Parts, SortedRows
+from ftdata_pipeline.stages.spill import BUCKET, SEQ, Matrix, Parts, SortedRows
 
 
 def _rows(n: int, seed: int = 0) -> pl.DataFrame:
@@ -74,3 +76,41 @@ def test_a_scan_is_written_a_slice_at_a_time(tmp_path, monkeypatch) -> None:
     empty = tmp_path / "empty.parquet"
     assert parquet.write_scan(pl.scan_parquet(source).clear(), empty) == 0
     assert pl.read_parquet(empty).schema == df.schema
+
+
+def resident_bytes(path: Path) -> int:
+    """Bytes of ``path``'s mapping resident in this process (Linux ``/proc/self/smaps``)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and len(head) >= 5 and ":" in head[3]:  # a mapping's header
+            inside = line.endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(head[1]) * 1024
+    return total
+
+
+def test_a_matrix_in_a_file_keeps_its_rows_and_gives_its_pages_back(tmp_path) -> None:
+    """Written rows stay (in the file) after release; the process then holds none of its
+    pages until rows are touched again; in memory the tail is given back in place."""
+    m = Matrix(tmp_path / "m", "sig", (40_000, 128), np.uint32)
+    path = tmp_path / "m" / "sig.bin"
+    assert m.mapped and path.stat().st_size == 40_000 * 128 * 4
+    want = np.arange(40_000 * 128, dtype=np.uint32).reshape(40_000, 128)
+    m.array[:] = want
+    assert resident_bytes(path) > 0.9 * want.nbytes
+    m.release()
+    assert resident_bytes(path) < 0.02 * want.nbytes
+    assert (m.array == want).all()  # faulted back from the file
+    m.release()
+    first = m.first_rows(10)
+    assert first.shape == (10, 128) and (first == want[:10]).all()
+    m.discard()
+    assert not path.exists()
+
+    held = Matrix(None, "sig", (100, 4), np.uint32)
+    assert not held.mapped and not (tmp_path / "sig.bin").exists()
+    held.array[:] = 7
+    held.release()  # nothing to do in memory
+    assert held.first_rows(3).shape == (3, 4) and held.array.shape == (3, 4)
+    assert not Matrix(tmp_path / "e", "sig", (0, 4), np.uint32).mapped  # nothing to map

@@ -18,8 +18,9 @@ chunks of shingles, LSH bands and label-propagation rounds, never over documents
    pointer jumping; a cluster's label is its lowest document index.
 
 Memory follows a batch, not the corpus: shingles and signatures are computed per batch of
-documents (only the ``uint32`` signatures of all documents are kept), and candidate pairs are
-verified band by band, in bounded chunks, as they are generated. A candidate whose two
+documents (only the ``uint32`` signatures of all documents are kept, or a quarter of them
+with the rest in a file: ``SpilledSignatures``), and candidate pairs are verified band by
+band, in bounded chunks, as they are generated. A candidate whose two
 documents are already in one cluster is skipped: it cannot change the clusters, and true
 near-duplicates share most bands, so they are verified once instead of once per band. The
 clusters are exactly those of verifying every candidate; the reported pairs are the verified
@@ -28,11 +29,13 @@ ones that joined two clusters (a spanning forest plus the pairs verified in the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+
+from ftdata_pipeline.stages.spill import Matrix
 
 _WORD_SEED = 0x9E3779B97F4A7C15 & 0xFFFFFFFF  # fixed seed for Polars' word hash
 _SHINGLE_MULT = np.uint64(0x100000001B3)  # FNV-64 prime: mixes word hashes position-wise
@@ -41,6 +44,8 @@ _CHUNK = 1 << 19  # shingles per minhash chunk: 4 MB of uint64 stays in cache
 _CHUNK_DOCS = 1 << 14  # and documents per chunk: their signature rows (~5 MB) at once
 _DOC_BATCH = 50_000  # documents per shingle/signature batch (their word hashes: ~40 MB)
 _PAIR_BATCH = 1 << 22  # candidate pairs generated and verified at a time (~200 MB of arrays)
+_GATHER_ROWS = 1 << 16  # signature rows read at a time for one band's keys
+_EXACT_PAIRS = 1 << 16  # pairs compared on full rows read at a time (<= 59 MB of rows)
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,7 @@ class NearDupResult:
     pair_i: np.ndarray  # int64
     pair_j: np.ndarray  # int64
     pair_sim: np.ndarray  # float64
-    signatures: np.ndarray  # uint32 (n, num_perm)
+    signatures: np.ndarray | SpilledSignatures  # uint32 (n, num_perm)
     has_tokens: np.ndarray  # bool, len n
 
 
@@ -149,20 +154,25 @@ def minhash(
 
 def band_candidates(
     sig: np.ndarray, band: int, rows: int, idx: np.ndarray, max_partners: int = 32,
-    batch: int = _PAIR_BATCH,
+    batch: int = _PAIR_BATCH, release: Callable[[], None] | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Candidate pairs ``(i, j)`` of one band, in chunks of at most about ``batch`` pairs.
 
     Each bucket member is paired with up to ``max_partners`` earlier members of its bucket
     (all pairs in ordinary buckets; bounded work in huge ones, e.g. thousands of copies of
     one boilerplate text, which are still connected through the bucket's first members).
+    ``release``: called after each run of signature rows read (see ``SpilledSignatures``).
     """
+    key = np.empty(idx.size, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        block = sig[idx, band * rows : (band + 1) * rows].astype(np.uint64)
-        key = np.zeros(idx.size, dtype=np.uint64)
-        for r in range(rows):
-            key = key * _BAND_MULT + block[:, r] + np.uint64(r + 1)
-    del block
+        for s in range(0, idx.size, _GATHER_ROWS):
+            block = sig[idx[s : s + _GATHER_ROWS], band * rows : (band + 1) * rows]
+            part = np.zeros(block.shape[0], dtype=np.uint64)
+            for r in range(rows):
+                part = part * _BAND_MULT + block[:, r].astype(np.uint64) + np.uint64(r + 1)
+            key[s : s + _GATHER_ROWS] = part
+            if release is not None:
+                release()
     order = np.argsort(key, kind="stable")  # stable: bucket members in index order
     sk = key[order]
     new = np.ones(sk.size, dtype=bool)
@@ -228,30 +238,91 @@ def signatures(texts: pl.Series, k: int, num_perm: int, seed: int) -> tuple[np.n
 
 
 def sign_into(
-    texts: pl.Series, k: int, seed: int, sig: np.ndarray, has: np.ndarray, rows: np.ndarray
+    texts: pl.Series, k: int, seed: int, sig: np.ndarray, has: np.ndarray, rows: np.ndarray,
+    sketch: np.ndarray | None = None,
 ) -> None:
-    """``signatures`` of text i written to row ``rows[i]`` of ``sig`` and ``has``, in
-    document batches: a caller holding every document's row signs batches straight into it."""
+    """``signatures`` of text i written to row ``rows[i]`` of ``sig`` and ``has`` (and of
+    ``sketch``: see ``SpilledSignatures``), in document batches: a caller holding every
+    document's row signs batches straight into it."""
     for start in range(0, texts.len(), _DOC_BATCH):
         part = texts.slice(start, _DOC_BATCH)
         shingles, per_doc = shingle_hashes(part, k)
         at = rows[start : start + part.len()]
-        sig[at] = minhash(shingles, per_doc, sig.shape[1], seed)
+        signed = minhash(shingles, per_doc, sig.shape[1], seed)
+        sig[at] = signed
+        if sketch is not None:
+            sketch[at] = signed.astype(np.uint8)  # the low byte of each slot
         has[at] = per_doc > 0
 
 
+class SpilledSignatures:
+    """Signatures kept out of memory but for a quarter of them: for corpora whose signatures
+    would be a process's largest state (448 bytes a document at the default settings).
+
+    ``matrix`` (a ``spill.Matrix``) holds the full signatures in a file; LSH band keys read
+    it a run of rows at a time, released after each. Verification reads rows at random and
+    often (tens of candidate pairs a document on templated tickets), so memory keeps
+    ``sketch``, the low byte of every slot: equal slots have equal low bytes, so the share of
+    equal sketch slots is at least the share of equal slots, and a pair below the threshold
+    there is below it for sure. Only the pairs that reach it are compared on their full rows,
+    read from the file. Same pairs and similarities as full signatures in memory; a slot's
+    low bytes match by chance one time in 256, so few pairs below the threshold are read.
+    """
+
+    def __init__(self, matrix: Matrix, sketch: np.ndarray) -> None:
+        self.matrix = matrix
+        self.sketch = sketch
+        self.shape = sketch.shape
+
+    def band_candidates(self, band: int, rows: int, idx: np.ndarray):
+        return band_candidates(self.matrix.array, band, rows, idx, release=self.matrix.release)
+
+    def similarity(self, i: np.ndarray, j: np.ndarray, at_least: float | None = None) -> np.ndarray:
+        """``jaccard_estimate`` of the pairs; with ``at_least``, pairs below it may get an
+        upper bound instead (still below it)."""
+        sim = (jaccard_estimate(self.sketch, i, j) if at_least is not None
+               else np.ones(i.size, dtype=np.float64))  # a row with itself: 1.0
+        exact = np.flatnonzero(sim >= at_least) if at_least is not None else np.flatnonzero(i != j)
+        for s in range(0, exact.size, _EXACT_PAIRS):
+            k = exact[s : s + _EXACT_PAIRS]
+            wanted = np.unique(np.concatenate([i[k], j[k]]))
+            block = self.matrix.take(wanted)
+            sim[k] = jaccard_estimate(
+                block, np.searchsorted(wanted, i[k]), np.searchsorted(wanted, j[k])
+            )
+        return sim
+
+    def in_memory(self) -> np.ndarray:
+        return np.array(self.matrix.array[: self.shape[0]])
+
+
+def similarity(
+    sig: np.ndarray | SpilledSignatures, i: np.ndarray, j: np.ndarray,
+    at_least: float | None = None,
+) -> np.ndarray:
+    """``jaccard_estimate`` of either kind of signatures (see ``SpilledSignatures``)."""
+    if isinstance(sig, SpilledSignatures):
+        return sig.similarity(i, j, at_least)
+    return jaccard_estimate(sig, i, j)
+
+
 def cluster_signatures(
-    sig: np.ndarray, has: np.ndarray, *, bands: int, rows: int, threshold: float
+    sig: np.ndarray | SpilledSignatures, has: np.ndarray, *, bands: int, rows: int,
+    threshold: float,
 ) -> NearDupResult:
-    """Clusters of documents by their signatures: LSH candidates verified band by band."""
+    """Clusters of documents by their signatures: LSH candidates verified band by band.
+
+    ``sig``: an array, or ``SpilledSignatures`` (the same clusters and pairs)."""
     idx = np.flatnonzero(has)
     labels = np.arange(sig.shape[0], dtype=np.int64)
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for band in range(bands):
-        for ci, cj in band_candidates(sig, band, rows, idx):
+        candidates = (sig.band_candidates(band, rows, idx) if isinstance(sig, SpilledSignatures)
+                      else band_candidates(sig, band, rows, idx))
+        for ci, cj in candidates:
             apart = labels[ci] != labels[cj]  # already one cluster: nothing to learn
             ci, cj = ci[apart], cj[apart]
-            sim = jaccard_estimate(sig, ci, cj)
+            sim = similarity(sig, ci, cj, threshold)
             ok = sim >= threshold
             if ok.any():
                 found.append((ci[ok], cj[ok], sim[ok]))
