@@ -367,8 +367,11 @@ class _Found:
 
     def add(self, i: np.ndarray, j: np.ndarray, sim: np.ndarray) -> None:
         """Pairs not found before, in any order."""
-        if i.size:
-            key = (i.astype(np.uint64) << np.uint64(32)) | j.astype(np.uint64)
+        self.add_keys((i.astype(np.uint64) << np.uint64(32)) | j.astype(np.uint64), sim)
+
+    def add_keys(self, key: np.ndarray, sim: np.ndarray) -> None:
+        """Pairs not found before as their keys (``unseen`` gives them so), in any order."""
+        if key.size:
             self._batches.append((key, np.asarray(sim, dtype=np.float64)))
 
     def _merge(self) -> None:
@@ -384,9 +387,13 @@ class _Found:
             keys = np.concatenate([self.keys, *(k for k, _ in self._batches)])
             sims = np.concatenate([self.sims, *(s for _, s in self._batches)])
             self._batches.clear()
-            self.keys = self.sims = None  # type: ignore[assignment]  # freed before the gather
+            self._forget()  # the old arrays are freed before the gather
             order = np.argsort(keys)
             self.keys, self.sims = keys[order], sims[order]
+
+    def _forget(self) -> None:
+        self.keys = np.empty(0, dtype=np.uint64)
+        self.sims = np.empty(0, dtype=np.float64)
 
     def unseen(self, key: np.ndarray) -> np.ndarray:
         """The distinct values of ``key`` not found yet, sorted.
@@ -406,7 +413,7 @@ class _Found:
     def pairs(self, *, exact: bool) -> Pairs:
         self._merge()
         keys, sims = self.keys, self.sims
-        self.keys = self.sims = None  # type: ignore[assignment]
+        self._forget()
         i = (keys >> np.uint64(32)).astype(np.int32)
         j = (keys & np.uint64(0xFFFFFFFF)).astype(np.int32)
         return Pairs(i, j, sims, exact=exact)
@@ -467,5 +474,5 @@ def _lsh_pairs(
             gi, gj, key = gi[fits], gj[fits], key[fits]
             sim = _jaccard(x, sizes, gi, gj)
             ok = sim >= threshold
-            found.add(gi[ok], gj[ok], sim[ok])
+            found.add_keys(key[ok], sim[ok])
     return found.pairs(exact=False)
