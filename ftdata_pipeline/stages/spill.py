@@ -8,6 +8,7 @@ one code path and its output does not depend on where the parts lived.
   (a stage's intermediate result between two passes over its records).
 - ``Matrix``: one fixed-shape numpy array filled and read in place (per-record state that is
   too large to hold, such as MinHash signatures), in a mapped file.
+- ``own_pages``: an array in memory pages of its own, given back to the system when freed.
 - ``SortedRows``: rows added in any order and read back sorted. Every row carries ``BUCKET``,
   the bucket of its rank in the final order (ranks come from the stage's thin key frame), so
   each bucket is sorted on its own and the buckets are concatenated in order: an external sort
@@ -65,6 +66,21 @@ class Parts:
             frame = pl.read_parquet(path)
             path.unlink()
             yield frame
+
+
+def own_pages(size: int, dtype) -> np.ndarray:
+    """An empty 1-d array in an anonymous mapping of its own (unless under one page).
+
+    For many mid-sized arrays that are replaced and freed as a stage goes: glibc serves
+    arrays below its mmap threshold (which rises to 32 MB as mapped blocks are freed) from
+    its heap, and a freed block in the middle of the heap stays resident; the stage's later
+    phases then sat ~90 MB higher. A mapping is unmapped when the array is freed.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = size * dtype.itemsize
+    if nbytes < mmap.PAGESIZE:
+        return np.empty(size, dtype=dtype)
+    return np.frombuffer(mmap.mmap(-1, nbytes), dtype=dtype)
 
 
 class Matrix:

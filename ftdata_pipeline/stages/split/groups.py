@@ -23,7 +23,11 @@ import polars as pl
 
 from ftdata_pipeline.config.models import SplitConfig
 from ftdata_pipeline.records import RECORD_ID, SOURCE, SOURCE_KEY, conform
-from ftdata_pipeline.stages.split.similarity import shingle_matrix, similar_pairs
+from ftdata_pipeline.stages.split.similarity import (
+    distinct_texts,
+    shingle_matrix,
+    similar_pairs,
+)
 from ftdata_pipeline.stages.split.slices import first_prompt, input_text, normalized
 
 GROUP_KEY = "_group_key"
@@ -31,7 +35,8 @@ GROUP_KEY = "_group_key"
 # (~100 bytes a link; a million inputs make millions of links).
 _UNION_BATCH = 100_000
 _LINKS = ("conversation_id", "dup_cluster_id", "content_hash")
-_LINK_CHUNK = 1 << 16  # links filtered at a time when joining (masks and selections: ~1 MB)
+_LINK_CHUNK = 1 << 16  # links filtered at a time (masks and selections: ~1 MB)
+_SORT_LINKS = 1 << 20  # links below similarity 1 sorted at once (~40 MB of temporaries)
 
 
 def base_group_key() -> pl.Expr:
@@ -102,9 +107,12 @@ class _Union:
 
 def _chain(keys: pl.DataFrame, by: str) -> tuple[np.ndarray, np.ndarray]:
     """Edges (first group, other group) linking every group number that shares a value of ``by``."""
+    return _linked(keys.filter(pl.col(by).is_not_null() & (pl.col(by) != "")), by)
+
+
+def _linked(keys: pl.DataFrame, by: str) -> tuple[np.ndarray, np.ndarray]:
     linked = (
-        keys.filter(pl.col(by).is_not_null() & (pl.col(by) != ""))
-        .unique([by, "_g"])
+        keys.unique([by, "_g"])
         .group_by(by)
         .agg(pl.col("_g").sort())
         .filter(pl.col("_g").list.len() > 1)
@@ -114,43 +122,108 @@ def _chain(keys: pl.DataFrame, by: str) -> tuple[np.ndarray, np.ndarray]:
     return linked["_a"].to_numpy().astype(np.int32), linked["_b"].to_numpy().astype(np.int32)
 
 
-class _Edges:
-    """Links between group numbers with their similarity, joined into three arrays.
+def _id_chain(values: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_chain`` over integer values (a distinct input's number): no copy of the texts."""
+    return _linked(pl.DataFrame({"_v": values, "_g": g}), "_v")
 
-    Links within one group are left out. Joining fills arrays sized for all links from each
-    part in turn, a chunk at a time, dropping the part once copied: one part plus the joined
-    arrays at a time (at ~15M near-duplicate links, concatenating every part while keeping
-    them, then filtering into copies, held the links four times at once).
+
+class _Edges:
+    """Links between group numbers with their similarity, given out most similar first.
+
+    Links within one group are left out. ``add`` takes the arrays it is given (they are
+    compacted in place); ``ordered`` gives the links in batches, in the order (-similarity,
+    a, b), without joining the parts: every link of similarity 1 first (as ordered keys, 8
+    bytes a link), then the others a range of similarities at a time (at most ~``_SORT_LINKS``
+    links sorted at once). At ~15M near-duplicate links, joining the parts into new arrays
+    and sorting all of them by index held the links twice over (~40 bytes a link at once).
     """
 
     def __init__(self) -> None:
         self._parts: list[tuple[np.ndarray | float, np.ndarray, np.ndarray]] = []
 
     def add(self, sim: np.ndarray | float, a: np.ndarray, b: np.ndarray) -> None:
-        self._parts.append((sim, a, b))
+        """Links (a, b) with their similarity (one for all, or one each); takes the arrays."""
+        kept = 0
+        for start, stop in _chunks(a.size):  # masks and selections of one chunk at a time
+            apart = a[start:stop] != b[start:stop]
+            n = int(np.count_nonzero(apart))
+            # kept <= start: a chunk is read before anything is written over it
+            if np.ndim(sim) != 0:
+                sim[kept : kept + n] = sim[start:stop][apart]
+            a[kept : kept + n] = a[start:stop][apart]
+            b[kept : kept + n] = b[start:stop][apart]
+            kept += n
+        self._parts.append((sim if np.ndim(sim) == 0 else sim[:kept], a[:kept], b[:kept]))
 
-    def joined(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(similarity, a, b) of every link between two groups, in the order added."""
-        total = sum(int(np.count_nonzero(a[s:e] != b[s:e]))
-                    for _, a, b in self._parts for s, e in _chunks(a.size))
-        sim = np.empty(total, dtype=np.float64)
-        a_out, b_out = np.empty(total, dtype=np.int32), np.empty(total, dtype=np.int32)
-        at = 0
-        while self._parts:
-            s, a, b = self._parts.pop(0)
-            for start, stop in _chunks(a.size):  # masks and selections of one chunk at a time
-                apart = a[start:stop] != b[start:stop]
-                n = int(np.count_nonzero(apart))
-                sim[at : at + n] = s if np.ndim(s) == 0 else s[start:stop][apart]
-                a_out[at : at + n] = a[start:stop][apart]
-                b_out[at : at + n] = b[start:stop][apart]
-                at += n
-            del s, a, b
-        return sim, a_out, b_out
+    def ordered(self, batch: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(similarity, a, b) of every link, ``batch`` at a time, in the order (-sim, a, b)."""
+        ones = []
+        for sim, a, b in self._parts:
+            for start, stop in _chunks(a.size):
+                top = slice(start, stop)
+                if np.ndim(sim) != 0:
+                    top = start + np.flatnonzero(sim[start:stop] == 1.0)
+                ones.append((a[top].astype(np.uint64) << np.uint64(32))
+                            | b[top].astype(np.uint64))
+        keys = np.sort(np.concatenate(ones)) if ones else np.empty(0, dtype=np.uint64)
+        del ones
+        for start in range(0, keys.size, batch):
+            part = keys[start : start + batch]
+            yield (np.ones(part.size), (part >> np.uint64(32)).astype(np.int32),
+                   (part & np.uint64(0xFFFFFFFF)).astype(np.int32))
+        del keys
+        near = [(s, a, b) for s, a, b in self._parts if np.ndim(s) != 0]
+        self._parts.clear()
+        if len(near) == 1:
+            sim, a, b = near.pop()
+        elif near:
+            sim, a, b = (np.concatenate(arrays) for arrays in zip(*near, strict=True))
+            near.clear()
+        else:
+            return
+        for lo, hi in _similarity_ranges(sim, _SORT_LINKS):
+            at = np.concatenate([
+                start + np.flatnonzero((sim[start:stop] >= lo) & (sim[start:stop] <= hi))
+                for start, stop in _chunks(sim.size)
+            ])
+            s, x, y = sim[at], a[at], b[at]
+            order = np.lexsort((y, x, -s))
+            for start in range(0, order.size, batch):
+                pick = order[start : start + batch]
+                yield s[pick], x[pick], y[pick]
+
+
+def _similarity_ranges(sim: np.ndarray, size: int) -> Iterator[tuple[float, float]]:
+    """(lowest, highest) similarity of consecutive ranges below 1, highest first, each
+    holding ~``size`` links (a value is never split: one value may hold more)."""
+    values, counts = [], []
+    for start, stop in _chunks(sim.size):
+        part = sim[start:stop]
+        v, c = np.unique(part[part < 1.0], return_counts=True)
+        values.append(v)
+        counts.append(c)
+    v, inverse = np.unique(np.concatenate(values or [sim[:0]]), return_inverse=True)
+    if not v.size:
+        return
+    c = np.bincount(inverse, weights=np.concatenate(counts))
+    v, c = v[::-1], c[::-1]  # highest first
+    bucket = (np.cumsum(c) - c) // size  # links before each value, in ranges of ``size``
+    edges = np.flatnonzero(np.diff(bucket)) + 1
+    for first, last in zip(np.concatenate(([0], edges)).tolist(),
+                           (np.concatenate((edges, [v.size])) - 1).tolist(), strict=True):
+        yield float(v[last]), float(v[first])
 
 
 def _chunks(n: int, size: int = _LINK_CHUNK) -> Iterator[tuple[int, int]]:
     return ((start, min(start + size, n)) for start in range(0, n, size))
+
+
+def _gather(table: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``table[index]`` written over ``index`` (same dtype), a chunk at a time: no second
+    array of the index's size."""
+    for start, stop in _chunks(index.size):
+        index[start:stop] = table[index[start:stop]]
+    return index
 
 
 def similarity_groups(
@@ -181,21 +254,24 @@ def similarity_groups(
     if cfg.group_prompts:
         edges.add(1.0, *_chain(keys, "_prompt"))
     if cfg.group_near_duplicates is not None:
-        edges.add(1.0, *_chain(keys, "_input"))  # identical inputs: similarity 1
-        inputs = keys.group_by("_input").agg(pl.col("_g").min()).sort("_input")
-        del keys  # every text is held once from here: the distinct inputs, until shingled
-        owner = inputs["_g"].to_numpy().astype(np.int32)
-        x = shingle_matrix(inputs["_input"], cfg.leakage.shingle_words)
-        del inputs
+        # The distinct inputs as positions in the frame (no copy of the texts), in text order
+        texts = keys["_input"]
+        rows, inverse = distinct_texts(texts)
+        g = keys["_g"].to_numpy().astype(np.int32)
+        del keys
+        owner = np.full(rows.size, np.iinfo(np.int32).max, dtype=np.int32)
+        np.minimum.at(owner, inverse, g)  # each input's smallest group
+        filled = (texts.str.len_bytes() > 0).fill_null(False).to_numpy()  # "" links nothing
+        edges.add(1.0, *_id_chain(inverse[filled], g[filled]))  # identical inputs: similarity 1
+        del inverse, g, filled
+        x = shingle_matrix(texts, cfg.leakage.shingle_words, rows=rows)
+        del texts, rows
         pairs = similar_pairs(x, cfg.group_near_duplicates)
         del x
         stats["near_duplicate_pairs"] = len(pairs)
         stats["near_duplicate_search"] = "exact" if pairs.exact else "lsh"
-        a, b, sim = owner[pairs.i], owner[pairs.j], pairs.sim
+        edges.add(pairs.sim, _gather(owner, pairs.i), _gather(owner, pairs.j))
         del pairs
-        edges.add(sim, a, b)
-        del a, b, sim
-    sim, a, b = edges.joined()
     pins: list[str | None] = [None] * groups.height
     if pin_column is not None:
         pinned = (
@@ -211,10 +287,8 @@ def similarity_groups(
     names = {"merged": "merged", "cap": "left_apart_by_size_cap",
              "pinned": "left_apart_by_pinned_split"}
     # most similar first; group numbers follow their keys' order, so ties break by key
-    order = np.lexsort((b, a, -sim))
-    for start in range(0, order.size, _UNION_BATCH):  # Python numbers for one batch at a time
-        at = order[start : start + _UNION_BATCH]
-        for s_, x_, y_ in zip(sim[at].tolist(), a[at].tolist(), b[at].tolist(), strict=True):
+    for sims, a, b in edges.ordered(_UNION_BATCH):  # Python numbers for one batch at a time
+        for s_, x_, y_ in zip(sims.tolist(), a.tolist(), b.tolist(), strict=True):
             # The same prompt or input is one equivalence class, which cannot chain: uncapped.
             outcome = uf.union(x_, y_, cap if s_ < 1.0 else df.height)
             if outcome in names:

@@ -13,7 +13,12 @@ import polars as pl
 from ftdata_pipeline.config.models import LeakageConfig
 from ftdata_pipeline.records import RECORD_ID, SOURCE, SOURCE_KEY, conform
 from ftdata_pipeline.stages.split.groups import GROUP_KEY, base_group_key
-from ftdata_pipeline.stages.split.similarity import Pairs, shingle_matrix, similar_pairs
+from ftdata_pipeline.stages.split.similarity import (
+    Pairs,
+    distinct_texts,
+    shingle_matrix,
+    similar_pairs,
+)
 from ftdata_pipeline.stages.split.slices import answer, first_prompt, input_text, normalized
 
 EVAL_SPLITS = ("validation", "test")
@@ -71,22 +76,24 @@ def near_duplicate_leaks(df: pl.DataFrame, kind: str, cfg: LeakageConfig) -> dic
     }
     if df.is_empty():
         return out
+    texts = df.select(input_text(kind)).to_series()
+    # the distinct inputs as positions (no copy of the texts), in text order
+    first, inverse = distinct_texts(texts)
     rows = df.select(
         pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"),
-        input_text(kind).alias("_text"),
+        pl.Series("_u", inverse, dtype=pl.UInt32),
         pl.col("split"),
         pl.col(RECORD_ID),
     )
-    texts = rows.select("_text").unique().sort("_text").with_row_index("_u")
-    rows = rows.join(texts, on="_text", how="left", maintain_order="left").drop("_text")
-    u = rows["_u"].to_numpy().astype(np.int64)
+    u = inverse.astype(np.int64)
+    del inverse
     split = rows["split"].to_numpy()
     held, train = np.isin(split, EVAL_SPLITS), split == "train"
-    n_held = np.bincount(u[held], minlength=texts.height)
-    n_train = np.bincount(u[train], minlength=texts.height)
-    x = shingle_matrix(texts["_text"], cfg.shingle_words)
-    n_texts = texts.height
-    del texts  # the matrix stands for them from here
+    n_texts = first.size
+    n_held = np.bincount(u[held], minlength=n_texts)
+    n_train = np.bincount(u[train], minlength=n_texts)
+    x = shingle_matrix(texts, cfg.shingle_words, rows=first)
+    del texts, first  # the matrix stands for them from here
     pairs = similar_pairs(
         x, cfg.near_duplicate_threshold, rows=np.flatnonzero(n_held), cols=np.flatnonzero(n_train)
     )

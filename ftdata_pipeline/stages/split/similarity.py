@@ -47,6 +47,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from ftdata_pipeline.stages.curation.neardup import band_candidates, minhash
+from ftdata_pipeline.stages.spill import own_pages
 
 _WORD = re.compile(r"\w+")
 _BLOCK = 2048  # rows per block of the product at most
@@ -67,6 +68,11 @@ _PERMS = 72  # MinHash permutations of the LSH search (one band's held at a time
 _PARTNERS = 8  # first members of its bucket each input is paired with, per band
 _BAND_RECALL = 0.95  # chance that a pair exactly at the threshold shares a band
 _SEED = 0
+# Runs of found pairs at most (see ``_Found``): few enough that a run of a large search
+# (~30k pairs at half a million inputs) is many pages, so it is mapped on its own.
+_RUNS = 256
+_NO_KEYS = np.empty(0, dtype=np.uint64)
+_NO_SIMS = np.empty(0, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -90,8 +96,11 @@ def shingles(text: str, k: int) -> list[str]:
     return [" ".join(words[p : p + k]) for p in range(len(words) - k + 1)]
 
 
-def shingle_matrix(texts: Sequence[str] | pl.Series, k: int) -> sp.csr_matrix:
+def shingle_matrix(
+    texts: Sequence[str] | pl.Series, k: int, *, rows: np.ndarray | None = None
+) -> sp.csr_matrix:
     """Binary (n_texts x n_shingles) matrix of ``shingles``; an empty text matches nothing.
+    ``rows``: the texts' positions to take, in order (one matrix row each; default: all).
 
     Columns are the distinct shingles, numbered a batch of ``_TEXT_BATCH`` texts at a time (in
     a batch, new shingles in the order of their hashes): the same texts in the same order give
@@ -107,7 +116,7 @@ def shingle_matrix(texts: Sequence[str] | pl.Series, k: int) -> sp.csr_matrix:
     column = np.empty(0, dtype=np.int32)  # their columns
     parts: list[np.ndarray] = []
     per_row: list[np.ndarray] = []
-    for batch in _text_batches(texts):
+    for batch in _text_batches(texts, rows):
         flat: list[str] = []
         sizes = np.empty(len(batch), dtype=np.int64)
         for r, text in enumerate(batch):
@@ -132,7 +141,7 @@ def shingle_matrix(texts: Sequence[str] | pl.Series, k: int) -> sp.csr_matrix:
         keys = np.unique((row << 32) | ids[inverse].astype(np.int64))
         parts.append((keys & 0xFFFFFFFF).astype(np.int32))
         per_row.append(np.bincount(keys >> 32, minlength=len(batch)))
-    n = len(texts)
+    n = len(texts) if rows is None else rows.size
     width = int(column.size)
     del known, column
     indices = np.concatenate(parts) if parts else np.empty(0, dtype=np.int32)
@@ -150,13 +159,47 @@ def shingle_matrix(texts: Sequence[str] | pl.Series, k: int) -> sp.csr_matrix:
     return matrix
 
 
-def _text_batches(texts: Sequence[str] | pl.Series) -> Iterator[list[str]]:
-    """``_TEXT_BATCH`` texts at a time (a Polars column's are Python strings one batch at a time)."""
-    for start in range(0, len(texts), _TEXT_BATCH):
-        if isinstance(texts, pl.Series):
+def _text_batches(
+    texts: Sequence[str] | pl.Series, rows: np.ndarray | None = None
+) -> Iterator[list[str]]:
+    """``_TEXT_BATCH`` texts at a time (a Polars column's are Python strings one batch at a
+    time); with ``rows``, those positions in order (gathered a batch at a time: no copy of
+    the texts)."""
+    n = len(texts) if rows is None else rows.size
+    for start in range(0, n, _TEXT_BATCH):
+        if rows is not None:
+            at = rows[start : start + _TEXT_BATCH]
+            if isinstance(texts, pl.Series):
+                yield texts.gather(at).to_list()
+            else:
+                yield [texts[r] for r in at.tolist()]
+        elif isinstance(texts, pl.Series):
             yield texts.slice(start, _TEXT_BATCH).to_list()
         else:
             yield list(texts[start : start + _TEXT_BATCH])
+
+
+def distinct_texts(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of a string column in sorted order, as positions, not copies.
+
+    Returns (``rows``: a row holding each distinct text, in the texts' sorted order;
+    ``inverse``: each row's distinct number, int32). ``unique().sort()`` gives the same
+    order but copies every distinct text (a few hundred MB at a million tickets, beside the
+    column it came from); here the column is sorted by position and neighbours are told
+    apart by their 64-bit hashes (two different neighbours sharing one: below one in a
+    billion at a million texts). Nulls are one value, first.
+    """
+    n = texts.len()
+    if n == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32)
+    order = texts.arg_sort().to_numpy()
+    hashes = texts.hash().to_numpy()[order]
+    new = np.ones(n, dtype=bool)
+    new[1:] = hashes[1:] != hashes[:-1]
+    del hashes
+    inverse = np.empty(n, dtype=np.int32)
+    inverse[order] = np.cumsum(new, dtype=np.int32) - 1
+    return order[new].astype(np.int64), inverse
 
 
 @dataclass(frozen=True)
@@ -323,7 +366,7 @@ def _exact_pairs(
 ) -> Pairs:
     sizes = np.asarray(x.sum(axis=1)).ravel()
     lengths = np.diff(x.indptr)
-    found = _Found()
+    found = _Found(x.shape[0])
     # Each block of rows is multiplied from the right (left @ block.T): converting the block
     # to the product's layout costs its own size, where block @ left.T would convert all of
     # ``left`` for every block.
@@ -351,19 +394,29 @@ def _jaccard(x: sp.csr_matrix, sizes: np.ndarray, i: np.ndarray, j: np.ndarray) 
 
 
 class _Found:
-    """Pairs found so far: their keys ``i << 32 | j`` in order, with their similarities.
+    """Pairs found so far: their keys ``i << 32 | j`` in order, with their similarities, in
+    runs by ``i`` (one run per range of ``_RUN_ROWS`` inputs).
 
     16 bytes a pair, and the result in (i, j) order without sorting copies of (i, j, sim)
     gathered per block: at half a million ticket inputs the LSH search finds ~7M pairs (15M
     at 900k), and those copies, ~100 bytes a pair at once, were the split stage's peak.
-    Pairs are added in batches not found before; ``unseen`` (the LSH search meets a pair
-    again in later bands) sees every batch added so far.
+    In runs because a batch is inserted into the runs it touches, each copied once: one
+    ordered array of every pair was copied whole per insert (its size again at once), and
+    ``pairs`` turns one run at a time into the result, so the keys and the result are never
+    held whole at once. Each run is in pages of its own (``spill.own_pages``): from glibc's
+    heap, a freed run stayed resident, under the result and every later phase. Pairs are added in batches not found before; ``unseen`` (the LSH
+    search meets a pair again in later bands) sees every batch added so far.
     """
 
-    def __init__(self) -> None:
-        self.keys = np.empty(0, dtype=np.uint64)
-        self.sims = np.empty(0, dtype=np.float64)
-        self._batches: list[tuple[np.ndarray, np.ndarray]] = []
+    def __init__(self, n_inputs: int) -> None:
+        # inputs per run: a power of two, about ``_RUNS`` runs whatever the size
+        self._shift = max(int(n_inputs - 1).bit_length() - _RUNS.bit_length() + 1, 0)
+        runs = (max(n_inputs - 1, 0) >> self._shift) + 1
+        self._keys = [np.empty(0, dtype=np.uint64) for _ in range(runs)]
+        self._sims = [np.empty(0, dtype=np.float64) for _ in range(runs)]
+
+    def __len__(self) -> int:
+        return sum(k.size for k in self._keys)
 
     def add(self, i: np.ndarray, j: np.ndarray, sim: np.ndarray) -> None:
         """Pairs not found before, in any order."""
@@ -371,52 +424,68 @@ class _Found:
 
     def add_keys(self, key: np.ndarray, sim: np.ndarray) -> None:
         """Pairs not found before as their keys (``unseen`` gives them so), in any order."""
-        if key.size:
-            self._batches.append((key, np.asarray(sim, dtype=np.float64)))
+        if not key.size:
+            return
+        order = np.argsort(key)
+        key, sim = key[order], np.asarray(sim, dtype=np.float64)[order]
+        for run, start, stop in self._spans(key):
+            at = np.searchsorted(self._keys[run], key[start:stop])
+            self._keys[run] = _inserted(self._keys[run], at, key[start:stop])
+            self._sims[run] = _inserted(self._sims[run], at, sim[start:stop])
 
-    def _merge(self) -> None:
-        if len(self._batches) == 1:  # one batch into the ordered keys: an insert, no sort
-            key, sim = self._batches.pop()
-            order = np.argsort(key)
-            key, sim = key[order], sim[order]
-            at = np.searchsorted(self.keys, key)
-            # one array at a time: the old one is freed before the next copy is made
-            self.keys = np.insert(self.keys, at, key)
-            self.sims = np.insert(self.sims, at, sim)
-        elif self._batches:
-            keys = np.concatenate([self.keys, *(k for k, _ in self._batches)])
-            sims = np.concatenate([self.sims, *(s for _, s in self._batches)])
-            self._batches.clear()
-            self._forget()  # the old arrays are freed before the gather
-            order = np.argsort(keys)
-            self.keys, self.sims = keys[order], sims[order]
-
-    def _forget(self) -> None:
-        self.keys = np.empty(0, dtype=np.uint64)
-        self.sims = np.empty(0, dtype=np.float64)
+    def _spans(self, key: np.ndarray) -> Iterator[tuple[int, int, int]]:
+        """(run, start, stop) of each run's stretch of the sorted ``key``."""
+        if not key.size:
+            return iter(())
+        run = (key >> np.uint64(32 + self._shift)).astype(np.int64)
+        edges = np.flatnonzero(np.diff(run)) + 1
+        starts = np.concatenate(([0], edges))
+        stops = np.concatenate((edges, [key.size]))
+        return zip(run[starts].tolist(), starts.tolist(), stops.tolist(), strict=True)
 
     def unseen(self, key: np.ndarray) -> np.ndarray:
         """The distinct values of ``key`` not found yet, sorted.
 
         By sorting and ``searchsorted``: ``np.unique`` / ``np.isin`` hash 64-bit keys, which
         was most of the LSH search's time."""
-        self._merge()
         key = np.sort(key)
         first = np.ones(key.size, dtype=bool)
         first[1:] = key[1:] != key[:-1]
         key = key[first]
-        known = self.keys
-        at = np.minimum(np.searchsorted(known, key), max(known.size - 1, 0))
-        seen = known[at] == key if known.size else np.zeros(key.size, dtype=bool)
+        seen = np.zeros(key.size, dtype=bool)
+        for run, start, stop in self._spans(key):
+            known = self._keys[run]
+            if known.size:
+                at = np.minimum(np.searchsorted(known, key[start:stop]), known.size - 1)
+                seen[start:stop] = known[at] == key[start:stop]
         return key[~seen]
 
     def pairs(self, *, exact: bool) -> Pairs:
-        self._merge()
-        keys, sims = self.keys, self.sims
-        self._forget()
-        i = (keys >> np.uint64(32)).astype(np.int32)
-        j = (keys & np.uint64(0xFFFFFFFF)).astype(np.int32)
-        return Pairs(i, j, sims, exact=exact)
+        """Every pair in (i, j) order; the runs are given up one at a time as they are copied."""
+        total = len(self)
+        i, j = own_pages(total, np.int32), own_pages(total, np.int32)
+        sim = own_pages(total, np.float64)
+        at = 0
+        for run in range(len(self._keys)):
+            keys, sims = self._keys[run], self._sims[run]
+            self._keys[run], self._sims[run] = _NO_KEYS, _NO_SIMS
+            stop = at + keys.size
+            i[at:stop] = keys >> np.uint64(32)
+            j[at:stop] = keys & np.uint64(0xFFFFFFFF)
+            sim[at:stop] = sims
+            at = stop
+        return Pairs(i, j, sim, exact=exact)
+
+
+def _inserted(old: np.ndarray, at: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """``np.insert(old, at, new)`` (``at`` sorted) into pages of its own (``own_pages``)."""
+    out = own_pages(old.size + new.size, old.dtype)
+    placed = at + np.arange(new.size)
+    keep = np.ones(out.size, dtype=bool)
+    keep[placed] = False
+    out[keep] = old
+    out[placed] = new
+    return out
 
 
 def band_rows(threshold: float, perms: int = _PERMS) -> int:
@@ -450,7 +519,7 @@ def _lsh_pairs(
     if cols is not None:
         in_cols[cols] = True
     r = band_rows(threshold)
-    found = _Found()
+    found = _Found(x.shape[0])
     if cols is not None:  # an input on both sides is its own neighbour, as in the exact search
         both = members[in_rows[members] & in_cols[members]]
         found.add(both, both, np.ones(both.size))
