@@ -1,4 +1,4 @@
-"""Polars' allocator gives freed memory back to the system at once, in every process.
+"""Polars' and Arrow's allocators give freed memory back to the system at once, in every process.
 
 Polars allocates with jemalloc and configures it to keep freed pages for reuse for about a
 second (``dirty_decay_ms:500,muzzy_decay_ms:1000``); jemalloc only purges while it allocates,
@@ -12,18 +12,33 @@ its own defaults first, so a later setting wins). The package's ``__init__`` cal
 ``return_freed_memory`` before anything imports Polars; in a process that loaded Polars
 before, the setting reaches its children (Dagster's step processes). Decay settings a user
 put in ``_RJEM_MALLOC_CONF`` themselves are kept.
+
+Arrow (the Parquet writer behind every spilled part and export) allocates from its bundled
+mimalloc by default, which kept the buffers of batches already written resident: on the
+split stage over 510k records its writing phase sat ~100 MB higher (1,275-1,364 MB against
+1,178-1,245 MB with the system allocator, measured twice each), the stage's peak then.
+Arrow reads ``ARROW_DEFAULT_MEMORY_POOL`` when it loads; set to ``system`` here unless a user
+chose a pool, and in this process too when Arrow was loaded before the package.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 _VAR = "_RJEM_MALLOC_CONF"
 _POLARS_DEFAULTS = "dirty_decay_ms:500,muzzy_decay_ms:1000"  # what Polars writes first
 PROMPT = "dirty_decay_ms:0,muzzy_decay_ms:0"
+_ARROW_VAR = "ARROW_DEFAULT_MEMORY_POOL"
 
 
 def return_freed_memory() -> None:
+    """Both allocators give freed memory back at once, unless a user chose otherwise."""
+    _jemalloc_decay()
+    _arrow_pool()
+
+
+def _jemalloc_decay() -> None:
     """Set jemalloc to purge freed pages at once, unless decay settings are already chosen
     (by a user, or by this function in a parent process: inherited with Polars' defaults)."""
     inherited = os.environ.get(_VAR, "")
@@ -31,3 +46,13 @@ def return_freed_memory() -> None:
     if "decay_ms" in own:
         return
     os.environ[_VAR] = ",".join(part for part in (own, PROMPT) if part)
+
+
+def _arrow_pool() -> None:
+    """Arrow allocates from the system allocator, unless a pool is chosen already."""
+    if _ARROW_VAR in os.environ:
+        return
+    os.environ[_ARROW_VAR] = "system"
+    if "pyarrow" in sys.modules:  # loaded before the package: the variable was read already
+        pyarrow = sys.modules["pyarrow"]
+        pyarrow.set_memory_pool(pyarrow.system_memory_pool())

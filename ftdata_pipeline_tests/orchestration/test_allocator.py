@@ -59,3 +59,27 @@ def test_a_users_allocator_settings_are_kept() -> None:
     # inherited from a parent that loaded Polars without the package: Polars' defaults only
     assert json.loads(_run(show, "dirty_decay_ms:500,muzzy_decay_ms:1000")) == (
         "dirty_decay_ms:0,muzzy_decay_ms:0")
+
+
+def test_arrow_writes_from_the_system_allocator_unless_a_pool_is_chosen() -> None:
+    """Arrow's bundled mimalloc kept written batches resident (~100 MB through the split
+    stage's writes at 510k records): the package's processes and their children use the
+    system allocator; a pool a user chose is kept; Arrow loaded before the package follows."""
+    pool = "import pyarrow as pa; print(pa.default_memory_pool().backend_name)"
+
+    def run(code: str, **env: str) -> str:
+        base = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+        done = subprocess.run([sys.executable, "-c", code], env={**base, **env},
+                              capture_output=True, text=True, timeout=300, check=True)
+        return done.stdout.strip().splitlines()[-1]
+
+    assert run(pool) != "system"  # Arrow's own default: what the package changes
+    assert run("import ftdata_pipeline\n" + pool) == "system"
+    assert run("import pyarrow, ftdata_pipeline\n" + pool) == "system"
+    child = (
+        "import ftdata_pipeline, subprocess, sys\n"
+        f"print(subprocess.run([sys.executable, '-c', {pool!r}], capture_output=True,"
+        " text=True, check=True).stdout.strip())"
+    )
+    assert run(child) == "system"
+    assert run("import ftdata_pipeline\n" + pool, ARROW_DEFAULT_MEMORY_POOL="mimalloc") == "mimalloc"
