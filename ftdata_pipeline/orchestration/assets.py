@@ -5,6 +5,8 @@ stats, record metadata, run the stage's checks. The work itself lives in ``stage
 """
 
 # No `from __future__ import annotations`: Dagster inspects the context type hint at runtime.
+# The redaction stage (Presidio, spaCy) is imported inside the steps that redact: every step
+# process and the run's coordinator import this module, and the others need none of it.
 import base64
 import hashlib
 import json
@@ -77,9 +79,7 @@ from ftdata_pipeline.orchestration.raw_input import (
 from ftdata_pipeline.sources import source_kind
 from ftdata_pipeline.sources.guard import input_guard, shrink_allowed
 from ftdata_pipeline.stages.labeling.review import write_review_queue
-from ftdata_pipeline.stages.pii.engine import worker_pools
 from ftdata_pipeline.stages.raw import read_source
-from ftdata_pipeline.stages.redact import get_redactor, redact, residual_pii_counts
 from ftdata_pipeline.stages.split import split
 from ftdata_pipeline.stages.split.rlhf import step_report
 
@@ -308,7 +308,11 @@ def _stage_asset(
             },
             data_version=version,
         )
-        residual = residual_pii_counts(result.kept) if stage == "redacted" else None
+        residual = None
+        if stage == "redacted":
+            from ftdata_pipeline.stages.redact import residual_pii_counts
+
+            residual = residual_pii_counts(result.kept)
         yield from run_checks(
             plan,
             result.kept,
@@ -351,6 +355,9 @@ def build_dataset_assets(
         scan_only = frozenset(s for s in recipe.sources if not project.sources[s].contains_pii)
         def progress(done: int, total: int) -> None:
             context.log.info(f"{name}/redacted: {done:,} of {total:,} records redacted")
+
+        from ftdata_pipeline.stages.pii.engine import worker_pools
+        from ftdata_pipeline.stages.redact import get_redactor, redact
 
         # The step owns its PII worker pool: stopped when the step ends, however it ends.
         with worker_pools():
@@ -401,6 +408,9 @@ def build_dataset_assets(
         if recipe.label.teacher_sources:
             # Teacher answers are free text that can quote the prompt's PII: redact them with
             # the recipe's settings before they meet the (redacted) prompts.
+            from ftdata_pipeline.stages.pii.engine import worker_pools
+            from ftdata_pipeline.stages.redact import get_redactor, redact
+
             raw_teacher = anns[f"teacher_{recipe.label.teacher_sources[0]}"]
             with worker_pools():  # the step owns the PII pool, as in the redacted asset
                 redactor = get_redactor(recipe.redact)

@@ -345,3 +345,71 @@ def test_carried_columns_are_read_back_into_the_same_output(tmp_path, kind, poli
     assert spilled.kept.collect().equals(eager.kept)
     assert spilled.rejected.equals(eager.rejected)
     assert spilled.stats == eager.stats
+
+
+def _strings(series: pl.Series) -> set[str]:
+    """Every string a column holds, in lists and structs too."""
+    dtype = series.dtype
+    if dtype == pl.String:
+        return set(series.drop_nulls().to_list())
+    if isinstance(dtype, pl.List):
+        return _strings(series.explode())
+    if isinstance(dtype, pl.Struct):
+        return set().union(*(_strings(series.struct.field(f.name)) for f in dtype.fields))
+    return set()
+
+
+@pytest.mark.parametrize("kind", ["pretraining", "chat_sft"])
+def test_content_is_put_aside_while_the_similarity_searches_run(tmp_path, kind, monkeypatch):
+    """With a spill directory the kind's content is on disk while the grouping's and the leak
+    report's similarity searches run: no Polars frame or column alive then holds a text of
+    a record being split (only the rejects made before hold theirs), and the result equals
+    the in-memory one."""
+    import gc
+
+    from ftdata_pipeline.stages.split import groups, leakage
+
+    source = tmp_path / "labeled.parquet"  # as the stage reads it: a scan of a file
+    _every_field(400).write_parquet(source)
+    cfg = RecipeConfig.model_validate({
+        **recipe(kind).model_dump(exclude_none=True),
+        "split": {"seed": 3, "group_near_duplicates": 0.6},
+        "tokens": {"max_tokens": 45, "policy": "drop"},
+    })
+    eager = split(pl.scan_parquet(source), cfg)
+    content = "text" if kind == "pretraining" else "messages"
+    kept = _strings(eager.kept[content]) - _strings(eager.rejected[content])
+    assert len(kept) > 100
+    eager.kept.write_parquet(tmp_path / "kept.parquet")
+    eager.rejected.write_parquet(tmp_path / "rejected.parquet")
+    stats = eager.stats
+    del eager  # nothing of the test's own holds a text while the stage runs
+
+    held = []
+
+    def spy(real):
+        def search(*args, **kwargs):
+            alive = set()
+            for obj in gc.get_objects():
+                if isinstance(obj, pl.DataFrame):
+                    alive.update(*(_strings(c) for c in obj.get_columns()))
+                elif isinstance(obj, pl.Series):
+                    alive.update(_strings(obj))
+            held.append(alive & kept)
+            return real(*args, **kwargs)
+        return search
+
+    monkeypatch.setattr(groups, "similar_pairs", spy(groups.similar_pairs))
+    monkeypatch.setattr(leakage, "similar_pairs", spy(leakage.similar_pairs))
+    spilled = split(pl.scan_parquet(source), cfg, spill=tmp_path / "out")
+    assert len(held) == 2 and held == [set(), set()], [len(h) for h in held]
+    assert spilled.kept.collect().equals(pl.read_parquet(tmp_path / "kept.parquet"))
+    assert spilled.rejected.equals(pl.read_parquet(tmp_path / "rejected.parquet"))
+    assert spilled.stats == stats
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "test.parquet", "train.parquet", "validation.parquet"]
+
+    # without a spill directory the content stays in the frame (the searches see it there)
+    held.clear()
+    split(pl.scan_parquet(source), cfg)
+    assert len(held) == 2 and all(held), [len(h) for h in held]

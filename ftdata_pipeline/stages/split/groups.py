@@ -16,7 +16,7 @@ the dataset. Skipped links are counted, and the leakage checks report what they 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import polars as pl
@@ -234,38 +234,47 @@ def similarity_groups(
     *,
     inputs: pl.Expr | None = None,
     prompts: pl.Expr | None = None,
+    texts: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
 ) -> tuple[pl.DataFrame, dict]:
     """Merge identity groups linked by the same first prompt or near-duplicate inputs.
 
     ``pin_column``: per record, the split its group is pinned to (null: free); groups pinned
     to different splits stay apart, so a shared record keeps its split in every dataset.
     ``inputs`` / ``prompts``: what is compared (default: the kind's input and first prompt).
+    ``texts``: gives them instead, as the columns ``_input`` and ``_prompt`` for the frame's
+    rows (when ``df`` holds no content: the stage put it aside). They are dropped before the
+    search, which then holds only the shingle matrix.
     """
     stats: dict = {"merged": 0, "left_apart_by_size_cap": 0, "left_apart_by_pinned_split": 0}
     if df.is_empty() or (not cfg.group_prompts and cfg.group_near_duplicates is None):
         return df, stats
     groups = df.group_by(GROUP_KEY).len().sort(GROUP_KEY).with_row_index("_g")
-    keys = df.select(
-        GROUP_KEY,
-        (input_text(kind) if inputs is None else inputs).alias("_input"),
-        normalized(first_prompt(kind) if prompts is None else prompts).alias("_prompt"),
-    ).join(groups.select(GROUP_KEY, "_g"), on=GROUP_KEY, how="left", maintain_order="left")
+    if texts is None:
+        keys = df.select(
+            (input_text(kind) if inputs is None else inputs).alias("_input"),
+            normalized(first_prompt(kind) if prompts is None else prompts).alias("_prompt"),
+        )
+    else:
+        keys = texts(df).select("_input", "_prompt")
+    keys = keys.with_columns(df[GROUP_KEY]).join(
+        groups.select(GROUP_KEY, "_g"), on=GROUP_KEY, how="left", maintain_order="left"
+    )
     edges = _Edges()
     if cfg.group_prompts:
         edges.add(1.0, *_chain(keys, "_prompt"))
     if cfg.group_near_duplicates is not None:
         # The distinct inputs as positions in the frame (no copy of the texts), in text order
-        texts = keys["_input"]
-        rows, inverse = distinct_texts(texts)
+        column = keys["_input"]
+        rows, inverse = distinct_texts(column)
         g = keys["_g"].to_numpy().astype(np.int32)
         del keys
         owner = np.full(rows.size, np.iinfo(np.int32).max, dtype=np.int32)
         np.minimum.at(owner, inverse, g)  # each input's smallest group
-        filled = (texts.str.len_bytes() > 0).fill_null(False).to_numpy()  # "" links nothing
+        filled = (column.str.len_bytes() > 0).fill_null(False).to_numpy()  # "" links nothing
         edges.add(1.0, *_id_chain(inverse[filled], g[filled]))  # identical inputs: similarity 1
         del inverse, g, filled
-        x = shingle_matrix(texts, cfg.leakage.shingle_words, rows=rows)
-        del texts, rows
+        x = shingle_matrix(column, cfg.leakage.shingle_words, rows=rows)
+        del column, rows
         pairs = similar_pairs(x, cfg.group_near_duplicates)
         del x
         stats["near_duplicate_pairs"] = len(pairs)

@@ -7,6 +7,8 @@ check metadata is readable by everyone with the UI, so no text goes in).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import polars as pl
 
@@ -55,7 +57,12 @@ def leakage_report(df: pl.DataFrame) -> dict:
     }
 
 
-def near_duplicate_leaks(df: pl.DataFrame, kind: str, cfg: LeakageConfig) -> dict:
+def near_duplicate_leaks(
+    df: pl.DataFrame,
+    kind: str,
+    cfg: LeakageConfig,
+    texts: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+) -> dict:
     """Pairs (train, validation/test) whose inputs reach ``cfg.near_duplicate_threshold``.
 
     ``eval_with_train_neighbour`` counts validation/test examples with at least one such train
@@ -66,6 +73,9 @@ def near_duplicate_leaks(df: pl.DataFrame, kind: str, cfg: LeakageConfig) -> dic
     records are counted after: datasets repeat inputs (a prompt answered several ways,
     tickets that differ only in their replies), and every repeat would otherwise multiply the
     pairs to compare.
+
+    ``texts``: gives the inputs (one column for the frame's rows) when ``df`` holds no content
+    (the split stage put it aside); they are dropped before the search.
     """
     out = {
         "threshold": cfg.near_duplicate_threshold,
@@ -76,7 +86,7 @@ def near_duplicate_leaks(df: pl.DataFrame, kind: str, cfg: LeakageConfig) -> dic
     }
     if df.is_empty():
         return out
-    texts = df.select(input_text(kind)).to_series()
+    texts = (df.select(input_text(kind)) if texts is None else texts(df)).to_series()
     # the distinct inputs as positions (no copy of the texts), in text order
     first, inverse = distinct_texts(texts)
     rows = df.select(
@@ -155,12 +165,17 @@ def _leak_examples(
     ]
 
 
-def prompt_leaks(df: pl.DataFrame, kind: str) -> dict:
-    """First user turns (normalized) found in train and in validation/test with different answers."""
+def prompt_leaks(
+    df: pl.DataFrame, kind: str, restore: Callable[[pl.DataFrame], pl.DataFrame] | None = None
+) -> dict:
+    """First user turns (normalized) found in train and in validation/test with different answers.
+
+    ``restore``: fills the frame's content when it holds none (the split stage put it aside).
+    """
     out = {"prompts": 0, "records": 0, "examples": []}
     if df.is_empty() or kind == "pretraining":
         return out
-    keyed = df.select(
+    keyed = (df if restore is None else restore(df)).select(
         RECORD_ID,
         "split",
         normalized(first_prompt(kind)).alias("_prompt"),

@@ -22,7 +22,6 @@ import re
 import numpy as np
 import polars as pl
 from scipy.spatial.distance import jensenshannon
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ftdata_pipeline.config.models import ReferenceConfig
 from ftdata_pipeline.records import SOURCE_KEY
@@ -124,6 +123,10 @@ def coverage_report(df: pl.DataFrame, ref: pl.DataFrame, kind: str,
     if not train or not queries:
         return {"threshold": cfg.coverage_threshold, "coverage": 0.0, "reference": len(queries),
                 "covered": 0, "least_covered": []}
+    # Imported here: scikit-learn adds ~50 MB to every process that imports the split stage
+    # (the run's coordinator and each step process), and only this report uses it.
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1,
                                  token_pattern=r"(?u)\b\w+\b")
     vectorizer.fit(train + queries)

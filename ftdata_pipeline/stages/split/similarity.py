@@ -426,8 +426,10 @@ class _Found:
         """Pairs not found before as their keys (``unseen`` gives them so), in any order."""
         if not key.size:
             return
-        order = np.argsort(key)
-        key, sim = key[order], np.asarray(sim, dtype=np.float64)[order]
+        sim = np.asarray(sim, dtype=np.float64)
+        if np.any(key[1:] < key[:-1]):  # the LSH search's come sorted (``unseen``)
+            order = np.argsort(key)
+            key, sim = key[order], sim[order]
         for run, start, stop in self._spans(key):
             at = np.searchsorted(self._keys[run], key[start:stop])
             self._keys[run] = _inserted(self._keys[run], at, key[start:stop])

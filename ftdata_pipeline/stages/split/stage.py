@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from ftdata_pipeline.config.models import RecipeConfig
@@ -41,6 +40,7 @@ from ftdata_pipeline.stages.split.assign import (
     unit_interval,
 )
 from ftdata_pipeline.stages.split.bias import bias_report
+from ftdata_pipeline.stages.split.content import POS, Carried, Content
 from ftdata_pipeline.stages.split.groups import (
     GROUP_KEY,
     base_group_key,
@@ -57,7 +57,14 @@ from ftdata_pipeline.stages.split.leakage import (
 from ftdata_pipeline.stages.split.representativeness import representativeness
 from ftdata_pipeline.stages.split.rlhf import STEP, assign_steps, step_leaks, step_report
 from ftdata_pipeline.stages.split.sizing import COMBO, downsample, size_report
-from ftdata_pipeline.stages.split.slices import content_fields, slice_key, with_slices
+from ftdata_pipeline.stages.split.slices import (
+    content_fields,
+    first_prompt,
+    input_text,
+    normalized,
+    slice_key,
+    with_slices,
+)
 from ftdata_pipeline.stages.split.tokens import (
     N_TOKENS_SEQ,
     apply_token_limit,
@@ -67,7 +74,6 @@ from ftdata_pipeline.stages.split.tokens import (
 
 STAGE = "split"
 _WORK = (GROUP_KEY, U, PRIORITY, STRATUM, PINNED)
-_POS = "_input_row"  # a record's row in the input: its carried columns are read back by it
 _READ = ("q_lang",)  # the one column a stage added that the split reads (``language`` slices)
 
 
@@ -123,7 +129,8 @@ def split(
     else its identity group. ``spill``: an empty directory; the output is written there one
     split at a time and ``kept`` is a scan of it (no sorted copy of the whole frame in memory).
     With ``spill`` the columns the stage does not read (``carried_columns``) stay in the
-    input until the output is written: only the columns it decides on are in memory.
+    input until the output is written, and the kind's content is put aside there while the
+    similarity searches run (see ``content``): only the columns it decides on are in memory.
     """
     cfg = recipe.split
     kind = recipe.kind
@@ -131,12 +138,12 @@ def split(
     schema = inputs.collect_schema()
     carried = carried_columns(schema, kind) if spill is not None else []
     decided = inputs
-    if carried:
+    if spill is not None:
         # Placeholders keep every column where it is, so every frame below has the columns
         # (and order) it would have with the values; a literal column takes no memory.
         decided = inputs.with_columns(
             *[pl.lit(None, dtype=schema[c]).alias(c) for c in carried],
-            pl.int_range(pl.len(), dtype=pl.Int64).alias(_POS),
+            pl.int_range(pl.len(), dtype=pl.Int64).alias(POS),
         )
     # Sorted so that every later step sees the same row order whatever the input order.
     df = decided.collect().sort(RECORD_ID, SOURCE, SOURCE_KEY, nulls_last=True)
@@ -153,12 +160,16 @@ def split(
     )
     rejects.append(incomplete.drop("_ok", "_missing"))
     df = flagged.filter(pl.col("_ok")).drop("_ok", "_missing")
+    del flagged, incomplete  # every input row's content, else held to the end
 
     df, over, token_report = apply_token_limit(df, recipe, load_tokenizer(recipe.tokens, root))
     rejects.append(
         reject(over, stage=STAGE, rule="over_max_tokens", score=pl.col(N_TOKENS_SEQ),
                detail=f"max_tokens={recipe.tokens.max_tokens}")
     )
+    # The content is final from here (the token limit may truncate it): read back by the
+    # similarity searches and reports that need it, kept aside while they search.
+    content = Content(df, list(content_fields(kind)), spill)
 
     df = identity_groups(df)
     identity_count = df[GROUP_KEY].n_unique()
@@ -196,7 +207,15 @@ def split(
         .otherwise(pl.lit(None, dtype=pl.String))
         .alias(PINNED)
     ).drop("_pin_key", "_source_group", "_conv_group", strict=False)
-    df, grouping = similarity_groups(df, kind, cfg, pin_column=PINNED)
+    df = content.aside(df)
+    df, grouping = similarity_groups(
+        df, kind, cfg, pin_column=PINNED,
+        texts=lambda frame: content.texts(
+            frame, input_text(kind).alias("_input"),
+            normalized(first_prompt(kind)).alias("_prompt"),
+        ),
+    )
+    df = content.restore(df)
     # Hashed once per group, not per record.
     keys = df.select(GROUP_KEY).unique().with_columns(
         unit_interval(cfg.seed, pl.col(GROUP_KEY)).alias(U),
@@ -244,23 +263,23 @@ def split(
     }
     if recipe.rlhf is not None:
         stats["rlhf"] = {**step_report(df, recipe.rlhf), "leaks": step_leaks(df, GROUP_KEY)}
-    out = df.drop(*_WORK, *[f"_slice_{s}" for s in strata], strict=False)
+    labels = _label_counts(df) if kind == "classification" else None
+    # From here the output's content is read back only by what needs it (and as it is written)
+    out = content.aside(df.drop(*_WORK, *[f"_slice_{s}" for s in strata], strict=False))
+    del df
     stats["tokens"] = {**token_report, **token_stats(out, SPLITS, recipe.tokens.epochs)}
     stats["leakage"] = leakage_report(out)
-    stats["near_duplicates"] = near_duplicate_leaks(out, kind, cfg.leakage)
-    stats["prompt_leakage"] = prompt_leaks(out, kind)
+    stats["near_duplicates"] = near_duplicate_leaks(
+        out, kind, cfg.leakage, texts=lambda frame: content.texts(frame, input_text(kind))
+    )
+    stats["prompt_leakage"] = prompt_leaks(out, kind, content.restore)
     if recipe.reference is not None and reference is not None:
         stats["representativeness"] = representativeness(
-            out, conform(reference).lazy().collect(), kind, recipe.reference
+            content.restore(out), conform(reference).lazy().collect(), kind, recipe.reference
         )
     if recipe.bias.attributes:
-        stats["bias"] = bias_report(out, kind, recipe.bias)
-    if kind == "classification":
-        labels: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
-        for split_name, label, n in (
-            df.group_by("split", "label").len().sort("split", "label").iter_rows()
-        ):
-            labels[split_name][label] = int(n)
+        stats["bias"] = bias_report(content.restore(out), kind, recipe.bias)
+    if labels is not None:
         stats["labels"] = labels
 
     order = [RECORD_ID, SOURCE, SOURCE_KEY]
@@ -269,10 +288,20 @@ def split(
     if spill is None:
         kept = out.sort(["split", *order], nulls_last=True)
     else:
-        fill = _Carried(inputs, carried)
+        fill = Carried(inputs, carried)
         rejected = fill(rejected)
-        kept = _spill_by_split(out, order, spill, fill)
+        kept = _spill_by_split(out, order, spill, lambda batch: fill(content.restore(batch)))
+        content.discard()
     return StageResult(kept=kept, rejected=rejected, rows_in=rows_in, stats=stats)
+
+
+def _label_counts(df: pl.DataFrame) -> dict[str, dict[str, int]]:
+    labels: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
+    for split_name, label, n in (
+        df.group_by("split", "label").len().sort("split", "label").iter_rows()
+    ):
+        labels[split_name][label] = int(n)
+    return labels
 
 
 def carried_columns(schema: pl.Schema | dict, kind: str) -> list[str]:
@@ -286,37 +315,6 @@ def carried_columns(schema: pl.Schema | dict, kind: str) -> list[str]:
         if (name in content and name not in read)
         or (name not in RECORD_SCHEMA and name not in _READ)
     ]
-
-
-class _Carried:
-    """Puts the carried columns' values (read from the input by row) into a frame's placeholders.
-
-    Rows are read a slice of the input at a time, only the slices holding wanted rows: the
-    rows of one output batch are a run of the input when both are in id order.
-    """
-
-    def __init__(self, inputs: pl.LazyFrame, columns: list[str]):
-        self.columns = columns
-        self.source = inputs.select(columns) if columns else None
-
-    def __call__(self, frame: pl.DataFrame) -> pl.DataFrame:
-        if self.source is None:
-            return frame
-        positions = np.sort(frame[_POS].to_numpy())
-        starts = positions - positions % WRITE_ROWS
-        parts = []
-        for start in np.unique(starts):
-            rows = self.source.slice(int(start), WRITE_ROWS).collect()
-            at = positions[starts == start]
-            parts.append(rows[at - start].with_columns(pl.Series(_POS, at)))
-        values = (pl.concat(parts) if parts
-                  else self.source.clear().collect().with_columns(pl.lit(0, dtype=pl.Int64).alias(_POS)))
-        return (
-            frame.drop(self.columns)
-            .join(values, on=_POS, how="left", maintain_order="left")
-            .select(frame.columns)
-            .drop(_POS)
-        )
 
 
 def _spill_by_split(

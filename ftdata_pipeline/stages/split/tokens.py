@@ -21,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from ftdata_pipeline.config.models import RecipeConfig, TokensConfig
@@ -192,11 +193,12 @@ def apply_token_limit(
     prompts, roles) are counted once through the tokenizer's cache.
     """
     cfg, kind, chat = recipe.tokens, recipe.kind, chat_export(recipe)
-    counts = [count_example(r, kind, chat, tok) for r in df.iter_rows(named=True)]
-    df = df.with_columns(
-        pl.Series(N_TOKENS, [c[0] for c in counts], pl.Int64),
-        pl.Series(N_TOKENS_SEQ, [c[1] for c in counts], pl.Int64),
-    )
+    # into arrays as they come: a list of Python tuples is ~100 bytes a record
+    n_tokens, n_seq = np.empty(df.height, np.int64), np.empty(df.height, np.int64)
+    for row, record in enumerate(df.iter_rows(named=True)):
+        n_tokens[row], n_seq[row] = count_example(record, kind, chat, tok)
+    df = df.with_columns(pl.Series(N_TOKENS, n_tokens), pl.Series(N_TOKENS_SEQ, n_seq))
+    del n_tokens, n_seq
     report = {"tokenizer": tok.name, "max_tokens": cfg.max_tokens, "policy": cfg.policy,
               "over_limit": 0, "truncated": 0, "dropped": 0}
     if cfg.max_tokens is None:
