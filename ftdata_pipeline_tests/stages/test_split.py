@@ -347,6 +347,12 @@ def test_carried_columns_are_read_back_into_the_same_output(tmp_path, kind, poli
     assert spilled.stats == eager.stats
 
 
+def _buffer_bytes(series: pl.Series) -> int:
+    """Bytes of the buffers a column holds on to: a filtered string column shares the
+    buffers of every row it was taken from, which its values do not show."""
+    return series.to_arrow(compat_level=pl.CompatLevel.newest()).nbytes
+
+
 def _strings(series: pl.Series) -> set[str]:
     """Every string a column holds, in lists and structs too."""
     dtype = series.dtype
@@ -363,39 +369,46 @@ def _strings(series: pl.Series) -> set[str]:
 def test_content_is_put_aside_while_the_similarity_searches_run(tmp_path, kind, monkeypatch):
     """With a spill directory the kind's content is on disk while the grouping's and the leak
     report's similarity searches run: no Polars frame or column alive then holds a text of
-    a record being split (only the rejects made before hold theirs), and the result equals
-    the in-memory one."""
+    a record being split, and the rejects made before (incomplete, over the token limit)
+    hold their own texts' buffers, not the input's. The result equals the in-memory one."""
     import gc
 
+    from ftdata_pipeline.stages.base import detached
     from ftdata_pipeline.stages.split import groups, leakage
 
     source = tmp_path / "labeled.parquet"  # as the stage reads it: a scan of a file
-    _every_field(400).write_parquet(source)
+    _every_field(3000).write_parquet(source)
+    content = "text" if kind == "pretraining" else "messages"
+    input_bytes = _buffer_bytes(pl.read_parquet(source, columns=[content])[content])
     cfg = RecipeConfig.model_validate({
         **recipe(kind).model_dump(exclude_none=True),
         "split": {"seed": 3, "group_near_duplicates": 0.6},
         "tokens": {"max_tokens": 45, "policy": "drop"},
     })
     eager = split(pl.scan_parquet(source), cfg)
-    content = "text" if kind == "pretraining" else "messages"
     kept = _strings(eager.kept[content]) - _strings(eager.rejected[content])
     assert len(kept) > 100
+    # what the rejects made before the searches hold of their own (in buffers of their own)
+    own = _buffer_bytes(detached(eager.rejected.filter(pl.col("rule") != "size_target"))[content])
     eager.kept.write_parquet(tmp_path / "kept.parquet")
     eager.rejected.write_parquet(tmp_path / "rejected.parquet")
     stats = eager.stats
     del eager  # nothing of the test's own holds a text while the stage runs
 
-    held = []
+    held, buffers = [], []
 
     def spy(real):
         def search(*args, **kwargs):
-            alive = set()
+            alive, size = set(), 0
             for obj in gc.get_objects():
-                if isinstance(obj, pl.DataFrame):
-                    alive.update(*(_strings(c) for c in obj.get_columns()))
-                elif isinstance(obj, pl.Series):
-                    alive.update(_strings(obj))
+                columns = (obj.get_columns() if isinstance(obj, pl.DataFrame)
+                           else [obj] if isinstance(obj, pl.Series) else [])
+                for column in columns:
+                    alive.update(_strings(column))
+                    if column.name == content and column.null_count() < column.len():
+                        size += _buffer_bytes(column)  # (a placeholder holds no text)
             held.append(alive & kept)
+            buffers.append(size)
             return real(*args, **kwargs)
         return search
 
@@ -403,6 +416,7 @@ def test_content_is_put_aside_while_the_similarity_searches_run(tmp_path, kind, 
     monkeypatch.setattr(leakage, "similar_pairs", spy(leakage.similar_pairs))
     spilled = split(pl.scan_parquet(source), cfg, spill=tmp_path / "out")
     assert len(held) == 2 and held == [set(), set()], [len(h) for h in held]
+    assert max(buffers) < own + 0.05 * input_bytes, (buffers, own, input_bytes)
     assert spilled.kept.collect().equals(pl.read_parquet(tmp_path / "kept.parquet"))
     assert spilled.rejected.equals(pl.read_parquet(tmp_path / "rejected.parquet"))
     assert spilled.stats == stats

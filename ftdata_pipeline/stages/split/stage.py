@@ -28,7 +28,7 @@ from ftdata_pipeline.records import (
     TEXT_FIELDS,
     conform,
 )
-from ftdata_pipeline.stages.base import StageResult, concat_rejects, reject
+from ftdata_pipeline.stages.base import StageResult, concat_rejects, detached, reject
 from ftdata_pipeline.stages.split.assign import (
     PINNED,
     PRIORITY,
@@ -148,6 +148,8 @@ def split(
     # Sorted so that every later step sees the same row order whatever the input order.
     df = decided.collect().sort(RECORD_ID, SOURCE, SOURCE_KEY, nulls_last=True)
     rows_in = df.height
+    # Each reject frame in buffers of its own (``detached``): rejects are kept to the end, and
+    # a filter shares the string buffers of every row it was taken from.
     rejects: list[pl.DataFrame] = []
 
     complete, missing = _complete(kind)
@@ -158,15 +160,16 @@ def split(
         rule="incomplete_example",
         detail=pl.col("_missing"),
     )
-    rejects.append(incomplete.drop("_ok", "_missing"))
+    rejects.append(detached(incomplete.drop("_ok", "_missing")))
     df = flagged.filter(pl.col("_ok")).drop("_ok", "_missing")
-    del flagged, incomplete  # every input row's content, else held to the end
+    del flagged, incomplete  # every input row's content, held to the end else
 
     df, over, token_report = apply_token_limit(df, recipe, load_tokenizer(recipe.tokens, root))
-    rejects.append(
+    rejects.append(detached(
         reject(over, stage=STAGE, rule="over_max_tokens", score=pl.col(N_TOKENS_SEQ),
                detail=f"max_tokens={recipe.tokens.max_tokens}")
-    )
+    ))
+    del over
     # The content is final from here (the token limit may truncate it): read back by the
     # similarity searches and reports that need it, kept aside while they search.
     content = Content(df, list(content_fields(kind)), spill)
@@ -230,11 +233,12 @@ def split(
         sized, dropped, downsampling = downsample(sized, cfg, GROUP_KEY, PRIORITY)
         helpers = [COMBO, *[f"_slice_{a}" for a in cfg.downsample_by]]
         df = sized.drop(*helpers)
-        rejects.append(
+        rejects.append(detached(
             reject(dropped.drop(*helpers), stage=STAGE, rule="size_target",
                    score=pl.col("_running"), detail=f"max_records={cfg.max_records}")
             .drop("_running", *_WORK, strict=False)
-        )
+        ))
+        del dropped, sized
 
     strata = stratify_by(recipe)
     df = with_slices(df, strata, kind).with_columns(slice_key(strata).alias(STRATUM))
