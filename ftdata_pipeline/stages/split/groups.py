@@ -262,12 +262,11 @@ def similarity_groups(
     edges = _Edges()
     if cfg.group_prompts:
         edges.add(1.0, *_chain(keys, "_prompt"))
+    column, g = keys["_input"], keys["_g"].to_numpy().astype(np.int32)
+    del keys  # the texts are in ``column`` alone from here, dropped before the search
     if cfg.group_near_duplicates is not None:
         # The distinct inputs as positions in the frame (no copy of the texts), in text order
-        column = keys["_input"]
         rows, inverse = distinct_texts(column)
-        g = keys["_g"].to_numpy().astype(np.int32)
-        del keys
         owner = np.full(rows.size, np.iinfo(np.int32).max, dtype=np.int32)
         np.minimum.at(owner, inverse, g)  # each input's smallest group
         filled = (column.str.len_bytes() > 0).fill_null(False).to_numpy()  # "" links nothing
@@ -281,6 +280,8 @@ def similarity_groups(
         stats["near_duplicate_search"] = "exact" if pairs.exact else "lsh"
         edges.add(pairs.sim, _gather(owner, pairs.i), _gather(owner, pairs.j))
         del pairs
+    else:
+        del column, g
     pins: list[str | None] = [None] * groups.height
     if pin_column is not None:
         pinned = (
