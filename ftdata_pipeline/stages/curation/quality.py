@@ -37,6 +37,7 @@ _BATCH = 100_000  # records per n-gram batch: the exploded words follow the batc
 
 
 _TOKENS = "_q_tokens"
+_CLEAN, _RAW_WORDS, _LINES = "_q_prose", "_q_raw_words", "_q_lines"
 
 
 def _token_scores(df: pl.DataFrame, min_words: int) -> pl.DataFrame:
@@ -106,10 +107,15 @@ def add_quality_scores(df: pl.DataFrame, cfg: QualityConfig) -> pl.DataFrame:
         [_token_scores(df.slice(start, _BATCH), cfg.repetition_min_words)
          for start in range(0, df.height, _BATCH)] or [_token_scores(df, 1)]
     )
-    raw_words = prose.str.count_matches(r"\S+")
-    lines = pl.col(PROSE).str.split("\n").list.eval(
-        pl.element().str.strip_chars().filter(pl.element().str.len_chars() > 0)
+    # Each computed once into a column: an eager frame does not share an expression used in
+    # several scores, and the cleaned prose (three regex passes) was computed six times.
+    df = df.with_columns(prose.alias(_CLEAN)).with_columns(
+        pl.col(_CLEAN).str.count_matches(r"\S+").alias(_RAW_WORDS),
+        pl.col(PROSE).str.split("\n").list.eval(
+            pl.element().str.strip_chars().filter(pl.element().str.len_chars() > 0)
+        ).alias(_LINES),
     )
+    prose, raw_words, lines = pl.col(_CLEAN), pl.col(_RAW_WORDS), pl.col(_LINES)
     n_lines = lines.list.len()
     refusal = (
         pl.any_horizontal(pl.col(RESPONSE).str.contains(p) for p in cfg.refusal_patterns)
@@ -136,7 +142,7 @@ def add_quality_scores(df: pl.DataFrame, cfg: QualityConfig) -> pl.DataFrame:
         .alias(Q_ALPHA),
         scored.get_column(Q_STOP),
         refusal.fill_null(False).alias(Q_REFUSAL),
-    )
+    ).drop(_CLEAN, _RAW_WORDS, _LINES)
     df = pl.concat([df, scored.select(*Q_TOP_NGRAM.values())], how="horizontal")
     # One number for "how clean is this text", used by near_dedup keep=best_quality: the
     # product of the repetition and ratio scores, each in [0, 1].
