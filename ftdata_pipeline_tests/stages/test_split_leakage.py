@@ -856,3 +856,41 @@ def test_lsh_search_signs_one_band_at_a_time(monkeypatch) -> None:
         (res := real(*a, **k)).shape[1]) or res)
     pairs = similar_pairs(x, 0.5, exact_work=0)
     assert len(pairs) > 0 and widths == [r] * (similarity._PERMS // r)
+
+
+def test_the_exact_search_bound_is_counted_a_block_of_rows_at_a_time(monkeypatch):
+    """The bound that chooses between the exact and the LSH search is the one the whole prefix
+    matrix gives (per row, the left rows sharing each prefix shingle), within one set and
+    between two (rows listed twice included), counted a block of rows at a time in a few
+    bytes an entry: built whole, the prefix matrix was both of the split's searches' peak."""
+    import tracemalloc
+
+    from ftdata_pipeline.stages.split import similarity
+
+    rng = random.Random(5)
+    words = [f"w{i}" for i in range(120)]
+    texts = [" ".join(rng.choices(words, k=rng.randint(0, 70))) for _ in range(30_000)]
+    x = shingle_matrix(texts, 2)
+    monkeypatch.setattr(similarity, "_BOUND_ROWS", 1000)
+    for threshold in (0.5, 0.8):
+        pre = similarity._prefixes(x, threshold)
+        for rows, cols in ((np.arange(x.shape[0]), None),
+                           (np.arange(0, 20_000, 3), np.concatenate(
+                               (np.arange(1, 30_000, 2), np.arange(1, 500))))):
+            want = float((pre.matrix @ _left_counts(pre.matrix, cols))[rows].sum())
+            tracemalloc.start()
+            got = similarity._exact_bound(x, threshold, rows, cols)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            assert got == want > 0, (got, want)
+            assert peak < 3 * x.nnz, peak / x.nnz  # the prefix matrix alone: 8 bytes an entry
+
+    # the LSH search is chosen on the bound without the prefix matrix ever being built
+    built = []
+    real = similarity._prefixes
+    monkeypatch.setattr(similarity, "_prefixes", lambda *a: built.append(1) or real(*a))
+    lsh = similar_pairs(x[:3000], 0.8, exact_work=1)
+    assert not lsh.exact and not built
+    exact = similar_pairs(x[:3000], 0.8)
+    assert exact.exact and built
+    assert set(zip(lsh.i.tolist(), lsh.j.tolist())) <= set(zip(exact.i.tolist(), exact.j.tolist()))

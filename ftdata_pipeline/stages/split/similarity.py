@@ -56,6 +56,7 @@ _BLOCK = 2048  # rows per block of the product at most
 # block's temporaries (~8M pairs, a few hundred MB) whatever the number of rows.
 _BLOCK_PAIRS = 8_000_000
 _TEXT_BATCH = 10_000  # texts of a Polars column that are Python strings at once
+_BOUND_ROWS = 1 << 14  # rows whose prefixes are found at once for the bound (~10 MB)
 _VERIFY = 50_000  # candidate pairs verified at a time (row copies of both sides: ~100 MB)
 _LSH_BATCH = 1 << 20  # LSH candidates generated at a time (their keys, sizes: ~40 MB)
 # Slack for the filters: a pair whose computed Jaccard reaches the threshold must never be
@@ -222,16 +223,13 @@ def _prefixes(x: sp.csr_matrix, threshold: float) -> _Prefixes:
     """
     n_rows, n_cols = x.shape
     lengths = np.diff(x.indptr)
-    # global order: rarest shingle first, ties by column (any fixed order is correct)
-    freq = np.bincount(x.indices, minlength=n_cols)
-    rank = np.empty(n_cols, dtype=np.int32)
-    rank[np.lexsort((np.arange(n_cols), freq))] = np.arange(n_cols, dtype=np.int32)
+    rank = _ranks(x)
     ranked = sp.csr_matrix(
         (np.ones(x.nnz, dtype=np.int8), rank[x.indices], x.indptr.copy()), shape=x.shape
     )
     del rank
     ranked.sort_indices()
-    prefix = lengths - np.ceil(threshold * lengths - _EPS).astype(np.int64) + 1
+    prefix = _prefix_sizes(lengths, threshold)
     size = np.minimum(prefix, lengths)  # an empty row has an empty prefix
     # entries inside their row's prefix: +1 where a row starts, -1 where its prefix ends
     starts = x.indptr[:-1].astype(np.int64)
@@ -251,6 +249,64 @@ def _prefixes(x: sp.csr_matrix, threshold: float) -> _Prefixes:
     filled = size > 0
     last[filled] = ranked.indices[(starts + size - 1)[filled]]
     return _Prefixes(matrix, last, np.maximum(lengths - prefix, 0))
+
+
+def _ranks(x: sp.csr_matrix) -> np.ndarray:
+    """Each column's rank in the global order: rarest shingle first, ties by column (any
+    fixed order is correct)."""
+    n_cols = x.shape[1]
+    freq = np.zeros(n_cols, dtype=np.int64)
+    step = _BOUND_ROWS * 64  # entries counted at once: bincount widens its input to 64 bits
+    for start in range(0, x.nnz, step):
+        freq += np.bincount(x.indices[start : start + step], minlength=n_cols)
+    rank = np.empty(n_cols, dtype=np.int32)
+    rank[np.lexsort((np.arange(n_cols), freq))] = np.arange(n_cols, dtype=np.int32)
+    return rank
+
+
+def _prefix_sizes(lengths: np.ndarray, threshold: float) -> np.ndarray:
+    """``|A| - ceil(t |A|) + 1`` per row (more than ``|A|`` for an empty row)."""
+    return lengths - np.ceil(threshold * lengths - _EPS).astype(np.int64) + 1
+
+
+def _prefix_blocks(x: sp.csr_matrix, threshold: float) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(row, rank) of every prefix entry (``_prefixes``), ``_BOUND_ROWS`` rows at a time."""
+    rank = _ranks(x)
+    lengths = np.diff(x.indptr)
+    size = np.minimum(_prefix_sizes(lengths, threshold), lengths)
+    for first in range(0, x.shape[0], _BOUND_ROWS):
+        last = min(first + _BOUND_ROWS, x.shape[0])
+        begin, end = int(x.indptr[first]), int(x.indptr[last])
+        row = np.repeat(np.arange(first, last, dtype=np.int64), lengths[first:last])
+        # sorted by (row, rank): each row's entries stay in place, rarest first
+        key = np.sort((row << 32) | rank[x.indices[begin:end]].astype(np.int64))
+        at = np.arange(end - begin) - (x.indptr[first:last] - begin).repeat(lengths[first:last])
+        inside = at < size[key >> 32]
+        yield key[inside] >> 32, (key[inside] & 0xFFFFFFFF).astype(np.int32)
+
+
+def _exact_bound(x: sp.csr_matrix, threshold: float, rows: np.ndarray,
+                 cols: np.ndarray | None) -> float:
+    """The exact search's bound on its candidates (summed over ``rows``; see
+    ``similar_pairs``), from the prefixes a block of rows at a time.
+
+    The same integers as from the whole prefix matrix (``_prefixes``), without it: its ranked
+    copy of the entries and their masks held ~12 bytes an entry beside the shingle matrix,
+    the peak of both of the split's searches on a million inputs, when the LSH search that
+    then runs needs none of it. Two passes: the left rows holding each prefix shingle, then
+    each row's sum over its prefix.
+    """
+    weight = (np.ones(x.shape[0]) if cols is None
+              else np.bincount(cols, minlength=x.shape[0]).astype(np.float64))
+    left = np.zeros(x.shape[1])
+    for row, rank in _prefix_blocks(x, threshold):
+        left += np.bincount(rank, weights=weight[row], minlength=x.shape[1])
+    # a row listed twice counts twice, as ``work[rows]`` does
+    asked = np.bincount(rows, minlength=x.shape[0]).astype(np.float64)
+    total = 0.0
+    for row, rank in _prefix_blocks(x, threshold):
+        total += float((left[rank] * asked[row]).sum())
+    return total
 
 
 def _may_reach(
@@ -333,14 +389,15 @@ def similar_pairs(
     cols = rows if cols is None else np.asarray(cols)
     if x.shape[1] == 0 or rows.size == 0 or cols.size == 0:
         return Pairs(np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0))
-    pre = _prefixes(x, threshold)
     # A row's products hold at most the number of left rows sharing each of its prefix
-    # shingles. Counted on the prefix matrix itself: the row copies the exact search
-    # multiplies are made only once it is chosen (they were the peak before an LSH search).
-    work = (pre.matrix @ _left_counts(pre.matrix, None if within else cols))[rows]
-    if float(work.sum()) / (2 if within else 1) > exact_work:
-        del pre, work  # the LSH search needs none of them: free them before it starts
+    # shingles. Bounded a block of rows at a time first: the prefix matrix, the row copies
+    # the exact search multiplies and its per-row work are made only once it is chosen.
+    if _exact_bound(x, threshold, rows, None if within else cols) / (2 if within else 1) > (
+        exact_work
+    ):
         return _lsh_pairs(x, threshold, rows, None if within else cols)
+    pre = _prefixes(x, threshold)
+    work = (pre.matrix @ _left_counts(pre.matrix, None if within else cols))[rows]
     left = pre.matrix if within else pre.matrix[cols].tocsr()
     return _exact_pairs(x, threshold, pre, left, work, rows, cols, within)
 
