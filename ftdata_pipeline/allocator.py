@@ -19,12 +19,21 @@ split stage over 510k records its writing phase sat ~100 MB higher (1,275-1,364 
 1,178-1,245 MB with the system allocator, measured twice each), the stage's peak then.
 Arrow reads ``ARROW_DEFAULT_MEMORY_POOL`` when it loads; set to ``system`` here unless a user
 chose a pool, and in this process too when Arrow was loaded before the package.
+
+numpy allocates from glibc's heap, which keeps freed arrays of up to 32 MB for reuse (its
+threshold for giving an array pages of its own rises to that as large arrays are freed), and
+gives the pages back only from the top of the heap. A phase that makes and frees millions of
+mid-sized arrays (the split's similarity searches) left the next one ~150 MB higher at 900k
+inputs; ``give_back`` (glibc's ``malloc_trim``) returns every free page after such a phase.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import sys
+from functools import cache
 
 _VAR = "_RJEM_MALLOC_CONF"
 _POLARS_DEFAULTS = "dirty_decay_ms:500,muzzy_decay_ms:1000"  # what Polars writes first
@@ -56,3 +65,20 @@ def _arrow_pool() -> None:
     if "pyarrow" in sys.modules:  # loaded before the package: the variable was read already
         pyarrow = sys.modules["pyarrow"]
         pyarrow.set_memory_pool(pyarrow.system_memory_pool())
+
+
+@cache
+def _trim():
+    """glibc's ``malloc_trim``, or None where the C library is not glibc."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def give_back() -> None:
+    """Return the free pages of the C heap to the system (after a phase that freed many
+    numpy arrays); nothing where the C library has no ``malloc_trim``."""
+    trim = _trim()
+    if trim is not None:
+        trim(0)

@@ -83,3 +83,59 @@ def test_arrow_writes_from_the_system_allocator_unless_a_pool_is_chosen() -> Non
     )
     assert run(child) == "system"
     assert run("import ftdata_pipeline\n" + pool, ARROW_DEFAULT_MEMORY_POOL="mimalloc") == "mimalloc"
+
+
+# Fills glibc's heap with mid-sized numpy arrays the way a search does (made and freed in
+# turn, a few kept), frees them, and prints resident memory before and after ``give_back``.
+_HEAP = """
+import numpy as np, psutil
+from ftdata_pipeline.allocator import give_back
+p = psutil.Process()
+big = np.empty(16 << 20, dtype=np.uint8); big[:] = 1; del big  # raises glibc's mmap threshold
+kept, arrays = [], []
+for i in range(400):
+    a = np.ones((1 << 20) + 4096 * (i % 7), dtype=np.uint8)  # ~1 MB each, from the heap
+    arrays.append(a)
+    if i % 20 == 19:
+        kept.append(np.ones(100_000, dtype=np.uint8))  # live chunks pin the heap's top
+arrays.clear()
+before = p.memory_info().rss
+give_back()
+print(before, p.memory_info().rss)
+"""
+
+
+def test_give_back_returns_the_free_pages_of_the_c_heap() -> None:
+    """Freed mid-sized arrays stay resident in glibc's heap (below its top) until
+    ``give_back``, which the split's searches call when they end."""
+    before, after = (int(x) for x in _run(_HEAP).split())
+    assert before - after > 200e6, (before, after)
+
+
+def test_the_split_stage_gives_freed_memory_back_after_each_search(tmp_path, monkeypatch) -> None:
+    """The split stage returns the C heap's free pages once its grouping and once its leak
+    report have searched (measured on 900k inputs: ~150 MB each time, under every later
+    phase, the writing one its peak then)."""
+    import random
+
+    import polars as pl
+
+    from ftdata_pipeline.config.models import RecipeConfig
+    from ftdata_pipeline.records import conform
+    from ftdata_pipeline.stages.split import stage
+
+    calls = []
+    monkeypatch.setattr(stage, "give_back", lambda: calls.append(1))
+    rng = random.Random(2)
+    words = [f"w{i}" for i in range(40)]
+    frame = conform(pl.DataFrame({
+        "record_id": [f"r{i:04d}" for i in range(400)], "source": "s",
+        "source_key": [str(i) for i in range(400)],
+        "text": [" ".join(rng.choices(words, k=12)) for _ in range(400)],
+    }))
+    recipe = RecipeConfig.model_validate({
+        "name": "d", "kind": "pretraining", "sources": ["s"], "exports": {"formats": ["trl_text"]},
+        "split": {"group_near_duplicates": 0.5},
+    })
+    stage.split(frame.lazy(), recipe, spill=tmp_path / "out")
+    assert len(calls) == 2

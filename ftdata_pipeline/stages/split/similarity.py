@@ -395,11 +395,13 @@ def similar_pairs(
     if _exact_bound(x, threshold, rows, None if within else cols) / (2 if within else 1) > (
         exact_work
     ):
-        return _lsh_pairs(x, threshold, rows, None if within else cols)
-    pre = _prefixes(x, threshold)
-    work = (pre.matrix @ _left_counts(pre.matrix, None if within else cols))[rows]
-    left = pre.matrix if within else pre.matrix[cols].tocsr()
-    return _exact_pairs(x, threshold, pre, left, work, rows, cols, within)
+        pairs = _lsh_pairs(x, threshold, rows, None if within else cols)
+    else:
+        pre = _prefixes(x, threshold)
+        work = (pre.matrix @ _left_counts(pre.matrix, None if within else cols))[rows]
+        left = pre.matrix if within else pre.matrix[cols].tocsr()
+        pairs = _exact_pairs(x, threshold, pre, left, work, rows, cols, within)
+    return pairs
 
 
 def _left_counts(matrix: sp.csr_matrix, cols: np.ndarray | None) -> np.ndarray:

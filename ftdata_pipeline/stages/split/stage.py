@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ftdata_pipeline.allocator import give_back
 from ftdata_pipeline.config.models import RecipeConfig
 from ftdata_pipeline.parquet import WRITE_ROWS, write_batches
 from ftdata_pipeline.records import (
@@ -218,6 +219,7 @@ def split(
             normalized(first_prompt(kind)).alias("_prompt"),
         ),
     )
+    give_back()  # the grouping's links and merges
     df = content.restore(df)
     # Hashed once per group, not per record.
     keys = df.select(GROUP_KEY).unique().with_columns(
@@ -276,6 +278,7 @@ def split(
     stats["near_duplicates"] = near_duplicate_leaks(
         out, kind, cfg.leakage, texts=lambda frame: content.texts(frame, input_text(kind))
     )
+    give_back()  # the leak report's search
     stats["prompt_leakage"] = prompt_leaks(out, kind, content.restore)
     if recipe.reference is not None and reference is not None:
         stats["representativeness"] = representativeness(
