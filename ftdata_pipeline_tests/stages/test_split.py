@@ -20,6 +20,7 @@ FORMATS = {
     "classification": "classification_jsonl",
     "preference": "trl_preference",
     "pretraining": "trl_text",
+    "distillation": "trl_messages",
 }
 
 
@@ -39,6 +40,8 @@ def recipe(kind: str = "pretraining", **split_cfg) -> RecipeConfig:
         }
     if kind == "preference":
         data["label"] = {"method": "rankings"}
+    if kind == "distillation":
+        data["label"] = {"method": "teacher", "teacher": {"outputs": "teacher_outputs"}}
     return RecipeConfig.model_validate(data)
 
 
@@ -427,3 +430,17 @@ def test_content_is_put_aside_while_the_similarity_searches_run(tmp_path, kind, 
     held.clear()
     split(pl.scan_parquet(source), cfg)
     assert len(held) == 2 and all(held), [len(h) for h in held]
+
+
+def test_a_search_reads_columns_beside_the_content_put_aside(tmp_path):
+    """The searches' texts are read with every column their expressions name, content or not:
+    a distillation dataset's input expression names ``text``, which is not among its
+    content columns (``messages``, ``system``); reading back the content alone failed."""
+    df = _every_field(300)
+    cfg = RecipeConfig.model_validate({
+        **recipe("distillation").model_dump(exclude_none=True),
+        "split": {"seed": 3, "group_near_duplicates": 0.6},
+    })
+    spilled = split(df.lazy(), cfg, spill=tmp_path / "out")
+    assert spilled.kept.collect().height + spilled.rejected.height == df.height
+    assert spilled.stats["near_duplicates"]["threshold"] > 0

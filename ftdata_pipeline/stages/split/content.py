@@ -56,7 +56,7 @@ class Carried:
         values = (pl.concat(parts) if parts
                   else self.source.clear().collect().with_columns(pl.lit(0, dtype=pl.Int64).alias(POS)))
         filled = (
-            frame.drop(self.columns)
+            frame.drop(self.columns, strict=False)
             .join(values, on=POS, how="left", maintain_order="left")
             .select(frame.columns)
         )
@@ -103,7 +103,11 @@ class Content:
             self.path, self._fill = None, None
 
     def texts(self, frame: pl.DataFrame, *exprs: pl.Expr) -> pl.DataFrame:
-        """``exprs`` over the content of ``frame``'s rows, in its order."""
+        """``exprs`` over ``frame``'s rows with their content, in its order (the columns the
+        expressions read, the content among them read back)."""
         if self.path is None:
             return frame.select(*exprs)
-        return self.restore(frame.select(POS, *self.columns)).select(*exprs)
+        read = {name for expr in exprs for name in expr.meta.root_names()}
+        return self.restore(frame.select(POS, *[c for c in frame.columns if c in read])).select(
+            *exprs
+        )
