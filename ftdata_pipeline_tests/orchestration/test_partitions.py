@@ -133,6 +133,7 @@ def _materialization(result, stage: str):
 def test_an_unchanged_partition_is_not_reprocessed(runs, monkeypatch):
     """Counted: the curation and redaction functions are not called for an unchanged input."""
     import ftdata_pipeline.orchestration.assets as assets_module
+    import ftdata_pipeline.stages.redact as redact_module  # imported by the redacting steps
 
     calls = {"curate": 0, "redact": 0}
 
@@ -143,7 +144,7 @@ def test_an_unchanged_partition_is_not_reprocessed(runs, monkeypatch):
         return wrapper
 
     monkeypatch.setattr(assets_module, "curate", counting("curate", assets_module.curate))
-    monkeypatch.setattr(assets_module, "redact", counting("redact", assets_module.redact))
+    monkeypatch.setattr(redact_module, "redact", counting("redact", redact_module.redact))
     monkeypatch.setenv("FTDATA_PROJECT_ROOT", str(runs["base"] / "parted"))
     storage = PipelineStorage(home=str(runs["parted_home"]))
     before = _stage_partition(storage, "day2.jsonl")

@@ -399,11 +399,15 @@ def test_content_is_put_aside_while_the_similarity_searches_run(tmp_path, kind, 
     del eager  # nothing of the test's own holds a text while the stage runs
 
     held, buffers = [], []
+    # frames other tests left alive are not the stage's
+    earlier = {id(obj) for obj in gc.get_objects() if isinstance(obj, (pl.DataFrame, pl.Series))}
 
     def spy(real):
         def search(*args, **kwargs):
             alive, size = set(), 0
             for obj in gc.get_objects():
+                if id(obj) in earlier:
+                    continue
                 columns = (obj.get_columns() if isinstance(obj, pl.DataFrame)
                            else [obj] if isinstance(obj, pl.Series) else [])
                 for column in columns:
