@@ -37,12 +37,14 @@ def recipe(kind: str = "classification", **split_cfg) -> RecipeConfig:
         "kind": kind,
         "sources": ["tickets"],
         "exports": {"formats": [{"classification": "classification_jsonl", "chat_sft": "openai_chat",
-                                 "pretraining": "trl_text"}[kind]]},
+                                 "pretraining": "trl_text", "distillation": "trl_messages"}[kind]]},
         "split": split_cfg,
     }
     if kind == "classification":
         data["label"] = {"method": "rules", "rules": [{"label": "billing", "pattern": "x"}],
                          "label_set": list(LABELS)}
+    if kind == "distillation":
+        data["label"] = {"method": "teacher", "teacher": {"outputs": "teacher_outputs"}}
     return RecipeConfig.model_validate(data)
 
 
@@ -351,6 +353,30 @@ def test_planted_prompt_leakage_fails_and_prompt_grouping_removes_it() -> None:
     grouped = split(chats().lazy(), recipe("chat_sft"))
     assert prompt_leaks(grouped.kept, "chat_sft")["prompts"] == 0
     assert grouped.kept.filter(pl.col("record_id") < "c0030")["split"].n_unique() == 1
+
+
+def distilled(chat: pl.DataFrame) -> pl.DataFrame:
+    """The same conversations as distillation examples: the labeled stage keeps the prompt
+    record's ``prompt`` beside the messages it builds, and leaves ``text`` empty."""
+    first = pl.col("messages").list.first().struct.field("content")
+    return records.conform(chat.with_columns(first.alias("prompt"), pl.lit(None, pl.String).alias("text")))
+
+
+@pytest.mark.parametrize("split_cfg", [{}, {"group_prompts": False, "group_near_duplicates": None}])
+def test_a_distillation_dataset_is_split_and_measured_as_the_sft_examples_it_exports(split_cfg):
+    """Distilled examples are chat examples: grouped by their user turns, their prompt leaks
+    and near duplicates found, their tokens counted from the messages (not from ``text``,
+    which a distilled example does not have: read as empty, every input was one group)."""
+    chat = split(chats().lazy(), recipe("chat_sft", **split_cfg))
+    dist = split(distilled(chats()).lazy(), recipe("distillation", **split_cfg))
+    keys = ["record_id", "split", "n_tokens", "n_tokens_seq"]
+    assert dist.kept.select(keys).equals(chat.kept.select(keys))
+    assert dist.kept["n_tokens"].min() > 0
+    assert dist.kept["split"].n_unique() == 3
+    for report in ("prompt_leakage", "near_duplicates", "tokens"):
+        assert dist.stats[report] == chat.stats[report], report
+    if split_cfg:  # the planted prompt leak is seen in the distillation dataset too
+        assert dist.stats["prompt_leakage"]["records"] == 30
 
 
 def test_stratified_split_honours_ratios_per_label() -> None:

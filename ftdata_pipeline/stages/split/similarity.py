@@ -215,39 +215,26 @@ class _Prefixes:
 def _prefixes(x: sp.csr_matrix, threshold: float) -> _Prefixes:
     """Each row's prefix, with the columns renumbered by rank (rarest shingle first).
 
-    In rank numbering a row's sorted indices are its shingles rarest first, so its prefix is
-    its first entries: no sort of all entries, and the temporaries are one byte or four per
-    entry (a lexsort over (row, rank) took ~48 bytes per entry, the split stage's largest
-    allocation). The products only compare prefixes with prefixes, so any fixed numbering of
-    the columns gives the same pairs.
+    Built from ``_prefix_blocks`` (one definition of a prefix for the search and its bound),
+    so only the prefix entries are kept, never a ranked copy of every entry. The products
+    only compare prefixes with prefixes, so any fixed numbering of the columns gives the
+    same pairs.
     """
-    n_rows, n_cols = x.shape
     lengths = np.diff(x.indptr)
-    rank = _ranks(x)
-    ranked = sp.csr_matrix(
-        (np.ones(x.nnz, dtype=np.int8), rank[x.indices], x.indptr.copy()), shape=x.shape
-    )
-    del rank
-    ranked.sort_indices()
     prefix = _prefix_sizes(lengths, threshold)
     size = np.minimum(prefix, lengths)  # an empty row has an empty prefix
-    # entries inside their row's prefix: +1 where a row starts, -1 where its prefix ends
-    starts = x.indptr[:-1].astype(np.int64)
-    delta = np.zeros(x.nnz + 1, dtype=np.int8)
-    np.add.at(delta, starts[size > 0], 1)
-    np.add.at(delta, (starts + size)[size > 0], -1)
-    inside = np.cumsum(delta[:-1], dtype=np.int8).astype(bool)
-    del delta
-    indptr = np.zeros(n_rows + 1, dtype=x.indptr.dtype)  # int64 would widen the indices
+    indices = np.concatenate(
+        [np.empty(0, dtype=np.int32)] + [rank for _, rank in _prefix_blocks(x, threshold)]
+    )
+    indptr = np.zeros(x.shape[0] + 1, dtype=x.indptr.dtype)  # int64 would widen the indices
     np.cumsum(size, out=indptr[1:])
-    indices = ranked.indices[inside]
     # float32: products of prefixes count shared shingles, which may exceed an int8
     matrix = sp.csr_matrix(
         (np.ones(indices.size, dtype=np.float32), indices, indptr), shape=x.shape
     )
-    last = np.full(n_rows, -1, dtype=np.int64)
+    last = np.full(x.shape[0], -1, dtype=np.int64)
     filled = size > 0
-    last[filled] = ranked.indices[(starts + size - 1)[filled]]
+    last[filled] = indices[indptr[1:][filled] - 1]
     return _Prefixes(matrix, last, np.maximum(lengths - prefix, 0))
 
 
@@ -270,19 +257,35 @@ def _prefix_sizes(lengths: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def _prefix_blocks(x: sp.csr_matrix, threshold: float) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(row, rank) of every prefix entry (``_prefixes``), ``_BOUND_ROWS`` rows at a time."""
+    """(row, rank) of every prefix entry, rows in order and each row's ranks ascending (its
+    rarest shingles first), ``_BOUND_ROWS`` rows at a time.
+
+    In rank numbering a row's sorted indices are its shingles rarest first, so its prefix is
+    its first entries: scipy sorts each row's indices in place, and the other temporaries are
+    one byte per entry (a lexsort over (row, rank) took ~48 bytes per entry).
+    """
     rank = _ranks(x)
     lengths = np.diff(x.indptr)
-    size = np.minimum(_prefix_sizes(lengths, threshold), lengths)
+    size = np.minimum(_prefix_sizes(lengths, threshold), lengths)  # an empty row: none
     for first in range(0, x.shape[0], _BOUND_ROWS):
         last = min(first + _BOUND_ROWS, x.shape[0])
         begin, end = int(x.indptr[first]), int(x.indptr[last])
-        row = np.repeat(np.arange(first, last, dtype=np.int64), lengths[first:last])
-        # sorted by (row, rank): each row's entries stay in place, rarest first
-        key = np.sort((row << 32) | rank[x.indices[begin:end]].astype(np.int64))
-        at = np.arange(end - begin) - (x.indptr[first:last] - begin).repeat(lengths[first:last])
-        inside = at < size[key >> 32]
-        yield key[inside] >> 32, (key[inside] & 0xFFFFFFFF).astype(np.int32)
+        indptr = x.indptr[first : last + 1] - begin
+        block = sp.csr_matrix(
+            (np.ones(end - begin, dtype=np.int8), rank[x.indices[begin:end]], indptr),
+            shape=(last - first, x.shape[1]),
+        )
+        block.sort_indices()
+        keep = size[first:last]
+        # entries inside their row's prefix: +1 where a row starts, -1 where its prefix ends
+        starts = indptr[:-1].astype(np.int64)
+        delta = np.zeros(end - begin + 1, dtype=np.int8)
+        np.add.at(delta, starts[keep > 0], 1)
+        np.add.at(delta, (starts + keep)[keep > 0], -1)
+        inside = np.cumsum(delta[:-1], dtype=np.int8).astype(bool)
+        del delta
+        yield (np.repeat(np.arange(first, last, dtype=np.int64), keep),
+               block.indices[inside].astype(np.int32, copy=False))
 
 
 def _exact_bound(x: sp.csr_matrix, threshold: float, rows: np.ndarray,

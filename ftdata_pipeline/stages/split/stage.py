@@ -17,6 +17,7 @@ import polars as pl
 
 from ftdata_pipeline.allocator import give_back
 from ftdata_pipeline.config.models import RecipeConfig
+from ftdata_pipeline.formats.kinds import export_kind
 from ftdata_pipeline.parquet import WRITE_ROWS, write_batches
 from ftdata_pipeline.records import (
     KIND_REQUIRED_FIELDS,
@@ -134,7 +135,9 @@ def split(
     similarity searches run (see ``content``): only the columns it decides on are in memory.
     """
     cfg = recipe.split
-    kind = recipe.kind
+    # A distilled example is an SFT conversation once labeled: it is checked, counted, grouped
+    # and measured by its messages, as it is exported (``formats.kinds``).
+    kind = export_kind(recipe.kind)
     inputs = conform(records.lazy())
     schema = inputs.collect_schema()
     carried = carried_columns(schema, kind) if spill is not None else []

@@ -27,6 +27,7 @@ import polars as pl
 from ftdata_pipeline.config.models import RecipeConfig, TokensConfig
 from ftdata_pipeline.formats import FORMATS_BY_NAME
 from ftdata_pipeline.formats.common import chat_messages
+from ftdata_pipeline.formats.kinds import export_kind
 
 OPENAI_ENCODINGS = ("o200k_base", "cl100k_base")
 N_TOKENS, N_TOKENS_SEQ = "n_tokens", "n_tokens_seq"
@@ -192,7 +193,7 @@ def apply_token_limit(
     A loop over rows: tokenization is per string anyway, and repeated strings (system
     prompts, roles) are counted once through the tokenizer's cache.
     """
-    cfg, kind, chat = recipe.tokens, recipe.kind, chat_export(recipe)
+    cfg, kind, chat = recipe.tokens, export_kind(recipe.kind), chat_export(recipe)
     # into arrays as they come: a list of Python tuples is ~100 bytes a record
     n_tokens, n_seq = np.empty(df.height, np.int64), np.empty(df.height, np.int64)
     for row, record in enumerate(df.iter_rows(named=True)):
