@@ -80,6 +80,46 @@ def test_coverage_lists_the_least_covered_production_inputs() -> None:
     assert cover["least_covered"][0]["similarity"] < 0.2 <= cover["least_covered"][1]["similarity"]
 
 
+def _coverage_corpus(n_train: int = 400, n_ref: int = 30):
+    import random
+
+    rng = random.Random(11)
+    words = ("reset password invoice wrong sync client slow cancel plan refund order "
+             "delivery login error printer upgrade billing card router backup").split()
+    texts = [" ".join(rng.choices(words, k=rng.randint(2, 14))) for _ in range(n_train + n_ref)]
+    df = frame([{"record_id": str(i), "source": "t", "source_key": str(i), "split": "train",
+                 "text": t, "label": "x"} for i, t in enumerate(texts[:n_train])])
+    return df, reference(["x"] * n_ref, texts[n_train:]), texts[:n_train], texts[n_train:]
+
+
+def test_coverage_is_tf_idf_cosine_of_word_1_2_grams_read_a_block_at_a_time(monkeypatch):
+    """The hashed features give the similarities of a vocabulary fitted on both sides
+    (TfidfVectorizer, sublinear tf, smoothed idf), and the train inputs are vectorized a
+    block at a time (no vocabulary or matrix of every train input), with the same result."""
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
+
+    from ftdata_pipeline.stages.split import representativeness as rep
+
+    df, ref, train, queries = _coverage_corpus()
+    cfg = ReferenceConfig(source="prod", coverage_threshold=0.5, least_covered=len(queries))
+    whole = coverage_report(df, ref, "classification", cfg)
+
+    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
+    vec.fit(train + queries)
+    best = (vec.transform(queries) @ vec.transform(train).T).max(axis=1).toarray().ravel()
+    expected = sorted(round(float(b), 4) for b in best)
+    assert [c["similarity"] for c in whole["least_covered"]] == pytest.approx(expected, abs=1e-4)
+    assert whole["covered"] == int((best >= 0.5).sum()) and 0 < whole["covered"] < len(queries)
+
+    sizes = []
+    real = HashingVectorizer.transform
+    monkeypatch.setattr(HashingVectorizer, "transform",
+                        lambda self, texts: sizes.append(len(texts)) or real(self, texts))
+    monkeypatch.setattr(rep, "COVERAGE_BLOCK", 64)
+    assert coverage_report(df, ref, "classification", cfg) == whole
+    assert max(sizes) == 64 and sum(sizes) == 2 * len(train) + len(queries)
+
+
 def test_edge_case_quota() -> None:
     df = frame(labelled(["a"] * 10))
     df = df.with_columns(pl.when(pl.col("record_id") == "train0").then(pl.lit("?!"))

@@ -6,7 +6,7 @@
   convention so that a missing value costs a large but finite amount) and the Jensen-Shannon
   divergence in bits (SciPy's ``jensenshannon`` distance, squared; 0 = same, 1 = disjoint).
 - **Coverage**: each reference input's nearest train input by cosine similarity of TF-IDF
-  vectors (scikit-learn; word 1-2-grams, fitted on both sides, no model to download); the
+  vectors (scikit-learn; hashed word 1-2-grams, idf over both sides, no model to download); the
   share reaching ``coverage_threshold`` is the coverage, and the least-covered reference
   inputs are listed by id.
 - **Edge cases**: regex rules mark edge cases; each needs ``min_share`` of the train split.
@@ -114,27 +114,64 @@ def distribution_report(df: pl.DataFrame, ref: pl.DataFrame, kind: str,
     return rows
 
 
+# Coverage compares TF-IDF vectors of word 1-2-grams. The features are hashed (scikit-learn's
+# HashingVectorizer, 2**22 of them: collisions are rare at that size) rather than a fitted
+# vocabulary: a vocabulary of every train input's 1-2-grams, with the train matrix, took ~1 GB
+# for 460,000 inputs, the split stage's largest allocation. Without one, the train side is
+# read a block at a time, twice (document frequencies, then similarities). The weighting is
+# TfidfVectorizer(sublinear_tf=True)'s, applied by hand to the hashed counts.
+COVERAGE_FEATURES = 1 << 22
+COVERAGE_BLOCK = 4096
+
+
+def _hashing_vectorizer():
+    # Imported here: scikit-learn adds ~50 MB to every process that imports the split stage
+    # (the run's coordinator and each step process), and only this report uses it.
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    return HashingVectorizer(n_features=COVERAGE_FEATURES, ngram_range=(1, 2),
+                             token_pattern=r"(?u)\b\w+\b", alternate_sign=False, norm=None)
+
+
+def _doc_freq(counts) -> np.ndarray:
+    counts.sum_duplicates()
+    return np.bincount(counts.indices, minlength=COVERAGE_FEATURES).astype(np.float64)
+
+
+def _tf_idf(counts, idf: np.ndarray):
+    """1 + ln(tf) times idf, each row L2-normalized (``sublinear_tf`` weighting)."""
+    from sklearn.preprocessing import normalize
+
+    counts.sum_duplicates()
+    counts.data = (1 + np.log(counts.data)) * idf[counts.indices]
+    return normalize(counts, copy=False)
+
+
 def coverage_report(df: pl.DataFrame, ref: pl.DataFrame, kind: str,
                     cfg: ReferenceConfig) -> dict:
     """Share of reference inputs whose nearest train input reaches the threshold."""
-    train = df.filter(pl.col("split") == "train").select(example_input(kind)).to_series().to_list()
+    train = df.filter(pl.col("split") == "train").select(example_input(kind)).to_series()
     queries = ref.select(reference_input()).to_series().to_list()
     keys = ref[SOURCE_KEY].to_list()
-    if not train or not queries:
+    if train.is_empty() or not queries:
         return {"threshold": cfg.coverage_threshold, "coverage": 0.0, "reference": len(queries),
                 "covered": 0, "least_covered": []}
-    # Imported here: scikit-learn adds ~50 MB to every process that imports the split stage
-    # (the run's coordinator and each step process), and only this report uses it.
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1,
-                                 token_pattern=r"(?u)\b\w+\b")
-    vectorizer.fit(train + queries)
-    a, b = vectorizer.transform(queries), vectorizer.transform(train)  # rows are L2-normalized
+    vectorizer = _hashing_vectorizer()
+    blocks = range(0, train.len(), COVERAGE_BLOCK)
+    # Pass 1: document frequencies of every feature over both sides.
+    asked = vectorizer.transform(queries)
+    doc_freq = _doc_freq(asked)
+    for start in blocks:
+        doc_freq += _doc_freq(vectorizer.transform(train.slice(start, COVERAGE_BLOCK).to_list()))
+    n_docs = train.len() + len(queries)
+    idf = np.log((1 + n_docs) / (1 + doc_freq)) + 1  # scikit-learn's smoothed idf
+    del doc_freq
+    # Pass 2: each query's best cosine similarity, one block of train inputs at a time.
+    a = _tf_idf(asked, idf)
     best = np.zeros(len(queries))
-    for start in range(0, b.shape[0], 4096):  # bounded memory: one block of train at a time
-        sims = (a @ b[start:start + 4096].T).max(axis=1).toarray().ravel()
-        best = np.maximum(best, sims)
+    for start in blocks:
+        b = _tf_idf(vectorizer.transform(train.slice(start, COVERAGE_BLOCK).to_list()), idf)
+        best = np.maximum(best, (a @ b.T).max(axis=1).toarray().ravel())
     covered = int((best >= cfg.coverage_threshold).sum())
     order = sorted(range(len(queries)), key=lambda i: (best[i], keys[i]))
     return {
