@@ -133,8 +133,9 @@ def _hashing_vectorizer():
                              token_pattern=r"(?u)\b\w+\b", alternate_sign=False, norm=None)
 
 
+# The hashed counts come with each row's features summed and sorted (scikit-learn's
+# FeatureHasher), so a row's indices are its distinct features.
 def _doc_freq(counts) -> np.ndarray:
-    counts.sum_duplicates()
     return np.bincount(counts.indices, minlength=COVERAGE_FEATURES).astype(np.float64)
 
 
@@ -142,7 +143,6 @@ def _tf_idf(counts, idf: np.ndarray):
     """1 + ln(tf) times idf, each row L2-normalized (``sublinear_tf`` weighting)."""
     from sklearn.preprocessing import normalize
 
-    counts.sum_duplicates()
     counts.data = (1 + np.log(counts.data)) * idf[counts.indices]
     return normalize(counts, copy=False)
 
@@ -157,20 +157,24 @@ def coverage_report(df: pl.DataFrame, ref: pl.DataFrame, kind: str,
         return {"threshold": cfg.coverage_threshold, "coverage": 0.0, "reference": len(queries),
                 "covered": 0, "least_covered": []}
     vectorizer = _hashing_vectorizer()
-    blocks = range(0, train.len(), COVERAGE_BLOCK)
+
+    def train_counts():
+        for start in range(0, train.len(), COVERAGE_BLOCK):
+            yield vectorizer.transform(train.slice(start, COVERAGE_BLOCK).to_list())
+
     # Pass 1: document frequencies of every feature over both sides.
     asked = vectorizer.transform(queries)
     doc_freq = _doc_freq(asked)
-    for start in blocks:
-        doc_freq += _doc_freq(vectorizer.transform(train.slice(start, COVERAGE_BLOCK).to_list()))
+    for counts in train_counts():
+        doc_freq += _doc_freq(counts)
     n_docs = train.len() + len(queries)
     idf = np.log((1 + n_docs) / (1 + doc_freq)) + 1  # scikit-learn's smoothed idf
     del doc_freq
     # Pass 2: each query's best cosine similarity, one block of train inputs at a time.
     a = _tf_idf(asked, idf)
     best = np.zeros(len(queries))
-    for start in blocks:
-        b = _tf_idf(vectorizer.transform(train.slice(start, COVERAGE_BLOCK).to_list()), idf)
+    for counts in train_counts():
+        b = _tf_idf(counts, idf)
         best = np.maximum(best, (a @ b.T).max(axis=1).toarray().ravel())
     covered = int((best >= cfg.coverage_threshold).sum())
     order = sorted(range(len(queries)), key=lambda i: (best[i], keys[i]))

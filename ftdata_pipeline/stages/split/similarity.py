@@ -212,7 +212,7 @@ class _Prefixes:
     rest: np.ndarray  # shingles of each row after its prefix
 
 
-def _prefixes(x: sp.csr_matrix, threshold: float) -> _Prefixes:
+def _prefixes(x: sp.csr_matrix, threshold: float, rank: np.ndarray | None = None) -> _Prefixes:
     """Each row's prefix, with the columns renumbered by rank (rarest shingle first).
 
     Built from ``_prefix_blocks`` (one definition of a prefix for the search and its bound),
@@ -224,7 +224,7 @@ def _prefixes(x: sp.csr_matrix, threshold: float) -> _Prefixes:
     prefix = _prefix_sizes(lengths, threshold)
     size = np.minimum(prefix, lengths)  # an empty row has an empty prefix
     indices = np.concatenate(
-        [np.empty(0, dtype=np.int32)] + [rank for _, rank in _prefix_blocks(x, threshold)]
+        [np.empty(0, dtype=np.int32)] + [r for _, r in _prefix_blocks(x, threshold, rank)]
     )
     indptr = np.zeros(x.shape[0] + 1, dtype=x.indptr.dtype)  # int64 would widen the indices
     np.cumsum(size, out=indptr[1:])
@@ -256,15 +256,18 @@ def _prefix_sizes(lengths: np.ndarray, threshold: float) -> np.ndarray:
     return lengths - np.ceil(threshold * lengths - _EPS).astype(np.int64) + 1
 
 
-def _prefix_blocks(x: sp.csr_matrix, threshold: float) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _prefix_blocks(
+    x: sp.csr_matrix, threshold: float, rank: np.ndarray | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(row, rank) of every prefix entry, rows in order and each row's ranks ascending (its
     rarest shingles first), ``_BOUND_ROWS`` rows at a time.
 
     In rank numbering a row's sorted indices are its shingles rarest first, so its prefix is
     its first entries: scipy sorts each row's indices in place, and the other temporaries are
-    one byte per entry (a lexsort over (row, rank) took ~48 bytes per entry).
+    one byte per entry (a lexsort over (row, rank) took ~48 bytes per entry). ``rank``:
+    ``_ranks(x)``, when the caller has it already.
     """
-    rank = _ranks(x)
+    rank = _ranks(x) if rank is None else rank
     lengths = np.diff(x.indptr)
     size = np.minimum(_prefix_sizes(lengths, threshold), lengths)  # an empty row: none
     for first in range(0, x.shape[0], _BOUND_ROWS):
@@ -289,7 +292,7 @@ def _prefix_blocks(x: sp.csr_matrix, threshold: float) -> Iterator[tuple[np.ndar
 
 
 def _exact_bound(x: sp.csr_matrix, threshold: float, rows: np.ndarray,
-                 cols: np.ndarray | None) -> float:
+                 cols: np.ndarray | None, rank: np.ndarray | None = None) -> float:
     """The exact search's bound on its candidates (summed over ``rows``; see
     ``similar_pairs``), from the prefixes a block of rows at a time.
 
@@ -299,16 +302,17 @@ def _exact_bound(x: sp.csr_matrix, threshold: float, rows: np.ndarray,
     then runs needs none of it. Two passes: the left rows holding each prefix shingle, then
     each row's sum over its prefix.
     """
+    rank = _ranks(x) if rank is None else rank  # one count of the columns for both passes
     weight = (np.ones(x.shape[0]) if cols is None
               else np.bincount(cols, minlength=x.shape[0]).astype(np.float64))
     left = np.zeros(x.shape[1])
-    for row, rank in _prefix_blocks(x, threshold):
-        left += np.bincount(rank, weights=weight[row], minlength=x.shape[1])
+    for row, ranks in _prefix_blocks(x, threshold, rank):
+        left += np.bincount(ranks, weights=weight[row], minlength=x.shape[1])
     # a row listed twice counts twice, as ``work[rows]`` does
     asked = np.bincount(rows, minlength=x.shape[0]).astype(np.float64)
     total = 0.0
-    for row, rank in _prefix_blocks(x, threshold):
-        total += float((left[rank] * asked[row]).sum())
+    for row, ranks in _prefix_blocks(x, threshold, rank):
+        total += float((left[ranks] * asked[row]).sum())
     return total
 
 
@@ -395,16 +399,16 @@ def similar_pairs(
     # A row's products hold at most the number of left rows sharing each of its prefix
     # shingles. Bounded a block of rows at a time first: the prefix matrix, the row copies
     # the exact search multiplies and its per-row work are made only once it is chosen.
-    if _exact_bound(x, threshold, rows, None if within else cols) / (2 if within else 1) > (
-        exact_work
-    ):
-        pairs = _lsh_pairs(x, threshold, rows, None if within else cols)
-    else:
-        pre = _prefixes(x, threshold)
-        work = (pre.matrix @ _left_counts(pre.matrix, None if within else cols))[rows]
-        left = pre.matrix if within else pre.matrix[cols].tocsr()
-        pairs = _exact_pairs(x, threshold, pre, left, work, rows, cols, within)
-    return pairs
+    rank = _ranks(x)  # counted once for the bound and the prefixes; 4 bytes a shingle
+    bound = _exact_bound(x, threshold, rows, None if within else cols, rank)
+    if bound / (2 if within else 1) > exact_work:
+        del rank  # the LSH search needs no prefixes
+        return _lsh_pairs(x, threshold, rows, None if within else cols)
+    pre = _prefixes(x, threshold, rank)
+    del rank
+    work = (pre.matrix @ _left_counts(pre.matrix, None if within else cols))[rows]
+    left = pre.matrix if within else pre.matrix[cols].tocsr()
+    return _exact_pairs(x, threshold, pre, left, work, rows, cols, within)
 
 
 def _left_counts(matrix: sp.csr_matrix, cols: np.ndarray | None) -> np.ndarray:
